@@ -1,0 +1,358 @@
+"""Mapping between the event model and Snowplow tracker-protocol payloads.
+
+A payload is one item of a ``payload_data`` body: a flat mapping whose values are all strings.
+:func:`to_payload` renders an event (without ``stm``, which a sender sets per attempt);
+:func:`from_payload` reads one back, collecting every problem into a :class:`PayloadError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from tracking_common.errors import PayloadError, ValidationIssue
+from tracking_common.events import (
+    EventType,
+    PagePing,
+    Resolution,
+    SelfDescribing,
+    StructEvent,
+    Subject,
+    TrackedEvent,
+    event_adapter,
+    ms_from_datetime,
+    utc_from_ms,
+)
+
+__all__ = [
+    "CONTEXTS_URI",
+    "E_CODES",
+    "UNSTRUCT_EVENT_URI",
+    "Payload",
+    "decode_base64_json",
+    "from_payload",
+    "issues_from_validation_error",
+    "to_payload",
+]
+
+Payload = dict[str, str]
+
+UNSTRUCT_EVENT_URI: Final = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
+CONTEXTS_URI: Final = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
+_CONTEXTS_URIS: Final = frozenset({CONTEXTS_URI, CONTEXTS_URI[:-1] + "1"})
+
+E_CODES: Final[Mapping[EventType, str]] = {
+    EventType.PAGE_VIEW: "pv",
+    EventType.PAGE_PING: "pp",
+    EventType.STRUCT: "se",
+    EventType.SELF_DESCRIBING: "ue",
+}
+_TYPES_BY_CODE: Final = {code: kind for kind, code in E_CODES.items()}
+
+_SUBJECT_TEXT: Final = (
+    ("user_id", "uid"),
+    ("domain_user_id", "duid"),
+    ("network_user_id", "tnuid"),
+    ("session_id", "sid"),
+    ("ip_address", "ip"),
+    ("useragent", "ua"),
+    ("language", "lang"),
+    ("timezone", "tz"),
+)
+_PING_OFFSETS: Final = (
+    ("min_x_offset", "pp_mix"),
+    ("max_x_offset", "pp_max"),
+    ("min_y_offset", "pp_miy"),
+    ("max_y_offset", "pp_may"),
+)
+
+
+def _encode(value: Any, *, base64_encode: bool) -> str:
+    raw = orjson.dumps(value)
+    if base64_encode:
+        return base64.urlsafe_b64encode(raw).decode("ascii")
+    return raw.decode()
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def _resolution(value: Resolution) -> str:
+    return f"{value.width}x{value.height}"
+
+
+def _common_fields(event: TrackedEvent) -> Payload:
+    payload: Payload = {
+        "e": E_CODES[event.event_type],
+        "eid": str(event.event_id),
+        "tv": event.tracker_version,
+        "p": event.platform.value,
+    }
+    optional = (
+        ("aid", event.app_id),
+        ("tna", event.namespace),
+        ("dtm", None if event.created_at is None else str(ms_from_datetime(event.created_at))),
+        (
+            "ttm",
+            None if event.true_timestamp is None else str(ms_from_datetime(event.true_timestamp)),
+        ),
+    )
+    payload.update((key, value) for key, value in optional if value is not None)
+    if event.page is not None:
+        payload["url"] = event.page.url
+        if event.page.title is not None:
+            payload["page"] = event.page.title
+        if event.page.referrer is not None:
+            payload["refr"] = event.page.referrer
+    return payload
+
+
+def _subject_fields(subject: Subject) -> Payload:
+    payload = {
+        key: text
+        for attribute, key in _SUBJECT_TEXT
+        if (text := getattr(subject, attribute)) is not None
+    }
+    if subject.session_index is not None:
+        payload["vid"] = str(subject.session_index)
+    if subject.screen_resolution is not None:
+        payload["res"] = _resolution(subject.screen_resolution)
+    if subject.viewport is not None:
+        payload["vp"] = _resolution(subject.viewport)
+    if subject.color_depth is not None:
+        payload["cd"] = str(subject.color_depth)
+    return payload
+
+
+def _kind_fields(event: TrackedEvent, *, base64_encode: bool) -> Payload:
+    if isinstance(event, PagePing):
+        return {
+            key: str(offset)
+            for attribute, key in _PING_OFFSETS
+            if (offset := getattr(event, attribute)) is not None
+        }
+    if isinstance(event, StructEvent):
+        payload = {"se_ca": event.category, "se_ac": event.action}
+        if event.label is not None:
+            payload["se_la"] = event.label
+        if event.property is not None:
+            payload["se_pr"] = event.property
+        if event.value is not None:
+            payload["se_va"] = _number(event.value)
+        return payload
+    if isinstance(event, SelfDescribing):
+        wrapper = {"schema": UNSTRUCT_EVENT_URI, "data": event.event.as_json()}
+        key = "ue_px" if base64_encode else "ue_pr"
+        return {key: _encode(wrapper, base64_encode=base64_encode)}
+    return {}
+
+
+def to_payload(event: TrackedEvent, *, base64_encode: bool = False) -> Payload:
+    """Render ``event`` as a tracker-protocol payload (every value a string, no ``stm``).
+
+    Entities go to ``co`` (or base64 ``cx``), a self-describing event to ``ue_pr`` (or
+    ``ue_px``), both wrapped in Snowplow's ``contexts`` / ``unstruct_event`` schemas.
+    """
+    payload = _common_fields(event)
+    if event.subject is not None:
+        payload.update(_subject_fields(event.subject))
+    payload.update(_kind_fields(event, base64_encode=base64_encode))
+    if event.entities:
+        contexts = {"schema": CONTEXTS_URI, "data": [e.as_json() for e in event.entities]}
+        payload["cx" if base64_encode else "co"] = _encode(contexts, base64_encode=base64_encode)
+    return payload
+
+
+def decode_base64_json(text: str) -> Any:
+    """Decode base64 (URL-safe or standard, padding optional) JSON text.
+
+    Raises ValueError when the text is not base64 or not JSON.
+    """
+    cleaned = text.strip().replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        raw = base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not valid base64") from exc
+    return orjson.loads(raw)
+
+
+class _Reader:
+    """Collects the issues found while reading one payload."""
+
+    def __init__(self, payload: Mapping[str, str]) -> None:
+        self.payload = payload
+        self.issues: list[ValidationIssue] = []
+
+    def fail(self, key: str, code: str, message: str) -> None:
+        self.issues.append(ValidationIssue(f"/{key}" if key else "", code, message))
+
+    def text(self, key: str) -> str | None:
+        value = self.payload.get(key)
+        if value is None or value == "":
+            return None
+        return value
+
+    def integer(self, key: str, code: str = "invalid_integer") -> int | None:
+        text = self.text(key)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            self.fail(key, code, f"{key} must be an integer, got {text[:40]!r}")
+            return None
+
+    def timestamp(self, key: str) -> Any:
+        millis = self.integer(key, "invalid_timestamp")
+        if millis is None:
+            return None
+        if not 0 <= millis < 253_402_300_800_000:
+            self.fail(key, "invalid_timestamp", f"{key} is not a plausible epoch-ms timestamp")
+            return None
+        return utc_from_ms(millis)
+
+    def resolution(self, key: str) -> dict[str, int] | None:
+        text = self.text(key)
+        if text is None:
+            return None
+        width, sep, height = text.partition("x")
+        if sep and width.isdigit() and height.isdigit():
+            return {"width": int(width), "height": int(height)}
+        self.fail(key, "invalid_resolution", f"{key} must look like 1920x1080")
+        return None
+
+    def json(self, plain: str, encoded: str) -> tuple[str, Any] | None:
+        if (text := self.text(encoded)) is not None:
+            try:
+                return encoded, decode_base64_json(text)
+            except ValueError:
+                self.fail(encoded, "invalid_base64_json", f"{encoded} is not base64 JSON")
+                return None
+        if (text := self.text(plain)) is not None:
+            try:
+                return plain, orjson.loads(text)
+            except orjson.JSONDecodeError:
+                self.fail(plain, "invalid_json", f"{plain} is not valid JSON")
+        return None
+
+    def wrapped(self, plain: str, encoded: str, accepts: Callable[[str], bool], what: str) -> Any:
+        found = self.json(plain, encoded)
+        if found is None:
+            return None
+        key, document = found
+        if not isinstance(document, dict) or set(document) != {"schema", "data"}:
+            self.fail(key, "invalid_wrapper", f"{key} must be a {{schema, data}} {what} wrapper")
+            return None
+        if not isinstance(document["schema"], str) or not accepts(document["schema"]):
+            self.fail(key, "invalid_wrapper", f"{key} must use the {what} wrapper schema")
+            return None
+        return document["data"]
+
+
+def _subject(reader: _Reader) -> dict[str, Any]:
+    typed: dict[str, Any] = {
+        "session_index": reader.integer("vid"),
+        "color_depth": reader.integer("cd"),
+        "screen_resolution": reader.resolution("res"),
+        "viewport": reader.resolution("vp"),
+    }
+    typed.update((attribute, reader.text(key)) for attribute, key in _SUBJECT_TEXT)
+    return {attribute: value for attribute, value in typed.items() if value is not None}
+
+
+def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if kind is EventType.PAGE_PING:
+        for attribute, key in _PING_OFFSETS:
+            if (offset := reader.integer(key)) is not None:
+                fields[attribute] = offset
+    elif kind is EventType.STRUCT:
+        fields["category"] = reader.text("se_ca")
+        fields["action"] = reader.text("se_ac")
+        fields["label"] = reader.text("se_la")
+        fields["property"] = reader.text("se_pr")
+        if (value := reader.text("se_va")) is not None:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                fields["value"] = number
+            else:
+                reader.fail("se_va", "invalid_number", "se_va must be a finite number")
+    elif kind is EventType.SELF_DESCRIBING:
+        event = reader.wrapped("ue_pr", "ue_px", UNSTRUCT_EVENT_URI.__eq__, "unstruct_event")
+        if event is None and not reader.issues:
+            reader.fail("ue_pr", "missing_field", "a self-describing event needs ue_pr or ue_px")
+        fields["event"] = event
+    return fields
+
+
+def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
+    """Read a tracker-protocol payload into the event model.
+
+    Raises PayloadError listing every problem: unknown event type, malformed numbers,
+    timestamps, resolutions or JSON, wrong wrappers, and any model limit broken.
+    A missing ``eid`` gets a fresh UUID.
+    """
+    reader = _Reader(payload)
+    code = reader.text("e")
+    kind = _TYPES_BY_CODE.get(code or "")
+    if kind is None:
+        reader.fail("e", "unsupported_event_type", f"unsupported event type e={code!r}")
+        raise PayloadError(reader.issues)
+    document: dict[str, Any] = {
+        "event_type": kind.value,
+        "event_id": reader.text("eid") or str(uuid.uuid4()),
+        "platform": reader.text("p"),
+        "tracker_version": reader.text("tv"),
+        "app_id": reader.text("aid"),
+        "namespace": reader.text("tna"),
+        "created_at": reader.timestamp("dtm"),
+        "sent_at": reader.timestamp("stm"),
+        "true_timestamp": reader.timestamp("ttm"),
+    }
+    if (url := reader.text("url")) is not None:
+        document["page"] = {
+            "url": url,
+            "title": reader.text("page"),
+            "referrer": reader.text("refr"),
+        }
+    if subject := _subject(reader):
+        document["subject"] = subject
+    document.update(_type_fields(reader, kind))
+    entities = reader.wrapped("co", "cx", _CONTEXTS_URIS.__contains__, "contexts")
+    if entities is not None:
+        if isinstance(entities, list):
+            document["entities"] = entities
+        else:
+            reader.fail("co", "invalid_wrapper", "contexts data must be an array")
+    if reader.issues:
+        raise PayloadError(reader.issues)
+    document = {k: v for k, v in document.items() if v is not None}
+    try:
+        return event_adapter().validate_python(document)
+    except ValidationError as exc:
+        raise PayloadError(issues_from_validation_error(exc)) from exc
+
+
+def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list[ValidationIssue]:
+    """Translate a pydantic ValidationError into ValidationIssues (path, code, message)."""
+    issues = []
+    for error in exc.errors(include_url=False):
+        location = [str(part) for part in error["loc"]]
+        # Discriminated unions put the variant's tag first in the location; it is noise here.
+        if location and location[0] in {kind.value for kind in EventType}:
+            location = location[1:]
+        path = prefix + "".join(f"/{part}" for part in location)
+        issues.append(ValidationIssue(path, str(error["type"]), str(error["msg"])))
+    return issues

@@ -1,0 +1,252 @@
+"""The Kafka message contract: event records (``EVENTS_TOPIC``) and bad events.
+
+An event record's value is a self-describing JSON document, version 1-0-0::
+
+    {"schema": "iglu:io.trackingpipeline/event_record/jsonschema/1-0-0",
+     "data": {"event_id": "<uuid>", "collector_tstamp": 1700000000000,
+              "source": "v1" | "tp2" | "pixel" | "internal",
+              "device_sent_tstamp": 1699999999000,          # optional
+              "payload": {"e": "pv", "eid": "<uuid>", "p": "web", "tv": "...", ...}}}
+
+``payload`` is one Snowplow tracker-protocol event (a ``payload_data`` 1-0-4 item, every value a
+string) without ``stm``, which the forwarder sets on each send attempt. The JSON Schema is
+``schemas/iglu/io.trackingpipeline/event_record/jsonschema/1-0-0``; :func:`decode_record` checks
+the same rules by hand because it runs once per record on the forwarder's hot path.
+
+The record key is :func:`partition_key`: ``<app id>:<user>`` where the user is the first of the
+user id, the domain user id and the session id, else the event id. One user's events therefore
+stay in one partition, in order, and the key is never empty.
+
+Headers: ``record-schema`` (the schema URI, so consumers can route without parsing),
+``event-id``, ``content-type``, and W3C trace context (``traceparent``, ``tracestate``).
+A breaking change to the contract gets a new major version (2-0-0) and a new schema file;
+consumers reject versions they do not know.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+from tracking_common.errors import RecordContractError, ValidationIssue
+from tracking_common.iglu import bundled_repository
+
+__all__ = [
+    "BAD_EVENT_SCHEMA",
+    "EVENT_RECORD_SCHEMA",
+    "HEADER_CONTENT_TYPE",
+    "HEADER_EVENT_ID",
+    "HEADER_RECORD_SCHEMA",
+    "MAX_PAYLOAD_VALUE_CHARS",
+    "PAYLOAD_KEYS",
+    "EventRecord",
+    "Source",
+    "decode_record",
+    "encode_bad_event",
+    "encode_record",
+    "partition_key",
+    "record_headers",
+]
+
+EVENT_RECORD_SCHEMA: Final = "iglu:io.trackingpipeline/event_record/jsonschema/1-0-0"
+BAD_EVENT_SCHEMA: Final = "iglu:io.trackingpipeline/bad_event/jsonschema/1-0-0"
+
+HEADER_RECORD_SCHEMA: Final = "record-schema"
+HEADER_EVENT_ID: Final = "event-id"
+HEADER_CONTENT_TYPE: Final = "content-type"
+
+MAX_PAYLOAD_VALUE_CHARS: Final = 131_072
+"""Longest value one payload field may hold in a record."""
+
+Source = Literal["v1", "tp2", "pixel", "internal"]
+_SOURCES: Final = frozenset({"v1", "tp2", "pixel", "internal"})
+_REQUIRED_PAYLOAD_KEYS: Final = ("e", "p", "tv", "eid")
+
+
+def _payload_keys() -> frozenset[str]:
+    path = (
+        bundled_repository().directories[0]
+        / "com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+    )
+    properties = orjson.loads(path.read_bytes())["items"]["properties"]
+    return frozenset(properties) - {"stm"}
+
+
+PAYLOAD_KEYS: Final = _payload_keys()
+"""The tracker-protocol keys a record payload may carry: payload_data 1-0-4's, less ``stm``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One decoded event record (see the module docstring for the wire form)."""
+
+    event_id: str
+    collector_tstamp: int
+    source: str
+    payload: dict[str, str]
+    device_sent_tstamp: int | None = None
+
+
+def encode_record(
+    payload: Mapping[str, str],
+    *,
+    collector_tstamp: int | None = None,
+    source: Source,
+    device_sent_tstamp: int | None = None,
+) -> bytes:
+    """Encode a validated tracker-protocol payload (with ``eid``, without ``stm``) as a record."""
+    data: dict[str, Any] = {
+        "event_id": payload["eid"],
+        "collector_tstamp": collector_tstamp if collector_tstamp is not None else now_ms(),
+        "source": source,
+        "payload": payload,
+    }
+    if device_sent_tstamp is not None:
+        data["device_sent_tstamp"] = device_sent_tstamp
+    return orjson.dumps({"schema": EVENT_RECORD_SCHEMA, "data": data})
+
+
+def partition_key(payload: Mapping[str, str]) -> bytes:
+    """The record key: ``<aid>:<uid|duid|sid>`` when a user is known, else the event id."""
+    user = payload.get("uid") or payload.get("duid") or payload.get("sid")
+    if user:
+        return f"{payload.get('aid', '')}:{user}".encode()
+    return payload["eid"].encode()
+
+
+def record_headers(event_id: str) -> list[tuple[str, bytes]]:
+    """The contract headers of a record (trace context is added by the producer)."""
+    return [
+        (HEADER_RECORD_SCHEMA, EVENT_RECORD_SCHEMA.encode()),
+        (HEADER_EVENT_ID, event_id.encode()),
+        (HEADER_CONTENT_TYPE, b"application/json"),
+    ]
+
+
+def _fail(path: str, code: str, message: str) -> RecordContractError:
+    return RecordContractError([ValidationIssue(path, code, message)])
+
+
+def _check_payload(payload: Any, event_id: Any) -> dict[str, str]:
+    if type(payload) is not dict:
+        raise _fail("/data/payload", "invalid_type", "payload must be an object")
+    unknown = payload.keys() - PAYLOAD_KEYS
+    if unknown:
+        names = ", ".join(sorted(unknown)[:5])
+        raise _fail("/data/payload", "unknown_field", f"payload has unknown fields: {names}")
+    for key, value in payload.items():
+        if type(value) is not str:
+            raise _fail(f"/data/payload/{key}", "invalid_type", f"{key} must be a string")
+        if len(value) > MAX_PAYLOAD_VALUE_CHARS:
+            raise _fail(f"/data/payload/{key}", "too_long", f"{key} is too long")
+    for key in _REQUIRED_PAYLOAD_KEYS:
+        if key not in payload:
+            raise _fail(f"/data/payload/{key}", "missing_field", f"payload needs {key}")
+    if payload["eid"] != event_id:
+        raise _fail("/data/payload/eid", "event_id_mismatch", "payload eid must equal event_id")
+    return payload
+
+
+def _check_timestamp(data: dict[str, Any], key: str, *, required: bool) -> int | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if type(value) is not int or value < 0:
+        raise _fail(f"/data/{key}", "invalid_type", f"{key} must be a non-negative integer")
+    return value
+
+
+def decode_record(value: bytes | None) -> EventRecord:
+    """Decode and check one record value against the event-record contract.
+
+    Raises RecordContractError (with one issue: the first rule broken) for anything that is
+    not a well-formed 1-0-0 event record, including null values (tombstones) and other versions.
+    """
+    if value is None:
+        raise _fail("", "null_value", "record has no value")
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise _fail("", "invalid_json", f"record value is not JSON: {exc}") from exc
+    if type(document) is not dict or document.keys() != {"schema", "data"}:
+        raise _fail("", "invalid_envelope", "record must be {schema, data}")
+    if document["schema"] != EVENT_RECORD_SCHEMA:
+        raise _fail(
+            "/schema", "unknown_schema", f"unsupported record schema {document['schema']!r}"
+        )
+    data = document["data"]
+    if type(data) is not dict:
+        raise _fail("/data", "invalid_type", "data must be an object")
+    extra = data.keys() - {
+        "event_id",
+        "collector_tstamp",
+        "source",
+        "payload",
+        "device_sent_tstamp",
+    }
+    if extra:
+        raise _fail("/data", "unknown_field", f"data has unknown fields: {sorted(extra)[:5]}")
+    event_id = data.get("event_id")
+    if type(event_id) is not str or not _looks_like_uuid(event_id):
+        raise _fail("/data/event_id", "invalid_event_id", "event_id must be a UUID string")
+    source = data.get("source")
+    if source not in _SOURCES:
+        raise _fail("/data/source", "invalid_source", f"source must be one of {sorted(_SOURCES)}")
+    return EventRecord(
+        event_id=event_id,
+        collector_tstamp=_check_timestamp(data, "collector_tstamp", required=True) or 0,
+        source=source,
+        payload=_check_payload(data.get("payload"), event_id),
+        device_sent_tstamp=_check_timestamp(data, "device_sent_tstamp", required=False),
+    )
+
+
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def _looks_like_uuid(text: str) -> bool:
+    return (
+        len(text) == 36
+        and text[8] == text[13] == text[18] == text[23] == "-"
+        and _HEX.issuperset(text.replace("-", ""))
+    )
+
+
+def encode_bad_event(
+    raw: bytes | str,
+    issues: Sequence[ValidationIssue],
+    *,
+    source: Source,
+    index: int | None,
+    request_id: str | None = None,
+    received_tstamp: int | None = None,
+    raw_limit: int = 262_144,
+) -> bytes:
+    """Encode a rejected input for the bad-events topic, with every reason and the raw input.
+
+    The raw input is kept as text (invalid UTF-8 replaced) and cut to ``raw_limit`` bytes so
+    the record always fits in a Kafka message; ``raw_truncated`` says whether it was cut.
+    """
+    raw_bytes = raw.encode() if isinstance(raw, str) else raw
+    truncated = len(raw_bytes) > raw_limit
+    data: dict[str, Any] = {
+        "received_tstamp": received_tstamp if received_tstamp is not None else now_ms(),
+        "source": source,
+        "index": index,
+        "errors": [issue.as_dict() for issue in issues]
+        or [{"path": "", "code": "rejected", "message": "rejected"}],
+        "raw": raw_bytes[:raw_limit].decode("utf-8", errors="replace"),
+        "raw_truncated": truncated,
+    }
+    if request_id is not None:
+        data["request_id"] = request_id[:128]
+    return orjson.dumps({"schema": BAD_EVENT_SCHEMA, "data": data})
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, now."""
+    return time.time_ns() // 1_000_000
