@@ -25,6 +25,7 @@ class PauseReason(StrEnum):
     BACKLOG_EVENTS = "backlog_events"
     BACKLOG_BYTES = "backlog_bytes"
     SETUP_FAILURE = "setup_failure"
+    SINK_FULL = "sink_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,12 @@ class FlowGate:
     @property
     def state(self) -> GateState:
         """The last decision."""
+        return self._state
+
+    def hold(self) -> GateState:
+        """Pause now because the sink refused an event; resumes at the low-water mark."""
+        if not self._state.paused:
+            self._state = GateState(paused=True, reason=PauseReason.SINK_FULL)
         return self._state
 
     def update(self, *, events: int, size_bytes: int, setup_failure: bool) -> GateState:

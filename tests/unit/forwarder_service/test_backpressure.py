@@ -56,3 +56,10 @@ def test_a_setup_failure_clearing_above_the_bound_keeps_the_backlog_pause() -> N
 def test_bad_bounds_are_refused(events: int, size_bytes: int, ratio: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         BacklogBound(max_events=events, max_bytes=size_bytes, resume_ratio=ratio)
+
+
+def test_hold_pauses_until_low_water() -> None:
+    gate = _gate()
+    assert gate.hold().reason is PauseReason.SINK_FULL
+    assert gate.update(events=80, size_bytes=0, setup_failure=False).paused
+    assert not gate.update(events=10, size_bytes=0, setup_failure=False).paused

@@ -1,0 +1,351 @@
+"""The Kafka side: the consumer loop, offset commits, pausing and rebalances (aiokafka).
+
+Delivery guarantee (at least once): the loop hands records to the
+:class:`~forwarder_service.pipeline.Pipeline` and commits, per partition, only the watermark the
+:class:`~forwarder_service.offsets.OffsetTracker` offers: one past the highest offset below which
+every record was delivered (2xx) or acknowledged by the dead-letter topic. Commits happen every
+``commit_interval_s``, on revoke and on shutdown, and only for partitions this instance is
+assigned. After a crash, a rebalance or a timed-out request, records at or above the committed
+offset are read again: duplicates are possible (downstream deduplicates on ``eid``), loss is not.
+
+aiokafka traps handled here:
+
+- Auto-commit commits what was *returned*, not what was delivered: it is off.
+- Rebalances run in a background task. ``on_partitions_revoked`` drains the work in flight for
+  the revoked partitions (deadline below the rebalance timeout), commits their watermark while
+  they are still ours, fences them (late answers are then ignored) and drops their buffered
+  events. Nothing here awaits the consumer loop, which is parked in ``getmany`` meanwhile.
+- Every assignment starts from fresh partition state: positions come from the committed offsets
+  (the same as ``seek_to_committed``) and pauses are forgotten, so ``on_partitions_assigned``
+  re-applies the pause when the backlog gate is closed.
+- ``getmany`` keeps being called while everything is paused, so ``max_poll_interval_ms`` is
+  never exceeded however long the collector is down.
+- Records the sink had no room for are not skipped: the loop seeks back to the first of them.
+- ``stop()`` does not call the revoke listener: :meth:`ForwarderConsumer.commit` and
+  :meth:`ForwarderConsumer.close` are run explicitly by the entrypoint's shutdown sequence.
+- A commit rejected because the group moved on (``CommitFailedError``) is logged and left: the
+  rejoin that follows revokes, and re-reads from the last accepted commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Hashable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
+
+from forwarder_service.backpressure import FlowGate
+from forwarder_service.errors import ConsumerCrashedError, FatalForwarderError
+from forwarder_service.metrics import ForwarderMetrics
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.ports import RecordTag
+from forwarder_service.settings import ForwarderSettings
+
+__all__ = ["ForwarderConsumer", "consumer_options"]
+
+logger = logging.getLogger(__name__)
+
+_COMMIT_TIMEOUT_S = 10.0
+_KAFKA_CALL_TIMEOUT_S = 10.0
+
+
+def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
+    """The AIOKafkaConsumer options the forwarder runs with."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "group_id": settings.forwarder_group_id,
+        "group_instance_id": settings.forwarder_group_instance_id,
+        "client_id": "tracking-forwarder",
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        # Never forward records of aborted transactions.
+        "isolation_level": "read_committed",
+        "fetch_max_bytes": settings.forwarder_fetch_max_bytes,
+        "max_partition_fetch_bytes": settings.forwarder_max_partition_fetch_bytes,
+        "session_timeout_ms": settings.forwarder_session_timeout_ms,
+        "heartbeat_interval_ms": settings.forwarder_heartbeat_interval_ms,
+        "rebalance_timeout_ms": settings.forwarder_rebalance_timeout_ms,
+        "max_poll_interval_ms": settings.forwarder_max_poll_interval_ms,
+    }
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, owner: ForwarderConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._owner.on_assigned(assigned)
+
+
+class ForwarderConsumer:
+    """Owns the AIOKafkaConsumer and runs the forwarding loop."""
+
+    def __init__(
+        self,
+        *,
+        settings: ForwarderSettings,
+        pipeline: Pipeline,
+        gate: FlowGate,
+        metrics: ForwarderMetrics,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+        self._gate = gate
+        self._metrics = metrics
+        self._options = options if options is not None else consumer_options(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = False
+        self._joined = False
+        self._closed = False
+        self._base_offsets: dict[TopicPartition, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Joined the group (possibly with no partitions) and not shutting down."""
+        return self._joined and not self._stopping and self._consumer is not None
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop_fetching` was called."""
+        return self._stopping
+
+    async def start(self) -> None:
+        """Connect and subscribe to the events topic (bounded wait)."""
+        if self._consumer is not None:
+            return
+        consumer = AIOKafkaConsumer(**self._options)
+        try:
+            async with asyncio.timeout(_KAFKA_CALL_TIMEOUT_S * 3):
+                await consumer.start()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            await self._stop_consumer(consumer)
+            raise ConsumerCrashedError(f"cannot start the Kafka consumer: {exc!r}") from exc
+        consumer.subscribe([self._settings.events_topic], listener=_Listener(self))
+        self._consumer = consumer
+
+    def stop_fetching(self) -> None:
+        """Stop taking records: pause everything and let :meth:`run` return."""
+        self._stopping = True
+        consumer = self._consumer
+        if consumer is not None:
+            assigned = consumer.assignment()
+            if assigned:
+                consumer.pause(*assigned)
+
+    async def close(self) -> None:
+        """Leave the group and close (idempotent, bounded). Commit first: this does not."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._metrics.gauges.ready = False
+        if self._consumer is not None:
+            await self._stop_consumer(self._consumer)
+
+    @staticmethod
+    async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+        try:
+            async with asyncio.timeout(_KAFKA_CALL_TIMEOUT_S):
+                await consumer.stop()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            logger.warning("Kafka consumer did not close cleanly: %r", exc)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Poll, hand records to the pipeline, pause/resume and commit until stopped.
+
+        Raises a FatalForwarderError when the pipeline failed (dead-letter topic down) or the
+        consumer hit an error it cannot recover from.
+        """
+        consumer = self._require()
+        settings = self._settings
+        poll_ms, max_records = (
+            settings.forwarder_poll_timeout_ms,
+            settings.forwarder_max_poll_records,
+        )
+        next_commit = time.monotonic() + settings.forwarder_commit_interval_s
+        next_lag = time.monotonic()
+        while not self._stop_requested():
+            self._raise_if_failed()
+            try:
+                batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_records)
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False):
+                    raise ConsumerCrashedError(f"Kafka consumer failed: {exc!r}") from exc
+                logger.warning("transient Kafka consumer error: %r", exc)
+                continue
+            if self._stop_requested():
+                break  # taken records were not handed off; they are read again next time
+            self._take(consumer, batches)
+            self._apply_gate()
+            now = time.monotonic()
+            if now >= next_commit:
+                await self.commit()
+                next_commit = time.monotonic() + settings.forwarder_commit_interval_s
+            if now >= next_lag:
+                await self._update_lag()
+                next_lag = time.monotonic() + settings.forwarder_lag_interval_s
+        self._raise_if_failed()
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    def _raise_if_failed(self) -> None:
+        failure: FatalForwarderError | None = self._pipeline.failure
+        if failure is not None:
+            raise failure
+
+    def _take(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+        owned = self._pipeline.tracker.owned()
+        full = False
+        for tp, records in batches.items():
+            if full or tp not in owned:
+                # Not ours yet (assignment callback still running) or no room: read it again.
+                consumer.seek(tp, records[0].offset)
+                continue
+            stopped_at = self._pipeline.accept(tp, records)
+            if stopped_at is not None:
+                consumer.seek(tp, records[stopped_at].offset)
+                full = True
+        if full:
+            self._gate.hold()
+
+    def _apply_gate(self) -> None:
+        consumer = self._require()
+        events, size = self._pipeline.backlog()
+        before = self._gate.state
+        state = self._gate.update(
+            events=events, size_bytes=size, setup_failure=self._pipeline.sink.setup_failing
+        )
+        assigned = consumer.assignment()
+        paused = consumer.paused()
+        if state.paused or self._stopping:
+            to_pause = assigned - paused
+            if to_pause:
+                consumer.pause(*to_pause)
+        elif paused:
+            consumer.resume(*paused)
+        if state != before:
+            logger.info(
+                "fetching %s (backlog %d events, %d bytes)%s",
+                "paused" if state.paused else "resumed",
+                events,
+                size,
+                f": {state.reason.value}" if state.reason else "",
+            )
+        self._metrics.gauges.paused_partitions = len(consumer.paused())
+
+    # -- commits ---------------------------------------------------------------------------
+
+    async def commit(self, partitions: Collection[TopicPartition] | None = None) -> None:
+        """Commit the settled watermark of ``partitions`` (default: all) still assigned."""
+        consumer = self._consumer
+        if consumer is None or self._closed:
+            return
+        assigned = consumer.assignment()
+        chosen = assigned if partitions is None else assigned & set(partitions)
+        tracker = self._pipeline.tracker
+        offsets: dict[Hashable, int] = tracker.committable(chosen)
+        if not offsets:
+            return
+        generations = tracker.generations(offsets)
+        try:
+            async with asyncio.timeout(_COMMIT_TIMEOUT_S):
+                await consumer.commit({tp: (offset, "") for tp, offset in offsets.items()})
+        except CommitFailedError as exc:
+            logger.warning("commit rejected, the group is rebalancing: %s", exc)
+            return
+        except (KafkaError, TimeoutError) as exc:
+            logger.warning("commit failed, will retry: %r", exc)
+            return
+        tracker.committed(offsets, generations)
+        self._metrics.commits.add(1)
+        logger.debug("committed %s", offsets)
+
+    # -- rebalances ------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Drain, commit, fence and drop buffered events of the revoked partitions."""
+        revoked = set(revoked)
+        if not revoked:
+            return
+        tracker = self._pipeline.tracker
+        ours = revoked & tracker.owned()
+        if ours and self._pipeline.failure is None:
+            drained = await self._pipeline.drain(
+                ours, timeout_s=self._settings.forwarder_revoke_drain_timeout_s
+            )
+            await self.commit(ours)
+            if not drained:
+                logger.warning(
+                    "revoke: %d record(s) unsettled at the deadline; they will be read again",
+                    tracker.outstanding(ours),
+                )
+        tracker.revoke(revoked)
+        dropped = self._pipeline.sink.discard(lambda tag: _tag_in(tag, revoked))
+        for tp in revoked:
+            self._base_offsets.pop(tp, None)
+            self._metrics.gauges.lag.pop((tp.topic, tp.partition), None)
+        logger.info("revoked %d partition(s), dropped %d buffered event(s)", len(revoked), dropped)
+
+    async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Start a new generation; re-apply the pause aiokafka forgot."""
+        assigned = set(assigned)
+        self._pipeline.tracker.assign(assigned)
+        self._joined = True
+        self._metrics.gauges.ready = not self._stopping
+        consumer = self._require()
+        if assigned and (self._gate.state.paused or self._stopping):
+            consumer.pause(*assigned)
+        self._metrics.gauges.paused_partitions = len(consumer.paused())
+        logger.info("assigned %d partition(s): %s", len(assigned), sorted(assigned))
+
+    # -- lag -------------------------------------------------------------------------------
+
+    async def _update_lag(self) -> None:
+        consumer = self._require()
+        progress = self._pipeline.tracker.progress()
+        lags: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            state = progress.get(tp)
+            base = state.committed if state is not None else None
+            if base is None:
+                base = await self._base_offset(consumer, tp)
+            if base is not None:
+                lags[(tp.topic, tp.partition)] = max(0, highwater - base)
+        self._metrics.gauges.lag = lags
+
+    async def _base_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+        if tp not in self._base_offsets:
+            try:
+                async with asyncio.timeout(_KAFKA_CALL_TIMEOUT_S):
+                    committed = await consumer.committed(tp)
+            except (KafkaError, TimeoutError):
+                return None
+            self._base_offsets[tp] = committed or 0
+        return self._base_offsets[tp]
+
+    def _require(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("consumer is not started")
+        return self._consumer
+
+
+def _tag_in(tag: RecordTag, partitions: set[TopicPartition]) -> bool:
+    return tag.tp in partitions

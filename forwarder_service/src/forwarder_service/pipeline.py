@@ -1,0 +1,346 @@
+"""The forwarding pipeline: decode, hand to the sink, settle offsets, dead-letter failures.
+
+Guarantee kept here: a record's offset is settled (made committable by the
+:class:`~forwarder_service.offsets.OffsetTracker`) only when the collector accepted its event,
+or when the dead-letter topic acknowledged it. Records that cannot be decoded or break the
+contract are dead-lettered without being sent. Failures the sink gave up on (non-retryable
+status, retries exhausted, oversize) are dead-lettered with the sink's account of them;
+abandoned events (shutdown) are left unsettled, so they are read again after a restart.
+Results for partitions no longer owned (or owned again under a newer generation) are ignored,
+dead letters included: the new owner reads those records again.
+
+If the dead-letter topic cannot be written, the pipeline records a fatal
+:class:`~forwarder_service.errors.DeadLetterWriteError` and writes nothing more; the consumer
+must stop. Nothing past the failed records is ever settled.
+
+The pipeline never awaits inside :meth:`Pipeline.accept` and the listener methods do not block:
+the rebalance listener can await :meth:`Pipeline.drain` while the consumer loop is parked in
+``getmany`` without deadlocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Hashable, Sequence
+from typing import Final
+
+from opentelemetry import trace
+from opentelemetry.trace import Link
+from tracking_common.errors import RecordContractError
+from tracking_common.record import decode_record
+from tracking_common.tracing import context_from_headers
+
+from forwarder_service.dead_letter import DeadLetter, DeadLetterSink, ErrorClass
+from forwarder_service.errors import DeadLetterWriteError, FatalForwarderError
+from forwarder_service.metrics import ForwarderMetrics
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.ports import (
+    EventSink,
+    FailureKind,
+    RecordLike,
+    RecordTag,
+    RequestReport,
+    SendFailure,
+    SinkFullError,
+)
+
+__all__ = ["Pipeline"]
+
+_Letter = tuple[DeadLetter, RecordTag]
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+_MAX_SPAN_LINKS: Final = 32
+_DLQ_BATCH: Final = 500
+_ERROR_CLASSES: Final = {
+    FailureKind.NON_RETRYABLE_STATUS: ErrorClass.NON_RETRYABLE_STATUS,
+    FailureKind.RETRIES_EXHAUSTED: ErrorClass.RETRIES_EXHAUSTED,
+    FailureKind.OVERSIZE: ErrorClass.OVERSIZE,
+}
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _links(tags: Sequence[RecordTag]) -> list[Link]:
+    """Span links to the traces of (at most 32 of) the records, from their headers."""
+    links = []
+    for tag in tags[:_MAX_SPAN_LINKS]:
+        headers = tag.record.headers
+        if not headers:
+            continue
+        context = trace.get_current_span(context_from_headers(headers)).get_span_context()
+        if context.is_valid:
+            links.append(Link(context))
+    return links
+
+
+class Pipeline:
+    """Moves records from the consumer to the sink and settles their offsets.
+
+    It is the sink's :class:`~forwarder_service.ports.DeliveryListener`.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracker: OffsetTracker[Hashable],
+        dead_letters: DeadLetterSink,
+        metrics: ForwarderMetrics,
+    ) -> None:
+        self._tracker = tracker
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._sink: EventSink | None = None
+        self._dlq_queue: asyncio.Queue[list[_Letter]] | None = None
+        self._dlq_pending = 0  # letters queued or being written
+        self._dlq_task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()
+        self._failure: FatalForwarderError | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def bind(self, sink: EventSink) -> None:
+        """Attach the sink (built with this pipeline as its listener)."""
+        self._sink = sink
+
+    @property
+    def sink(self) -> EventSink:
+        """The bound sink."""
+        if self._sink is None:
+            raise RuntimeError("pipeline has no sink bound")
+        return self._sink
+
+    async def start(self) -> None:
+        """Start the dead-letter writer task."""
+        if self._dlq_task is None:
+            self._dlq_queue = asyncio.Queue()
+            self._dlq_task = asyncio.create_task(self._write_dead_letters(), name="dlq-writer")
+
+    async def stop(self) -> None:
+        """Stop the dead-letter writer (letters not yet acknowledged stay unsettled)."""
+        task, self._dlq_task = self._dlq_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    @property
+    def failure(self) -> FatalForwarderError | None:
+        """The fatal error that stopped the pipeline, if any."""
+        return self._failure
+
+    @property
+    def tracker(self) -> OffsetTracker[Hashable]:
+        """The offset tracker."""
+        return self._tracker
+
+    def backlog(self) -> tuple[int, int]:
+        """Events and bytes not yet settled: in the sink plus dead letters being written."""
+        events, size = self.sink.backlog()
+        return events + self._dlq_pending, size
+
+    # -- taking records --------------------------------------------------------------------
+
+    def accept(self, tp: Hashable, records: Sequence[RecordLike]) -> int | None:
+        """Take ``records`` of ``tp`` (ascending); return the index of the first one the sink
+        had no room for (the caller seeks back to it), or None when all were taken.
+
+        Records of a partition not owned are ignored (None).
+        """
+        generation = self._tracker.generation(tp)
+        if generation is None or not records or self._failure is not None:
+            return None
+        self._tracker.take(tp, [record.offset for record in records])
+        self._metrics.events_consumed.add(len(records))
+        submit = self.sink.submit
+        invalid: list[_Letter] = []
+        stopped_at: int | None = None
+        for index, record in enumerate(records):
+            tag = RecordTag(tp, generation, record)
+            try:
+                event = decode_record(record.value)
+            except RecordContractError as exc:
+                invalid.append((self._invalid_letter(record, exc), tag))
+                continue
+            try:
+                submit(event.payload, tag=tag)
+            except SinkFullError:
+                stopped_at = index
+                break
+        if stopped_at is not None:
+            self._tracker.untake_from(tp, records[stopped_at].offset)
+        if invalid:
+            self._enqueue_dead_letters(invalid)
+        return stopped_at
+
+    @staticmethod
+    def _invalid_letter(record: RecordLike, exc: RecordContractError) -> DeadLetter:
+        now = _now_ms()
+        return DeadLetter(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers or ()),
+            timestamp_ms=record.timestamp,
+            error_class=ErrorClass.INVALID_RECORD,
+            exception_class=type(exc).__name__,
+            message=f"{','.join(exc.codes)}: {exc}",
+            status=None,
+            attempts=0,
+            first_failure_ms=now,
+            last_failure_ms=now,
+        )
+
+    # -- DeliveryListener ------------------------------------------------------------------
+
+    def delivered(self, tags: Sequence[RecordTag]) -> None:
+        """Settle the offsets of delivered events (stale generations are ignored)."""
+        self._metrics.events_delivered.add(len(tags))
+        self._settle(tags)
+
+    def failed(self, failures: Sequence[SendFailure]) -> None:
+        """Dead-letter what the sink gave up on; leave abandoned events unsettled."""
+        items: list[_Letter] = []
+        for failure in failures:
+            error_class = _ERROR_CLASSES.get(failure.kind)
+            tag = failure.tag
+            if error_class is None or self._tracker.generation(tag.tp) != tag.generation:
+                continue  # abandoned, or no longer ours: it will be read again
+            record = tag.record
+            letter = DeadLetter(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=list(record.headers or ()),
+                timestamp_ms=record.timestamp,
+                error_class=error_class,
+                exception_class=failure.error_class,
+                message=failure.message,
+                status=failure.status,
+                attempts=failure.attempts,
+                first_failure_ms=failure.first_failure_ms,
+                last_failure_ms=failure.last_failure_ms,
+            )
+            items.append((letter, tag))
+        if items:
+            self._enqueue_dead_letters(items)
+
+    def request_finished(self, report: RequestReport) -> None:
+        """Record metrics and a span for one collector request."""
+        duration_s = (report.end_ns - report.start_ns) / 1e9
+        self._metrics.request_duration.record(duration_s)
+        self._metrics.batch_size.record(len(report.tags))
+        if report.will_retry and report.failure_class is not None:
+            self._metrics.retries.add(1, {"failure_class": report.failure_class})
+        span = tracer.start_span(
+            "forwarder send batch",
+            kind=trace.SpanKind.CLIENT,
+            start_time=report.start_ns,
+            links=_links(report.tags),
+            attributes={
+                "messaging.batch.message_count": len(report.tags),
+                "http.response.status_code": report.status or 0,
+                "forwarder.will_retry": report.will_retry,
+            },
+        )
+        if report.failure_class is not None:
+            span.set_status(trace.StatusCode.ERROR, report.failure_class)
+        span.end(end_time=report.end_ns)
+
+    def setup_failure(self, status: int | None, message: str) -> None:
+        """Count and log a setup failure (the sink keeps retrying; the gate pauses fetching)."""
+        self._metrics.setup_failures.add(1, {"status": str(status or "none")})
+        logger.error(
+            "collector setup failure (status %s): %s; pausing consumption and backing off",
+            status,
+            message,
+        )
+
+    # -- settling --------------------------------------------------------------------------
+
+    def _settle(self, tags: Sequence[RecordTag]) -> None:
+        groups: dict[tuple[Hashable, int], list[int]] = {}
+        for tag in tags:
+            key = (tag.tp, tag.generation)
+            offsets = groups.get(key)
+            if offsets is None:
+                groups[key] = [tag.record.offset]
+            else:
+                offsets.append(tag.record.offset)
+        done = self._tracker.done
+        for (tp, generation), offsets in groups.items():
+            done(tp, generation, offsets)
+        self._progress.set()
+
+    def _enqueue_dead_letters(self, items: list[_Letter]) -> None:
+        if self._dlq_queue is None:
+            raise RuntimeError("pipeline is not started")
+        self._dlq_pending += len(items)
+        self._dlq_queue.put_nowait(items)
+
+    async def _write_dead_letters(self) -> None:
+        queue = self._dlq_queue
+        assert queue is not None  # noqa: S101 - set by start() before this task exists
+        while True:
+            items = await queue.get()
+            while not queue.empty() and len(items) < _DLQ_BATCH:
+                items.extend(queue.get_nowait())
+            letters = [letter for letter, _ in items]
+            tags = [tag for _, tag in items]
+            with tracer.start_as_current_span(
+                "forwarder dead-letter",
+                kind=trace.SpanKind.PRODUCER,
+                links=_links(tags),
+                attributes={"messaging.batch.message_count": len(letters)},
+            ):
+                try:
+                    await self._dead_letters.write(letters)
+                except DeadLetterWriteError as exc:
+                    self._fail(exc)
+                    return
+            self._dlq_pending -= len(letters)
+            for letter in letters:
+                self._metrics.events_dead_lettered.add(1, {"reason": letter.error_class.value})
+            logger.warning(
+                "dead-lettered %d record(s): %s",
+                len(letters),
+                sorted({letter.error_class.value for letter in letters}),
+            )
+            self._settle(tags)
+
+    def _fail(self, exc: FatalForwarderError) -> None:
+        if self._failure is None:
+            self._failure = exc
+            logger.critical("stopping: %s", exc)
+        self._progress.set()
+
+    # -- draining --------------------------------------------------------------------------
+
+    async def drain(self, partitions: Collection[Hashable] | None, *, timeout_s: float) -> bool:
+        """Flush the sink and wait until every taken record of ``partitions`` (default all)
+        is settled; True if that happened within ``timeout_s``, False on deadline or failure.
+        """
+        flush = asyncio.create_task(self.sink.flush(), name="sink-flush")
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    self._progress.clear()
+                    if self._failure is not None:
+                        return False
+                    if self._tracker.outstanding(partitions) == 0:
+                        return True
+                    await self._progress.wait()
+        except TimeoutError:
+            return False
+        finally:
+            if not flush.done():
+                flush.cancel()
+            await asyncio.gather(flush, return_exceptions=True)

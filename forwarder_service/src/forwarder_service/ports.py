@@ -1,0 +1,151 @@
+"""The ports the forwarding pipeline calls, owned here; adapters and fakes implement them.
+
+:class:`EventSink` is the emitter core as the pipeline needs it: take one tracker-protocol
+payload with an opaque tag, send it in batches, and report every event's fate back to a
+:class:`DeliveryListener` exactly once: delivered (2xx), failed (with the reason), or abandoned
+on close. Setup failures (credentials, URL, TLS/DNS) are never an event's fate: the sink keeps
+retrying and says so through :attr:`EventSink.setup_failing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = [
+    "DeliveryListener",
+    "EventSink",
+    "FailureKind",
+    "RecordLike",
+    "RecordTag",
+    "RequestReport",
+    "SendFailure",
+    "SinkFullError",
+]
+
+
+class RecordLike(Protocol):
+    """The parts of a consumed Kafka record the forwarder uses (aiokafka's ConsumerRecord)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+class RecordTag:
+    """What travels with an event through the sink: where it came from, for settling."""
+
+    __slots__ = ("generation", "record", "tp")
+
+    def __init__(self, tp: object, generation: int, record: RecordLike) -> None:
+        self.tp = tp
+        self.generation = generation
+        self.record = record
+
+    def __repr__(self) -> str:
+        return f"RecordTag({self.tp!r}@{self.record.offset}, gen={self.generation})"
+
+
+class FailureKind(StrEnum):
+    """Why the sink gave up on an event."""
+
+    NON_RETRYABLE_STATUS = "non_retryable_status"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    OVERSIZE = "oversize"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailure:
+    """One event the sink gave up on, with what it knows about the last attempt."""
+
+    tag: RecordTag
+    kind: FailureKind
+    status: int | None
+    error_class: str
+    message: str
+    attempts: int
+    first_failure_ms: int
+    last_failure_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReport:
+    """One finished collector request (for metrics and spans)."""
+
+    tags: Sequence[RecordTag]
+    status: int | None
+    failure_class: str | None  # None on success; else e.g. "5xx", "timeout", "setup"
+    start_ns: int
+    end_ns: int
+    will_retry: bool
+
+
+class SinkFullError(Exception):
+    """The sink's buffer is full; the event was not taken."""
+
+
+class DeliveryListener(Protocol):
+    """Receives every event's fate. Called from the sink's own tasks; must not block."""
+
+    def delivered(self, tags: Sequence[RecordTag]) -> None:
+        """These events were accepted by the collector."""
+        ...
+
+    def failed(self, failures: Sequence[SendFailure]) -> None:
+        """The sink gave up on these events."""
+        ...
+
+    def request_finished(self, report: RequestReport) -> None:
+        """A request ended (any outcome)."""
+        ...
+
+    def setup_failure(self, status: int | None, message: str) -> None:
+        """A request hit a setup failure; the sink keeps retrying with a long backoff."""
+        ...
+
+
+class EventSink(Protocol):
+    """The emitter core as the forwarder uses it."""
+
+    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
+        """Buffer one event without waiting; raise SinkFullError if there is no room."""
+        ...
+
+    def backlog(self) -> tuple[int, int]:
+        """Events and bytes buffered or in flight."""
+        ...
+
+    @property
+    def setup_failing(self) -> bool:
+        """True while the collector answers with setup failures."""
+        ...
+
+    def discard(self, predicate: Callable[[RecordTag], bool]) -> int:
+        """Drop buffered (not in-flight) events whose tag matches; return how many."""
+        ...
+
+    async def flush(self) -> None:
+        """Send everything buffered now and wait until those events' fates are known."""
+        ...
+
+    async def start(self) -> None:
+        """Start the sending tasks."""
+        ...
+
+    async def close(self, timeout_s: float) -> None:
+        """Stop; events not settled within ``timeout_s`` are reported ABANDONED."""
+        ...
