@@ -1,0 +1,54 @@
+# The project's commands. Everything installs what it needs first: uv (from PyPI, with pip),
+# the locked Python packages, and the Apache Kafka broker (from Maven Central, on first use).
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen
+SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
+
+.PHONY: help install lint typecheck test test-quick bench run kafka-up kafka-down clean
+
+help:
+	@echo "make run         start Kafka, the local collector, the API and the forwarder"
+	@echo "make test        lint, types and every test (starts its own Kafka broker)"
+	@echo "make test-quick  unit tests only"
+	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
+	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)"
+	@echo "make kafka-down  stop it"
+
+install:
+	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "uv $(UV_VERSION)" || \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(UV) sync --all-packages --frozen --quiet
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+typecheck: install
+	$(RUN) mypy $(SOURCES)
+
+test: lint typecheck
+	$(RUN) python -m scripts.kafka.broker fetch >/dev/null
+	$(RUN) pytest
+
+test-quick: install
+	$(RUN) pytest tests/unit
+
+bench: install kafka-up
+	$(RUN) python -m bench.run_all
+
+run: install
+	$(RUN) python -m scripts.run_pipeline
+
+kafka-up: install
+	@$(RUN) python -m scripts.kafka.broker up
+
+kafka-down:
+	@if [ -x .venv/bin/python ]; then .venv/bin/python -m scripts.kafka.broker down; \
+	else echo "Kafka is not running (nothing installed)"; fi
+
+clean: kafka-down
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

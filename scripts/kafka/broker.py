@@ -1,0 +1,352 @@
+"""A single-node Apache Kafka broker (KRaft, combined broker+controller) on loopback.
+
+The broker is the official ``org.apache.kafka:kafka_2.13`` artifact and its runtime
+dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`` (see
+``pom.xml``) into ``.cache/kafka/<version>/lib``; the version is pinned in ``VERSION``.
+``make kafka-up``/``make kafka-down`` and the test suite both use this module.
+
+Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
+address; default ``127.0.0.1:9092``; state lives in ``.run/kafka``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Final
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+HERE: Final = Path(__file__).resolve().parent
+VERSION: Final = (HERE / "VERSION").read_text().strip()
+CACHE_DIR: Final = REPO_ROOT / ".cache" / "kafka" / VERSION
+RUN_DIR: Final = REPO_ROOT / ".run" / "kafka"
+DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
+# Two cores shared with the services and the tests: a small heap, and few threads.
+DEFAULT_HEAP: Final = os.environ.get("KAFKA_HEAP", "512m")
+
+_LOG4J2: Final = """\
+status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = console
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be installed, started or reached."""
+
+
+def lib_dir() -> Path:
+    """The broker's jars, resolved from Maven Central on first use."""
+    lib = CACHE_DIR / "lib"
+    if (CACHE_DIR / "complete").exists():
+        return lib
+    if shutil.which("mvn") is None:
+        raise BrokerError("Maven (mvn) is needed to fetch Apache Kafka from Maven Central")
+    if shutil.which("java") is None:
+        raise BrokerError("Java 17+ (java) is needed to run the Apache Kafka broker")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"fetching Apache Kafka {VERSION} from Maven Central into {lib} ...", flush=True)
+    # Resolve into a temporary folder and rename, so an interrupted fetch is never half-used.
+    staging = Path(tempfile.mkdtemp(prefix="lib-", dir=CACHE_DIR))
+    command = [
+        "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"),
+        "dependency:copy-dependencies", f"-Dkafka.version={VERSION}",
+        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+    ]  # fmt: skip
+    result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BrokerError(f"mvn could not fetch Kafka {VERSION}:\n{result.stdout}{result.stderr}")
+    if lib.exists():
+        shutil.rmtree(lib)
+    staging.rename(lib)
+    (CACHE_DIR / "complete").write_text(VERSION + "\n")
+    return lib
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` as a pair."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BrokerError(f"KAFKA_BOOTSTRAP_SERVERS: {address!r} is not host:port")
+    return host, int(port)
+
+
+def answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True if a Kafka broker at ``bootstrap`` answers a metadata request.
+
+    Runs on a thread of its own, so callers inside a running event loop (tests) can use it.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _answers(bootstrap, timeout_s)).result()
+
+
+async def _answers(bootstrap: str, timeout_s: float) -> bool:
+    # Imported here so `down` and `status` work without the Python packages installed.
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            await admin.describe_cluster()
+    except (KafkaError, TimeoutError, OSError):
+        return False
+    else:
+        return True
+    finally:
+        await admin.close()
+
+
+class KafkaBroker:
+    """One broker process with its own data folder, config, log and pid file."""
+
+    def __init__(self, workdir: Path, bootstrap: str, *, heap: str = DEFAULT_HEAP) -> None:
+        self.workdir = workdir
+        self.bootstrap = bootstrap
+        self.host, self.port = split_address(bootstrap)
+        self.heap = heap
+        self.log_path = workdir / "server.log"
+        self.pid_path = workdir / "broker.pid"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        """The broker's server.properties."""
+        return self.workdir / "server.properties"
+
+    def _write_config(self) -> None:
+        controller_port = free_port()
+        data = self.workdir / "data"
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data),
+            "num.partitions": "1",
+            "offsets.topic.num.partitions": "4",
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # Tests join groups constantly; the default 3 s delay would slow every one of them.
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "background.threads": "2",
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+            "auto.create.topics.enable": "true",
+            "delete.topic.enable": "true",
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        lines = [f"{key}={value}" for key, value in properties.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+        (self.workdir / "log4j2.properties").write_text(_LOG4J2)
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        java = shutil.which("java") or "java"
+        return [
+            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+            "-cp", f"{lib_dir()}/*", main_class, *args,
+        ]  # fmt: skip
+
+    def format(self) -> None:
+        """Write a fresh config and format KRaft storage (done once per data folder)."""
+        self._write_config()
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        command = self._java(
+            "kafka.tools.StorageTool",
+            "format", "-t", cluster_id, "-c", str(self.config_path), "--ignore-formatted",
+        )  # fmt: skip
+        result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
+        if result.returncode != 0:
+            raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        """Start the broker (formatting storage first if needed) and wait until it answers."""
+        if not self.config_path.exists():
+            self.format()
+        with self.log_path.open("ab") as log:
+            # Its own session: Ctrl-C in a terminal reaches the broker only through `stop`.
+            self._process = subprocess.Popen(  # noqa: S603
+                self._java("kafka.Kafka", str(self.config_path)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_path.write_text(f"{self._process.pid}\n")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrokerError(f"the broker exited ({self._process.returncode}):\n{self.tail()}")
+            if answers(self.bootstrap, timeout_s=2.0):
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s:\n{self.tail()}")
+
+    def pid(self) -> int | None:
+        """The broker's pid if it is running."""
+        if self._process is not None:
+            return self._process.pid if self._process.poll() is None else None
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the broker: SIGTERM (a clean shutdown), then SIGKILL after ``timeout_s``."""
+        pid = self.pid()
+        if pid is not None:
+            _terminate(pid, timeout_s)
+        if self._process is not None:
+            self._process.wait()
+            self._process = None
+        self.pid_path.unlink(missing_ok=True)
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the broker's log."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still "exists"; /proc tells the truth.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _terminate(pid: int, timeout_s: float) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    with_group = True
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        with_group = False
+    if with_group:
+        while _alive(pid):
+            time.sleep(0.05)
+
+
+def _default_broker() -> KafkaBroker:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
+    return KafkaBroker(RUN_DIR, bootstrap)
+
+
+def up() -> int:
+    """``make kafka-up``: start the project's broker unless one already answers."""
+    broker = _default_broker()
+    if answers(broker.bootstrap):
+        owner = "ours" if broker.pid() is not None else "not started by this project"
+        print(f"Kafka is already up at {broker.bootstrap} ({owner})")
+        return 0
+    if broker.pid() is not None:
+        broker.stop()  # a broker of ours that no longer answers
+    print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
+    try:
+        broker.start()
+    except BrokerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
+    return 0
+
+
+def down() -> int:
+    """``make kafka-down``: stop the project's broker, leaving no process behind."""
+    broker = _default_broker()
+    if broker.pid() is None:
+        print("Kafka is not running (no broker started by this project)")
+        broker.pid_path.unlink(missing_ok=True)
+        return 0
+    broker.stop()
+    print("Kafka stopped")
+    return 0
+
+
+def status() -> int:
+    """Exit 0 if the broker answers."""
+    broker = _default_broker()
+    if answers(broker.bootstrap):
+        print(f"Kafka is up at {broker.bootstrap}")
+        return 0
+    print(f"Kafka is not answering at {broker.bootstrap}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``up``, ``down``, ``status`` or ``fetch``."""
+    # Connection refusals while the broker boots are expected; aiokafka logs each one.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    parser = argparse.ArgumentParser(prog="python -m scripts.kafka.broker")
+    parser.add_argument("command", choices=["up", "down", "status", "fetch"])
+    command = parser.parse_args(argv).command
+    if command == "fetch":
+        print(lib_dir())
+        return 0
+    return {"up": up, "down": down, "status": status}[command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The real Kafka broker for the test suite, and small helpers to use it.
+
+``kafka_bootstrap`` is the session's broker: the one ``KAFKA_BOOTSTRAP_SERVERS`` names, else a
+broker of its own (``scripts/kafka/broker.py``) on a free port, stopped when the session ends.
+Tests create uniquely named topics and groups (:func:`unique_name`), so they never see each
+other's data. ``private_broker`` is a broker a single test may stop and start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
+
+from scripts.kafka.broker import KafkaBroker, free_port
+
+__all__ = [
+    "PrivateBroker",
+    "consume_all",
+    "create_topic",
+    "produce",
+    "unique_name",
+]
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def unique_name(prefix: str) -> str:
+    """A topic or group name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
+    """Create ``name`` (replication factor 1) and wait until it has a leader; return it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    await _wait_for_leaders(bootstrap, name, partitions)
+    return name
+
+
+async def _wait_for_leaders(bootstrap: str, topic: str, partitions: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                found = await producer.partitions_for(topic)
+                if found is not None and len(found) == partitions:
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await producer.stop()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: Sequence[bytes],
+    *,
+    key: bytes | None = None,
+    headers: Headers | None = None,
+) -> None:
+    """Produce ``values`` with acks=all and wait until the broker has every one."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, headers=list(headers or []))
+            for value in values
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_all(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topic`` from the start until ``expected`` records arrived (or fail at the deadline).
+
+    Waits a moment after the last expected record, so a test also sees records it did not
+    expect (duplicates, strays).
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    received: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(received) < expected:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    received.extend(records)
+        batches = await consumer.getmany(timeout_ms=300)
+        for records in batches.values():
+            received.extend(records)
+    except TimeoutError:
+        raise AssertionError(
+            f"{topic}: {len(received)} of {expected} records within {timeout_s} s"
+        ) from None
+    finally:
+        await consumer.stop()
+    return received
+
+
+def _external_bootstrap() -> str | None:
+    value = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    return value or None
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's broker address (``host:port``)."""
+    external = _external_bootstrap()
+    if external is not None:
+        yield external
+        return
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), f"127.0.0.1:{free_port()}")
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+class PrivateBroker:
+    """A broker one test owns: it may stop it mid-run and start it again (data is kept)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._broker = KafkaBroker(workdir, f"127.0.0.1:{free_port()}")
+
+    @property
+    def bootstrap(self) -> str:
+        """Its address."""
+        return self._broker.bootstrap
+
+    def start(self) -> None:
+        """Start it (again) and wait until it answers."""
+        self._broker.start()
+
+    def stop(self) -> None:
+        """Stop it cleanly."""
+        self._broker.stop()
+
+    def kill(self) -> None:
+        """Stop it at once, as a crash would."""
+        self._broker.stop(timeout_s=0)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A started broker of the test's own, stopped at teardown."""
+    broker = PrivateBroker(tmp_path / "kafka")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
