@@ -1,0 +1,109 @@
+"""Request bodies: ``payload_data`` 1-0-4 POST bodies and ``/i`` GET query strings.
+
+An event is serialised once, when it is added, to its JSON object without the closing brace;
+each attempt then appends ``,"stm":"<ms>"}`` in one join, so ``stm`` is fresh on every attempt
+and the body is built without re-encoding. Sizes are exact: a POST body's length is
+``ENVELOPE_BYTES + sum(event.size)`` (``stm`` has 13 digits until the year 2286).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
+
+import orjson
+
+if TYPE_CHECKING:
+    from tracking_common.emitter.outcomes import EventResult, ResultGroup
+
+__all__ = [
+    "ENVELOPE_BYTES",
+    "GET_PATH",
+    "PAYLOAD_DATA_URI",
+    "POST_PATH",
+    "STM_BYTES",
+    "PendingEvent",
+    "body_size",
+    "encode_event",
+    "get_query",
+    "post_body",
+]
+
+POST_PATH: Final = "/com.snowplowanalytics.snowplow/tp2"
+GET_PATH: Final = "/i"
+PAYLOAD_DATA_URI: Final = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+_PREFIX: Final = b'{"schema":"' + PAYLOAD_DATA_URI.encode() + b'","data":['
+_SUFFIX: Final = b"]}"
+STM_BYTES: Final = len(b',"stm":"1700000000000"}')
+"""What ``stm`` and the closing brace add to one event."""
+ENVELOPE_BYTES: Final = len(_PREFIX) + len(_SUFFIX) - 1
+"""The envelope's bytes, less the comma the first event does not need."""
+_GET_STM_BYTES: Final = len("&stm=1700000000000")
+
+
+class PendingEvent:
+    """One event held by the emitter: its serialised form, request size and caller's tag."""
+
+    __slots__ = ("data", "group", "size", "tag", "waiter")
+
+    def __init__(self, data: bytes, size: int, tag: Any = None) -> None:
+        self.data = data
+        self.size = size
+        self.tag = tag
+        self.waiter: asyncio.Future[EventResult] | None = None
+        self.group: ResultGroup | None = None
+
+    def payload(self) -> dict[str, str]:
+        """The tracker-protocol payload (without ``stm``)."""
+        decoded: dict[str, str] = orjson.loads(self.data + b"}")
+        return decoded
+
+    @property
+    def event_id(self) -> str | None:
+        """The event's ``eid``, if it has one."""
+        start = self.data.find(b'"eid":"')
+        if start < 0:
+            return None
+        start += 7
+        return self.data[start : self.data.index(b'"', start)].decode()
+
+    def __repr__(self) -> str:
+        return f"PendingEvent(eid={self.event_id!r}, size={self.size}, tag={self.tag!r})"
+
+
+def encode_event(payload: Mapping[str, str], *, get: bool = False) -> tuple[bytes, int]:
+    """Serialise one payload; return its form for :class:`PendingEvent` and its request size.
+
+    A POST size counts the event, its ``stm`` and its separating comma; a GET size is the
+    query string's length with ``stm``. Raises TypeError/ValueError for a payload that is not
+    a flat string mapping (orjson's errors) or is empty.
+    """
+    if "stm" in payload:
+        payload = {key: value for key, value in payload.items() if key != "stm"}
+    if not payload:
+        raise ValueError("a tracker-protocol payload cannot be empty")
+    encoded = orjson.dumps(payload)
+    data = encoded[:-1]
+    if get:
+        return data, len(urlencode(payload)) + _GET_STM_BYTES
+    return data, len(data) + STM_BYTES + 1
+
+
+def post_body(events: Iterable[PendingEvent], stm_ms: int) -> bytes:
+    """The ``payload_data`` body for ``events`` with ``stm`` = ``stm_ms`` on each."""
+    tail = b',"stm":"%d"}' % stm_ms
+    return _PREFIX + (tail + b",").join([event.data for event in events]) + tail + _SUFFIX
+
+
+def get_query(event: PendingEvent, stm_ms: int) -> str:
+    """The ``/i`` query string for ``event`` with ``stm``."""
+    payload = event.payload()
+    payload["stm"] = str(stm_ms)
+    return urlencode(payload)
+
+
+def body_size(events: Sequence[PendingEvent]) -> int:
+    """The exact length of a POST body carrying ``events``."""
+    return ENVELOPE_BYTES + sum(event.size for event in events)

@@ -1,0 +1,206 @@
+"""The tracker facade: builds tracker-protocol events and hands them to one or more emitters.
+
+Events are built as the shared event model (``tracking_common.events``), so they obey the same
+limits as the API's, and rendered by ``tracking_common.protocol.to_payload``: every value a
+string, entities in ``co``/``cx``, self-describing data in ``ue_pr``/``ue_px``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from tracking_common.emitter.emitter import Emitter
+from tracking_common.emitter.errors import BufferFullError
+from tracking_common.emitter.ports import Clock
+from tracking_common.errors import InvalidEventError
+from tracking_common.events import (
+    PagePing,
+    PageView,
+    Platform,
+    SelfDescribing,
+    SelfDescribingJson,
+    StructEvent,
+    Subject,
+    TrackedEvent,
+    utc_from_ms,
+)
+from tracking_common.protocol import Payload, issues_from_validation_error, to_payload
+
+__all__ = ["TRACKER_VERSION", "Tracker"]
+
+TRACKER_VERSION: Final = "py-tracking-common-0.1.0"
+
+Entity = SelfDescribingJson | Mapping[str, Any]
+
+
+class Tracker:
+    """Tracks events to every emitter given (fan-out), with shared namespace, app and subject.
+
+    Each ``track_*`` method returns the event's ``eid``. Invalid input raises
+    ``InvalidEventError`` listing every problem. When an emitter is full the event is still
+    offered to the others, then ``BufferFullError`` is raised (the first one).
+    """
+
+    def __init__(
+        self,
+        emitters: Emitter | Sequence[Emitter],
+        *,
+        namespace: str | None = None,
+        app_id: str | None = None,
+        platform: Platform = Platform.SERVER,
+        subject: Subject | None = None,
+        encode_base64: bool = False,
+        tracker_version: str = TRACKER_VERSION,
+        clock: Clock = time.time,
+    ) -> None:
+        self.emitters: tuple[Emitter, ...] = (
+            tuple(emitters) if isinstance(emitters, Sequence) else (emitters,)
+        )
+        if not self.emitters:
+            raise ValueError("a tracker needs at least one emitter")
+        self._common = {
+            "namespace": namespace,
+            "app_id": app_id,
+            "platform": platform,
+            "tracker_version": tracker_version,
+        }
+        self.subject = subject
+        self._base64 = encode_base64
+        self._clock = clock
+
+    # -- event types -----------------------------------------------------------------------
+
+    def track_page_view(
+        self,
+        url: str,
+        *,
+        title: str | None = None,
+        referrer: str | None = None,
+        **options: Any,
+    ) -> str:
+        """A page view. ``options``: entities, subject, true_timestamp, event_id."""
+        return self._track(PageView, {"page": _page(url, title, referrer)}, options)
+
+    def track_page_ping(
+        self,
+        url: str,
+        *,
+        title: str | None = None,
+        referrer: str | None = None,
+        min_x_offset: int | None = None,
+        max_x_offset: int | None = None,
+        min_y_offset: int | None = None,
+        max_y_offset: int | None = None,
+        **options: Any,
+    ) -> str:
+        """A page ping with scroll offsets."""
+        fields = {
+            "page": _page(url, title, referrer),
+            "min_x_offset": min_x_offset,
+            "max_x_offset": max_x_offset,
+            "min_y_offset": min_y_offset,
+            "max_y_offset": max_y_offset,
+        }
+        return self._track(PagePing, fields, options)
+
+    def track_struct_event(
+        self,
+        category: str,
+        action: str,
+        *,
+        label: str | None = None,
+        property_: str | None = None,
+        value: float | None = None,
+        **options: Any,
+    ) -> str:
+        """A structured event (category, action, label, property, value)."""
+        fields = {
+            "category": category,
+            "action": action,
+            "label": label,
+            "property": property_,
+            "value": value,
+        }
+        return self._track(StructEvent, fields, options)
+
+    def track_self_describing_event(self, event: Entity, **options: Any) -> str:
+        """A self-describing event: ``{"schema": "iglu:...", "data": {...}}``."""
+        return self._track(SelfDescribing, {"event": event}, options)
+
+    def track(self, event: TrackedEvent) -> str:
+        """Any event already built as the model; the tracker's defaults are not applied."""
+        self.track_payload(to_payload(event, base64_encode=self._base64))
+        return str(event.event_id)
+
+    def track_payload(self, payload: Mapping[str, str]) -> None:
+        """A ready tracker-protocol payload, to every emitter."""
+        refused: BufferFullError | None = None
+        for emitter in self.emitters:
+            try:
+                emitter.add(payload)
+            except BufferFullError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def flush_nowait(self) -> None:
+        """Ask every emitter to send what it holds."""
+        for emitter in self.emitters:
+            emitter.flush_nowait()
+
+    async def flush(self) -> None:
+        """Flush every emitter and wait for the events taken so far to be settled."""
+        for emitter in self.emitters:
+            await emitter.flush()
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Close every emitter (each bounded by ``timeout_s``)."""
+        for emitter in self.emitters:
+            await emitter.close(timeout_s)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _track(self, model: type[Any], fields: dict[str, Any], options: dict[str, Any]) -> str:
+        unknown = set(options) - {"entities", "subject", "true_timestamp", "event_id"}
+        if unknown:
+            raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
+        document: dict[str, Any] = {
+            **self._common,
+            **{key: value for key, value in fields.items() if value is not None},
+            "event_id": options.get("event_id") or uuid.uuid4(),
+            "created_at": utc_from_ms(int(self._clock() * 1000)),
+        }
+        subject = _merge(self.subject, options.get("subject"))
+        if subject is not None:
+            document["subject"] = subject
+        if options.get("entities"):
+            document["entities"] = list(options["entities"])
+        true_timestamp: datetime | None = options.get("true_timestamp")
+        if true_timestamp is not None:
+            document["true_timestamp"] = true_timestamp
+        try:
+            event = model.model_validate(document)
+        except ValidationError as exc:
+            raise InvalidEventError(issues_from_validation_error(exc)) from exc
+        payload: Payload = to_payload(event, base64_encode=self._base64)
+        self.track_payload(payload)
+        return payload["eid"]
+
+
+def _page(url: str, title: str | None, referrer: str | None) -> dict[str, str]:
+    page = {"url": url, "title": title, "referrer": referrer}
+    return {key: value for key, value in page.items() if value is not None}
+
+
+def _merge(base: Subject | None, override: Subject | None) -> Subject | None:
+    if base is None or override is None:
+        return override or base
+    return base.model_copy(update=override.model_dump(exclude_none=True))
