@@ -5,11 +5,9 @@
 #   docker build --target collector -t tracking-collector .   (local collector, dev only)
 # The forwarder's image carries no FastAPI; no image carries dev tools, tests or secrets.
 
-ARG PYTHON_IMAGE=python:3.11-slim
-
 # ---------------------------------------------------------------------------------------------
 # builder: uv from PyPI, and the workspace manifests (the dependency layer's cache key).
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:3.11-slim AS builder
 ARG UV_VERSION=0.13.9
 RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 \
@@ -52,7 +50,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 # ---------------------------------------------------------------------------------------------
 # runtime: the slim base, an unprivileged numeric user (so Kubernetes can check runAsNonRoot).
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11-slim AS runtime
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app
 ENV PATH=/app/.venv/bin:$PATH \

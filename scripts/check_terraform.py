@@ -1,0 +1,214 @@
+"""Offline checks of ``terraform/`` and the Dockerfile: fmt, checkov, and validate when possible.
+
+- ``tofu fmt -check``: OpenTofu (pinned in ``TOFU_VERSION``) is built from its source in the Go
+  module proxy into ``.cache/tools/tofu/<version>/tofu`` on first use (about 3 minutes on
+  2 cores, then cached); a ``tofu`` already on PATH is used as is.
+- checkov (pinned in ``CHECKOV_VERSION``) runs in its own tool environment through ``uv tool
+  run``, so its many dependencies never enter the project's lock file.
+- ``tofu validate`` needs the hashicorp/kubernetes and Mongey/kafka provider binaries. The
+  provider registries are not reachable here and the Go module proxy serves neither provider at
+  a usable version, so validate runs only when ``TF_PROVIDER_MIRROR`` names a filesystem mirror
+  holding both (see terraform/README.md).
+
+Usage: ``python -m scripts.check_terraform [fmt|checkov|validate|all]`` (default ``all``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+TERRAFORM_DIR: Final = REPO_ROOT / "terraform"
+TOFU_VERSION: Final = "1.10.6"
+TOFU_MODULE: Final = "github.com/opentofu/opentofu"
+CHECKOV_VERSION: Final = "3.3.30"
+TOOLS_DIR: Final = REPO_ROOT / ".cache" / "tools"
+EXAMPLE_DIR: Final = TERRAFORM_DIR / "examples" / "basic"
+CHECKOV_TARGETS: Final = ((TERRAFORM_DIR, "terraform"), (REPO_ROOT / "Dockerfile", "dockerfile"))
+
+
+class ToolUnavailableError(RuntimeError):
+    """A checker cannot be obtained on this machine; the message says why."""
+
+
+def _run(command: list[str], *, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(  # noqa: S603 - fixed tool commands, no shell
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise subprocess.CalledProcessError(
+            result.returncode, command, output=result.stdout, stderr=result.stderr
+        )
+    return result.stdout
+
+
+def _quiet_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # A TF_CLI_CONFIG_FILE naming a missing file only adds warnings to every command.
+    if "TF_CLI_CONFIG_FILE" in env and not Path(env["TF_CLI_CONFIG_FILE"]).exists():
+        del env["TF_CLI_CONFIG_FILE"]
+    env["CHECKPOINT_DISABLE"] = "1"
+    return env
+
+
+def tofu_binary() -> Path:
+    """A ``tofu`` executable: on PATH, cached, or built now from the Go module proxy."""
+    on_path = shutil.which("tofu")
+    if on_path:
+        return Path(on_path)
+    cached = TOOLS_DIR / "tofu" / TOFU_VERSION / "tofu"
+    if cached.is_file():
+        return cached
+    go = shutil.which("go")
+    if go is None:
+        raise ToolUnavailableError("no tofu on PATH and no Go toolchain to build it")
+    env = {**os.environ, "GOFLAGS": "-buildvcs=false"}
+    # OpenTofu's go.mod has replace directives, so `go install module@version` refuses it;
+    # download the module source and build it as the main module instead.
+    info = json.loads(_run([go, "mod", "download", "-json", f"{TOFU_MODULE}@v{TOFU_VERSION}"]))
+    with tempfile.TemporaryDirectory(prefix="tofu-src-") as scratch:
+        source = Path(scratch) / "src"
+        shutil.copytree(info["Dir"], source)
+        for path in source.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".partial")
+        _run(
+            [go, "build", "-trimpath", "-o", str(partial), "./cmd/tofu"],
+            cwd=source,
+            env=env,
+        )
+        partial.replace(cached)
+    return cached
+
+
+def fmt_check() -> list[str]:
+    """Files ``tofu fmt -check`` would rewrite (empty: all formatted)."""
+    tofu = tofu_binary()
+    result = subprocess.run(  # noqa: S603 - our own binary
+        [str(tofu), "fmt", "-check", "-recursive", "-list=true", str(TERRAFORM_DIR)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_quiet_env(),
+    )
+    if result.returncode not in (0, 3):
+        raise RuntimeError(f"tofu fmt failed: {result.stderr.strip()}")
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def _uv() -> str:
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        raise ToolUnavailableError("uv is neither on PATH nor in $UV")
+    return uv
+
+
+@dataclass(frozen=True, slots=True)
+class CheckovSummary:
+    """What checkov found: counts, and one line per failed check."""
+
+    passed: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def checkov(target: Path, framework: str) -> CheckovSummary:
+    """checkov's JSON summary for ``target`` (a directory or a single file)."""
+    flag = "-d" if target.is_dir() else "-f"
+    command = [
+        _uv(),
+        "tool",
+        "run",
+        "--from",
+        f"checkov=={CHECKOV_VERSION}",
+        "checkov",
+        flag,
+        str(target),
+        "--framework",
+        framework,
+        "--skip-download",
+        "--compact",
+        "--output",
+        "json",
+    ]
+    result = subprocess.run(  # noqa: S603 - pinned tool, no shell
+        command, capture_output=True, text=True, check=False, env=_quiet_env(), cwd=REPO_ROOT
+    )
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"checkov failed to run: {result.stderr.strip()[-2000:]}")
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed: list[str] = []
+    passed = skipped = 0
+    for item in reports:
+        summary = item.get("summary", {})
+        passed += int(summary.get("passed", 0))
+        skipped += int(summary.get("skipped", 0))
+        failed.extend(
+            f"{check['check_id']} {check['resource']} ({check['file_path']})"
+            for check in item.get("results", {}).get("failed_checks", [])
+        )
+    return CheckovSummary(passed=passed, skipped=skipped, failed=failed)
+
+
+def provider_mirror() -> Path | None:
+    """The filesystem mirror named by ``TF_PROVIDER_MIRROR``, if it exists."""
+    mirror = os.environ.get("TF_PROVIDER_MIRROR")
+    return Path(mirror) if mirror and Path(mirror).is_dir() else None
+
+
+def validate(mirror: Path) -> None:
+    """``tofu init`` from ``mirror`` and ``tofu validate`` of the example root module."""
+    tofu = str(tofu_binary())
+    with tempfile.TemporaryDirectory(prefix="tofu-validate-") as scratch:
+        config = Path(scratch) / "tofurc"
+        config.write_text(
+            f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n'
+        )
+        env = {**_quiet_env(), "TF_CLI_CONFIG_FILE": str(config), "TF_DATA_DIR": scratch}
+        _run([tofu, "init", "-backend=false", "-input=false"], cwd=EXAMPLE_DIR, env=env)
+        _run([tofu, "validate", "-no-color"], cwd=EXAMPLE_DIR, env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen checks; exit 1 on a finding."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.check_terraform")
+    parser.add_argument(
+        "check", nargs="?", default="all", choices=["fmt", "checkov", "validate", "all"]
+    )
+    args = parser.parse_args(argv)
+    status = 0
+    if args.check in ("fmt", "all"):
+        unformatted = fmt_check()
+        verdict = "ok" if not unformatted else "needs formatting: " + ", ".join(unformatted)
+        print(f"tofu fmt: {verdict}")
+        status |= bool(unformatted)
+    if args.check in ("checkov", "all"):
+        for target, framework in CHECKOV_TARGETS:
+            summary = checkov(target, framework)
+            print(f"checkov {target.name}: {summary.passed} passed, {summary.skipped} skipped")
+            for finding in summary.failed:
+                print(f"  FAILED {finding}")
+                status = 1
+    if args.check in ("validate", "all"):
+        mirror = provider_mirror()
+        if mirror is None:
+            print("tofu validate: skipped (no provider mirror; set TF_PROVIDER_MIRROR)")
+        else:
+            validate(mirror)
+            print("tofu validate: ok")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+output "namespace" {
+  description = "Namespace the services run in."
+  value       = local.namespace
+}
+
+output "api_service_name" {
+  description = "Name of the API's Service (port 80: the API; admin port: /metrics)."
+  value       = kubernetes_service_v1.api.metadata[0].name
+}
+
+output "forwarder_deployment_name" {
+  description = "Name of the forwarder's Deployment."
+  value       = kubernetes_deployment_v1.forwarder.metadata[0].name
+}
+
+output "forwarder_consumer_group" {
+  description = "FORWARDER_GROUP_ID: the consumer group whose lag scales the forwarder."
+  value       = local.forwarder_env["FORWARDER_GROUP_ID"]
+}
+
+output "forwarder_termination_grace_period_s" {
+  description = "Grace period given to a stopping forwarder pod."
+  value       = local.forwarder_grace_s
+}
