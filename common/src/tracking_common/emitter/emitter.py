@@ -230,7 +230,10 @@ class AsyncEmitter:
     def add_many(
         self, payloads: Sequence[Mapping[str, str]], *, tags: Sequence[Any] | None = None
     ) -> asyncio.Future[BatchResult]:
-        """Take all of ``payloads`` or none (BufferFullError); resolves when all are settled."""
+        """Take all of ``payloads`` or none (BufferFullError) and send them now.
+
+        The future resolves once every one of them is settled.
+        """
         self._check_open()
         if tags is not None and len(tags) != len(payloads):
             raise ValueError("tags must match payloads one to one")
@@ -245,6 +248,7 @@ class AsyncEmitter:
             event.group = group
             self._waiting += 1
             self._accept(event)
+        self._cut()
         return future
 
     def _check_open(self) -> None:
