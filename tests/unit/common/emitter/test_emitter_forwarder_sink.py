@@ -1,0 +1,140 @@
+"""The forwarder's HttpSink delivers through the emitter core and keeps its port's contract."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+from forwarder_service.classification import StatusClass, StatusTable
+from forwarder_service.http_sink import HttpSink, RetryPolicy
+from forwarder_service.ports import (
+    FailureKind,
+    RecordTag,
+    RequestReport,
+    SendFailure,
+    SinkFullError,
+)
+from tracking_common.emitter import HttpResponse
+from tracking_common.emitter.testing import FakeHttpClient, FakeSleep, SentRequest
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str = "events"
+    partition: int = 0
+    offset: int = 0
+    timestamp: int = 0
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.delivered_tags: list[RecordTag] = []
+        self.failures: list[SendFailure] = []
+        self.reports: list[RequestReport] = []
+        self.setup: list[int | None] = []
+
+    def delivered(self, tags: Sequence[RecordTag]) -> None:
+        self.delivered_tags.extend(tags)
+
+    def failed(self, failures: Sequence[SendFailure]) -> None:
+        self.failures.extend(failures)
+
+    def request_finished(self, report: RequestReport) -> None:
+        self.reports.append(report)
+
+    def setup_failure(self, status: int | None, message: str) -> None:
+        self.setup.append(status)
+
+
+def tag(offset: int) -> RecordTag:
+    return RecordTag("tp0", 1, Record(offset=offset))
+
+
+def payload(offset: int, pad: int = 0) -> dict[str, str]:
+    return {"e": "pv", "eid": str(uuid.UUID(int=offset)), "tv": "t", "p": "web", "url": "u" * pad}
+
+
+def sink(client: FakeHttpClient, listener: Listener, **options: object) -> HttpSink:
+    return HttpSink(
+        collector_url="http://collector.test",
+        listener=listener,
+        client=client,
+        sleep=FakeSleep(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_outcomes_reach_the_forwarder_listener_with_tags() -> None:
+    async def picky(request: SentRequest) -> HttpResponse:
+        bad = str(uuid.UUID(int=3))
+        return HttpResponse(400 if any(e["eid"] == bad for e in request.events) else 200)
+
+    listener = Listener()
+    http = sink(FakeHttpClient(picky), listener, batch_max_events=8)
+    await http.start()
+    for offset in range(8):
+        http.submit(payload(offset), tag=tag(offset))
+    await http.flush()
+    assert sorted(t.record.offset for t in listener.delivered_tags) == [0, 1, 2, 4, 5, 6, 7]
+    [failure] = listener.failures
+    assert failure.tag.record.offset == 3
+    assert failure.kind is FailureKind.NON_RETRYABLE_STATUS
+    assert failure.status == 400
+    assert failure.error_class == "CollectorRejected"
+    assert listener.reports
+    assert all(r.tags for r in listener.reports)
+    assert http.backlog() == (0, 0)
+    await http.close(1.0)
+
+
+async def test_oversize_capacity_setup_and_abandon() -> None:
+    listener = Listener()
+    client = FakeHttpClient.scripted(401)
+    http = sink(
+        client,
+        listener,
+        batch_max_bytes=1_000,
+        capacity_events=3,
+        retry=RetryPolicy(max_attempts=2),
+        table=StatusTable.from_text("409=retry"),
+    )
+    await http.start()
+    http.submit(payload(0, pad=2_000), tag=tag(0))
+    http.submit(payload(1), tag=tag(1))
+    http.submit(payload(2), tag=tag(2))
+    with pytest.raises(SinkFullError):
+        http.submit(payload(3), tag=tag(3))
+    await http.flush()
+    assert listener.setup == [401]
+    assert [f.kind for f in listener.failures] == [FailureKind.OVERSIZE]
+    assert sorted(t.record.offset for t in listener.delivered_tags) == [1, 2]
+    await http.close(1.0)
+    with pytest.raises(SinkFullError):
+        http.submit(payload(4), tag=tag(4))
+
+
+async def test_close_reports_leftovers_abandoned() -> None:
+    async def down(_: SentRequest) -> HttpResponse:
+        return HttpResponse(503)
+
+    listener = Listener()
+    http = sink(FakeHttpClient(down), listener)
+    await http.start()
+    for offset in range(3):
+        http.submit(payload(offset), tag=tag(offset))
+    await http.close(0.05)
+    assert sorted(f.tag.record.offset for f in listener.failures) == [0, 1, 2]
+    assert {f.kind for f in listener.failures} == {FailureKind.ABANDONED}
+
+
+def test_forwarder_table_keeps_its_names() -> None:
+    table = StatusTable()
+    assert table.classify(401) is StatusClass.SETUP
+    assert table.classify(400) is StatusClass.REJECT
+    assert StatusTable.from_text("409=retry").classify(409) is StatusClass.RETRY
+    assert RetryPolicy(max_attempts=0).core().max_attempts is None
