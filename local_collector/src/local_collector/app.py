@@ -176,7 +176,7 @@ def _optional_int(request: web.Request, name: str) -> int | None:
         return None
     if not text.isdigit():
         raise web.HTTPBadRequest(
-            body=orjson.dumps({"error": f"{name} must be a non-negative integer"}),
+            text=orjson.dumps({"error": f"{name} must be a non-negative integer"}).decode(),
             content_type="application/json",
         )
     return int(text)
