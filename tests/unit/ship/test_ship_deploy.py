@@ -16,6 +16,7 @@ import hcl2
 import pytest
 import yaml
 from forwarder_service.settings import ForwarderSettings
+from local_collector.settings import CollectorSettings
 from pydantic_settings import BaseSettings
 
 from scripts import check_terraform
@@ -41,7 +42,7 @@ def known_env(service: str) -> set[str]:
     if service == "forwarder":
         return _env_names(ForwarderSettings)
     if service == "collector":
-        return {"COLLECTOR_HOST", "COLLECTOR_PORT", "COLLECTOR_MAX_EVENTS", "LOG_LEVEL"}
+        return _env_names(CollectorSettings)
     try:
         module = importlib.import_module("api_service.settings")
     except ModuleNotFoundError:

@@ -1,0 +1,197 @@
+"""The operator's view names real metrics: dashboard, alert rules and docs/metrics.md.
+
+The instruments are found by reading the services' source (every ``meter.create_*`` call), so
+a renamed or removed metric fails here instead of leaving an empty panel or a silent alert.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+SOURCES = [
+    REPO / "common" / "src",
+    REPO / "api_service" / "src",
+    REPO / "forwarder_service" / "src",
+    REPO / "local_collector" / "src",
+]
+DASHBOARD = REPO / "ops" / "grafana" / "tracking-pipeline.json"
+ALERTS = REPO / "ops" / "prometheus" / "alerts.yaml"
+METRICS_DOC = REPO / "docs" / "metrics.md"
+OPERATIONS_DOC = REPO / "docs" / "operations.md"
+_NAME = re.compile(r"\btracking_[a-z0-9]+_[a-z0-9_]+\b")
+_KIND = {
+    "create_counter": "counter",
+    "create_observable_counter": "counter",
+    "create_histogram": "histogram",
+    "create_up_down_counter": "gauge",
+    "create_observable_up_down_counter": "gauge",
+    "create_observable_gauge": "gauge",
+    "create_gauge": "gauge",
+}
+
+
+@dataclass(frozen=True)
+class Instrument:
+    name: str
+    kind: str
+    source: str
+
+    def exposed(self) -> set[str]:
+        """The names Prometheus shows for this instrument."""
+        if self.kind == "counter":
+            return {f"{self.name}_total"}
+        if self.kind == "histogram":
+            return {self.name, *(f"{self.name}_{s}" for s in ("bucket", "sum", "count"))}
+        return {self.name}
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        target: ast.expr | None = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        elif isinstance(node, ast.AnnAssign):
+            target = node.target
+        value = getattr(node, "value", None)
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(value, ast.Constant)
+            and isinstance(value.value, str)
+        ):
+            found[target.id] = value.value
+    return found
+
+
+def _evaluate(node: ast.expr, constants: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _evaluate(node.left, constants), _evaluate(node.right, constants)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [
+            _evaluate(v.value, constants) if isinstance(v, ast.FormattedValue) else v.value
+            for v in node.values
+            if isinstance(v, ast.FormattedValue | ast.Constant)
+        ]
+        return None if any(not isinstance(p, str) for p in parts) else "".join(map(str, parts))
+    return None
+
+
+def source_instruments() -> dict[str, Instrument]:
+    """Every instrument created in the services' and common's source, by name."""
+    instruments: dict[str, Instrument] = {}
+    for root in SOURCES:
+        for path in root.rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            constants = _constants(tree)
+            for node in ast.walk(tree):
+                if not (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in _KIND
+                ):
+                    continue
+                argument = node.args[0] if node.args else None
+                keyword = next((k.value for k in node.keywords if k.arg == "name"), None)
+                expression = argument or keyword
+                name = None if expression is None else _evaluate(expression, constants)
+                relative = str(path.relative_to(REPO))
+                assert name is not None, f"{relative}:{node.lineno}: cannot read the metric name"
+                instruments[name] = Instrument(name, _KIND[node.func.attr], relative)
+    return instruments
+
+
+INSTRUMENTS = source_instruments()
+EXPOSED = {name: i for i in INSTRUMENTS.values() for name in i.exposed()}
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    rules = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def _unknown(text: str) -> list[str]:
+    return sorted({name for name in _NAME.findall(text) if name not in EXPOSED})
+
+
+def test_the_services_define_instruments() -> None:
+    prefixes = {name.split("_")[1] for name in INSTRUMENTS}
+    assert "forwarder" in prefixes
+    assert all(name.startswith("tracking_") for name in INSTRUMENTS)
+
+
+def test_dashboard_parses_and_has_the_operators_panels() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("throughput", "rejections", "dlq", "lag", "paused", "latency"):
+        assert topic in titles
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_dashboard_queries_name_real_metrics() -> None:
+    exprs = _dashboard_exprs()
+    assert exprs
+    assert _unknown("\n".join(exprs)) == []
+
+
+def test_alert_rules_parse_and_name_real_metrics() -> None:
+    rules = _alert_rules()
+    names = {rule["alert"] for rule in rules}
+    assert {
+        "TrackingForwarderLagGrowing",
+        "TrackingForwarderDeadLetters",
+        "TrackingApi5xxRate",
+        "TrackingApiKafkaErrors",
+        "TrackingForwarderSetupFailures",
+    } <= names
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"]
+        assert _NAME.search(rule["expr"]), rule["alert"]
+    assert _unknown("\n".join(rule["expr"] for rule in rules)) == []
+
+
+def test_alert_runbook_links_point_at_sections_of_the_runbook() -> None:
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in OPERATIONS_DOC.read_text().splitlines()
+        if line.startswith("#")
+    }
+    for rule in _alert_rules():
+        anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
+        assert anchor in headings, rule["alert"]
+
+
+def test_metrics_doc_names_only_real_metrics() -> None:
+    assert _unknown(METRICS_DOC.read_text()) == []
+
+
+@pytest.mark.parametrize("name", sorted(INSTRUMENTS))
+def test_every_instrument_is_documented_in_the_table(name: str) -> None:
+    rows = [line for line in METRICS_DOC.read_text().splitlines() if line.startswith("|")]
+    documented = {match for row in rows for match in _NAME.findall(row.split("|")[1])}
+    assert INSTRUMENTS[name].exposed() & documented, f"{name} missing from docs/metrics.md"
