@@ -185,6 +185,7 @@ class AsyncEmitter:
         self._setup_failing = False
         self._wakeup = asyncio.Event()
         self._closed = asyncio.Event()
+        self._room = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._active: list[list[Batch]] = []  # each sender's batch and its pending halves
         self._timer: asyncio.TimerHandle | None = None
@@ -250,6 +251,12 @@ class AsyncEmitter:
             self._accept(event)
         self._cut()
         return future
+
+    async def wait_for_room(self, events: int = 1) -> None:
+        """Wait until ``events`` more events fit in the buffer (backpressure for producers)."""
+        while self._pending_events + events > self._capacity:
+            self._room.clear()
+            await self._room.wait()
 
     def _check_open(self) -> None:
         if self._state in (EmitterState.CLOSING, EmitterState.CLOSED):
@@ -562,6 +569,7 @@ class AsyncEmitter:
     def _release(self, batch: Batch) -> None:
         self._pending_events -= len(batch.events)
         self._pending_bytes -= batch.size
+        self._room.set()
 
     def _cut_progress(self, cut: Cut, settled: int, *, delivered: int) -> None:
         cut.remaining -= settled

@@ -269,3 +269,14 @@ async def test_discard_drops_waiting_events_by_tag() -> None:
 
 def test_stm_bytes_constant() -> None:
     assert len(',"stm":"1700000000000"}') == STM_BYTES
+
+
+async def test_wait_for_room_applies_backpressure() -> None:
+    client = FakeHttpClient()
+    sink = emitter(client, batch_size=5, buffer_capacity=10)
+    for n in range(30):
+        await sink.wait_for_room()
+        sink.add(payload(n))
+    await sink.flush()
+    assert sum(len(r.events) for r in client.requests) == 30
+    await sink.close()

@@ -1,0 +1,216 @@
+"""Emitter throughput and peak memory: this core vs snowplow-tracker's Emitter and AsyncEmitter.
+
+The same N page views (each with one entity, plain ``co``) at the same batch size are delivered
+to the local collector, started as its own process in count-only mode. Each contender runs in
+a fresh subprocess so its peak RSS is its own; the collector's count proves every event
+arrived. AsyncEmitter gets as many threads as this core's in-flight limit.
+
+    uv run python -m bench.bench_emitter [--events 50000] [--batch-size 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+EVENTS = 50_000
+BATCH_SIZE = 50
+IN_FLIGHT = 4
+CONTENDERS = ("emitter", "snowplow_emitter", "snowplow_async_emitter")
+
+
+def _entity(n: int) -> dict[str, Any]:
+    return {"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"id": n, "plan": "pro"}}
+
+
+def _url(n: int) -> str:
+    return f"https://shop.example.com/products/{n % 997}?ref=bench"
+
+
+async def _run_core(base_url: str, events: int, batch_size: int) -> int:
+    from tracking_common.emitter import AsyncEmitter, Tracker  # noqa: PLC0415
+
+    delivered = 0
+
+    def count(sent: Any) -> None:
+        nonlocal delivered
+        delivered += len(sent)
+
+    emitter = AsyncEmitter(
+        base_url, batch_size=batch_size, max_in_flight=IN_FLIGHT, on_success=count
+    )
+    tracker = Tracker(emitter, namespace="bench", app_id="bench")
+    for n in range(events):
+        await emitter.wait_for_room()
+        tracker.track_page_view(
+            _url(n), title="Product", referrer="https://search.example", entities=[_entity(n)]
+        )
+    await emitter.close()
+    return delivered
+
+
+def _run_snowplow(base_url: str, events: int, batch_size: int, *, threads: int | None) -> int:
+    from snowplow_tracker import (  # noqa: PLC0415
+        AsyncEmitter,
+        Emitter,
+        PageView,
+        SelfDescribingJson,
+        Tracker,
+    )
+
+    delivered = 0
+
+    def count(sent: Any) -> None:
+        nonlocal delivered
+        delivered += len(sent)
+
+    if threads is None:
+        emitter = Emitter(base_url, batch_size=batch_size, on_success=count)
+    else:
+        emitter = AsyncEmitter(
+            base_url, batch_size=batch_size, on_success=count, thread_count=threads
+        )
+    tracker = Tracker("bench", emitter, app_id="bench", encode_base64=False)
+    for n in range(events):
+        entity = _entity(n)
+        tracker.track(
+            PageView(
+                page_url=_url(n),
+                page_title="Product",
+                referrer="https://search.example",
+                context=[SelfDescribingJson(entity["schema"], entity["data"])],
+            )
+        )
+    if threads is None:
+        emitter.flush()
+    else:
+        emitter.sync_flush()
+    return delivered
+
+
+def _child(contender: str, base_url: str, events: int, batch_size: int) -> None:
+    # Import outside the timed part, so start-up cost is nobody's throughput.
+    if contender == "emitter":
+        import tracking_common.emitter  # noqa: F401, PLC0415
+    else:
+        import snowplow_tracker  # noqa: F401, PLC0415
+    start = time.perf_counter()
+    if contender == "emitter":
+        delivered = asyncio.run(_run_core(base_url, events, batch_size))
+    else:
+        threads = IN_FLIGHT if contender == "snowplow_async_emitter" else None
+        delivered = _run_snowplow(base_url, events, batch_size, threads=threads)
+    elapsed = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"delivered": delivered, "elapsed_s": elapsed, "peak_mb": peak_mb}))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _call(base_url: str, path: str, method: str = "GET") -> Any:
+    request = urllib.request.Request(base_url + path, method=method)  # noqa: S310 - local URL
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return json.loads(response.read() or b"null")
+
+
+def _start_collector() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "COLLECTOR_PORT": str(port),
+        "COLLECTOR_COUNT_ONLY": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-c", "from local_collector.main import main; main()"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            _call(base_url, "/healthz")
+            return process, base_url
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("the local collector did not start") from None
+            time.sleep(0.05)
+
+
+def main() -> None:
+    """Run every contender against one collector and record the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--child", choices=CONTENDERS)
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.url, args.events, args.batch_size)
+        return
+
+    from bench.results import ratio_line, record  # noqa: PLC0415
+
+    process, base_url = _start_collector()
+    figures: dict[str, float] = {}
+    try:
+        for contender in CONTENDERS:
+            _call(base_url, "/micro/reset", "POST")
+            output = subprocess.run(  # noqa: S603 - our own interpreter and module
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bench_emitter",
+                    "--child",
+                    contender,
+                    "--url",
+                    base_url,
+                    "--events",
+                    str(args.events),
+                    "--batch-size",
+                    str(args.batch_size),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            result = json.loads(output.stdout.decode().strip().splitlines()[-1])
+            arrived = _call(base_url, "/micro/all")["good"]
+            print(
+                f"  {contender}: {result['delivered']} reported delivered, {arrived} arrived, "
+                f"{result['elapsed_s']:.2f} s"
+            )
+            if arrived != args.events or result["delivered"] != args.events:
+                raise SystemExit(f"{contender}: not every event arrived ({arrived})")
+            figures[f"{contender}_events_per_s"] = args.events / result["elapsed_s"]
+            figures[f"{contender}_peak_mem_mb"] = result["peak_mb"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    record(figures)
+    core = figures["emitter_events_per_s"]
+    sync = figures["snowplow_emitter_events_per_s"]
+    threaded = figures["snowplow_async_emitter_events_per_s"]
+    print(ratio_line("emitter vs snowplow Emitter", core, sync, 3.0))
+    print(ratio_line("emitter vs snowplow AsyncEmitter", core, threaded, None))
+    print(ratio_line("emitter vs the faster of the two", core, max(sync, threaded), 3.0))
+
+
+if __name__ == "__main__":
+    main()
