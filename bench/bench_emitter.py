@@ -135,7 +135,7 @@ def _start_collector() -> tuple[subprocess.Popen[bytes], str]:
         "COLLECTOR_COUNT_ONLY": "true",
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(
         [sys.executable, "-c", "from local_collector.main import main; main()"],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -145,12 +145,13 @@ def _start_collector() -> tuple[subprocess.Popen[bytes], str]:
     while True:
         try:
             _call(base_url, "/healthz")
-            return process, base_url
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 raise RuntimeError("the local collector did not start") from None
             time.sleep(0.05)
+        else:
+            return process, base_url
 
 
 def main() -> None:
