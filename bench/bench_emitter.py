@@ -60,7 +60,7 @@ async def _run_core(base_url: str, events: int, batch_size: int) -> int:
 
 def _run_snowplow(base_url: str, events: int, batch_size: int, *, threads: int | None) -> int:
     from snowplow_tracker.emitters import AsyncEmitter, Emitter  # noqa: PLC0415
-    from snowplow_tracker.events import PageView  # noqa: PLC0415
+    from snowplow_tracker.events.page_view import PageView  # noqa: PLC0415
     from snowplow_tracker.self_describing_json import SelfDescribingJson  # noqa: PLC0415
     from snowplow_tracker.tracker import Tracker  # noqa: PLC0415
 
