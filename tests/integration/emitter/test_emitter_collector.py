@@ -54,15 +54,14 @@ async def rig(collector: RunningCollector) -> AsyncIterator[tuple[AsyncEmitter, 
 
 def track(emitter: AsyncEmitter, count: int) -> list[str]:
     tracker = Tracker(emitter, namespace="it", app_id="emitter-it")
-    eids = []
-    for n in range(count):
-        eids.append(
-            tracker.track_page_view(
-                f"https://example.com/{n}",
-                title="Page",
-                entities=[{"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"n": n}}],
-            )
+    eids = [
+        tracker.track_page_view(
+            f"https://example.com/{n}",
+            title="Page",
+            entities=[{"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"n": n}}],
         )
+        for n in range(count)
+    ]
     eids.append(tracker.track_struct_event("shop", "add", label="sku", value=2.5))
     eids.append(
         tracker.track_self_describing_event(
