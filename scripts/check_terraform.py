@@ -1,4 +1,4 @@
-"""Offline checks of ``terraform/`` and the Dockerfile: fmt, checkov, and validate when possible.
+"""Offline checks of what ships: ``terraform/``, the Dockerfile and the Prometheus rules.
 
 - ``tofu fmt -check``: OpenTofu (pinned in ``TOFU_VERSION``) is built from its source in the Go
   module proxy into ``.cache/tools/tofu/<version>/tofu`` on first use (about 3 minutes on
@@ -10,12 +10,18 @@
   a usable version, so validate runs only when ``TF_PROVIDER_MIRROR`` names a filesystem mirror
   holding both (see terraform/README.md).
 
-Usage: ``python -m scripts.check_terraform [fmt|checkov|validate|all]`` (default ``all``).
+- Prometheus rules and dashboard queries: ``ops/promcheck`` (a small Go program on Prometheus'
+  own rule and PromQL parsers; promtool does not build from the module proxy) is built into
+  ``.cache/tools/promcheck/`` on first use (about 1 minute).
+
+Usage: ``python -m scripts.check_terraform [fmt|checkov|validate|prometheus|all]`` (default
+``all``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +39,11 @@ TOFU_MODULE: Final = "github.com/opentofu/opentofu"
 CHECKOV_VERSION: Final = "3.3.30"
 TOOLS_DIR: Final = REPO_ROOT / ".cache" / "tools"
 EXAMPLE_DIR: Final = TERRAFORM_DIR / "examples" / "basic"
+PROMCHECK_DIR: Final = REPO_ROOT / "ops" / "promcheck"
+ALERTS_PATH: Final = REPO_ROOT / "ops" / "prometheus" / "alerts.yaml"
+DASHBOARD_PATH: Final = REPO_ROOT / "ops" / "grafana" / "tracking-pipeline.json"
+# Grafana's interval variables, replaced by a plain duration so PromQL's parser accepts them.
+GRAFANA_VARIABLES: Final = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 CHECKOV_TARGETS: Final = ((TERRAFORM_DIR, "terraform"), (REPO_ROOT / "Dockerfile", "dockerfile"))
 
 
@@ -161,6 +172,60 @@ def checkov(target: Path, framework: str) -> CheckovSummary:
     return CheckovSummary(passed=passed, skipped=skipped, failed=failed)
 
 
+def promcheck_binary() -> Path:
+    """``ops/promcheck`` built from its go.mod (cached per source hash)."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        digest.update((PROMCHECK_DIR / name).read_bytes())
+    cached = TOOLS_DIR / "promcheck" / digest.hexdigest()[:16] / "promcheck"
+    if cached.is_file():
+        return cached
+    go = shutil.which("go")
+    if go is None:
+        raise ToolUnavailableError("no Go toolchain to build ops/promcheck")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    env = {**os.environ, "GOFLAGS": "-buildvcs=false -mod=readonly"}
+    _run([go, "build", "-trimpath", "-o", str(partial), "."], cwd=PROMCHECK_DIR, env=env)
+    partial.replace(cached)
+    return cached
+
+
+def dashboard_exprs(path: Path = DASHBOARD_PATH) -> list[str]:
+    """Every PromQL query of the Grafana dashboard, Grafana variables replaced."""
+    dashboard = json.loads(path.read_text())
+    exprs = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = str(target.get("expr", ""))
+            for variable, value in GRAFANA_VARIABLES.items():
+                expr = expr.replace(variable, value)
+            if expr:
+                exprs.append(expr)
+    return exprs
+
+
+def check_prometheus() -> list[str]:
+    """Problems Prometheus' parsers find in the alert rules and the dashboard's queries."""
+    binary = str(promcheck_binary())
+    problems = []
+    rules = subprocess.run(  # noqa: S603 - our own binary
+        [binary, "rules", str(ALERTS_PATH)], capture_output=True, text=True, check=False
+    )
+    if rules.returncode != 0:
+        problems.extend(rules.stderr.splitlines())
+    exprs = subprocess.run(  # noqa: S603 - our own binary
+        [binary, "exprs"],
+        input=json.dumps(dashboard_exprs()),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if exprs.returncode != 0:
+        problems.extend(exprs.stderr.splitlines())
+    return problems
+
+
 def provider_mirror() -> Path | None:
     """The filesystem mirror named by ``TF_PROVIDER_MIRROR``, if it exists."""
     mirror = os.environ.get("TF_PROVIDER_MIRROR")
@@ -184,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen checks; exit 1 on a finding."""
     parser = argparse.ArgumentParser(prog="python -m scripts.check_terraform")
     parser.add_argument(
-        "check", nargs="?", default="all", choices=["fmt", "checkov", "validate", "all"]
+        "check",
+        nargs="?",
+        default="all",
+        choices=["fmt", "checkov", "validate", "prometheus", "all"],
     )
     args = parser.parse_args(argv)
     status = 0
@@ -200,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             for finding in summary.failed:
                 print(f"  FAILED {finding}")
                 status = 1
+    if args.check in ("prometheus", "all"):
+        problems = check_prometheus()
+        print(f"prometheus rules and dashboard queries: {'ok' if not problems else 'FAILED'}")
+        for problem in problems:
+            print(f"  {problem}")
+        status |= bool(problems)
     if args.check in ("validate", "all"):
         mirror = provider_mirror()
         if mirror is None:

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts import check_terraform
+
 REPO = Path(__file__).resolve().parents[3]
 SOURCES = [
     REPO / "common" / "src",
@@ -195,3 +197,12 @@ def test_every_instrument_is_documented_in_the_table(name: str) -> None:
     rows = [line for line in METRICS_DOC.read_text().splitlines() if line.startswith("|")]
     documented = {match for row in rows for match in _NAME.findall(row.split("|")[1])}
     assert INSTRUMENTS[name].exposed() & documented, f"{name} missing from docs/metrics.md"
+
+
+@pytest.mark.timeout(600)  # the first run builds ops/promcheck (~1 min); then cached
+def test_prometheus_parses_the_rules_and_the_dashboard_queries() -> None:
+    try:
+        check_terraform.promcheck_binary()
+    except check_terraform.ToolUnavailableError as exc:
+        pytest.skip(str(exc))
+    assert check_terraform.check_prometheus() == []
