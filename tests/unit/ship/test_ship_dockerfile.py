@@ -139,6 +139,18 @@ def test_target_runs_its_members_console_script_in_exec_form(target: str) -> Non
     assert _last(target, "STOPSIGNAL") == "SIGTERM"
 
 
+@pytest.mark.parametrize("target", ["api", "forwarder"])
+def test_tests_start_the_same_command_the_image_runs(target: str) -> None:
+    entrypoint = json.loads(_last(target, "ENTRYPOINT"))[0]
+    starters = [*(REPO / "tests").rglob("*.py"), REPO / "scripts" / "run_pipeline.py"]
+    users = [
+        path
+        for path in starters
+        if "ship" not in path.parts and f'"{entrypoint}"' in path.read_text()
+    ]
+    assert users, f"no test or script starts {entrypoint}"
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_target_runs_as_a_numeric_non_root_user(target: str) -> None:
     user = _last(target, "USER").split(":")[0]
