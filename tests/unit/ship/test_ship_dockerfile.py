@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from scripts import check_terraform
+
 REPO = Path(__file__).resolve().parents[3]
 
 # target -> (builder stage, workspace member dir, distribution, admin/health port variable)
@@ -263,3 +265,8 @@ def test_replayed_build_installs_the_entrypoint_and_nothing_foreign(
     if target == "forwarder":
         assert not installed & WEB_FRAMEWORK
         assert "api_service" not in installed
+
+
+@pytest.mark.timeout(300)
+def test_hadolint_finds_nothing() -> None:
+    assert check_terraform.hadolint() == []
