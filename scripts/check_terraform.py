@@ -65,7 +65,8 @@ def _run(command: list[str], *, cwd: Path = REPO_ROOT, env: dict[str, str] | Non
     return result.stdout
 
 
-def _quiet_env() -> dict[str, str]:
+def quiet_env() -> dict[str, str]:
+    """The environment for tofu and checkov, without noise from a missing CLI config file."""
     env = dict(os.environ)
     # A TF_CLI_CONFIG_FILE naming a missing file only adds warnings to every command.
     if "TF_CLI_CONFIG_FILE" in env and not Path(env["TF_CLI_CONFIG_FILE"]).exists():
@@ -113,7 +114,7 @@ def fmt_check() -> list[str]:
         capture_output=True,
         text=True,
         check=False,
-        env=_quiet_env(),
+        env=quiet_env(),
     )
     if result.returncode not in (0, 3):
         raise RuntimeError(f"tofu fmt failed: {result.stderr.strip()}")
@@ -156,7 +157,7 @@ def checkov(target: Path, framework: str) -> CheckovSummary:
         "json",
     ]
     result = subprocess.run(  # noqa: S603 - pinned tool, no shell
-        command, capture_output=True, text=True, check=False, env=_quiet_env(), cwd=REPO_ROOT
+        command, capture_output=True, text=True, check=False, env=quiet_env(), cwd=REPO_ROOT
     )
     if result.returncode not in (0, 1):
         raise RuntimeError(f"checkov failed to run: {result.stderr.strip()[-2000:]}")
@@ -264,7 +265,7 @@ def validate(mirror: Path) -> None:
         config.write_text(
             f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n'
         )
-        env = {**_quiet_env(), "TF_CLI_CONFIG_FILE": str(config), "TF_DATA_DIR": scratch}
+        env = {**quiet_env(), "TF_CLI_CONFIG_FILE": str(config), "TF_DATA_DIR": scratch}
         _run([tofu, "init", "-backend=false", "-input=false"], cwd=EXAMPLE_DIR, env=env)
         _run([tofu, "validate", "-no-color"], cwd=EXAMPLE_DIR, env=env)
 

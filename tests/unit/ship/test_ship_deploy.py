@@ -8,7 +8,9 @@ HCL is parsed with python-hcl2; checkov and ``tofu fmt`` run through
 from __future__ import annotations
 
 import importlib
+import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +230,71 @@ def test_terraform_is_formatted() -> None:
     except check_terraform.ToolUnavailableError as exc:
         pytest.skip(str(exc))
     assert check_terraform.fmt_check() == []
+
+
+_VALID_INPUTS = {
+    "api_image": "registry.example.com/tracking-api:0.1.0",
+    "forwarder_image": "registry.example.com/tracking-forwarder@sha256:" + "0" * 64,
+    "kafka_bootstrap_servers": "kafka-0:9092,kafka-1:9092",
+    "collector_url": "https://collector.example.com",
+    "api_keys_secret": {"name": "tracking-api-keys"},
+    "forwarder_scaling": {"partitions": 6, "max_replicas": 6},
+}
+
+
+@pytest.fixture(scope="module")
+def variables_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's variables.tf alone, initialised: its validations run without providers."""
+    try:
+        tofu = check_terraform.tofu_binary()
+    except check_terraform.ToolUnavailableError as exc:
+        pytest.skip(str(exc))
+    workdir = tmp_path_factory.mktemp("variables")
+    (workdir / "variables.tf").write_text((MODULE / "variables.tf").read_text())
+    env = check_terraform.quiet_env()
+    subprocess.run(  # noqa: S603 - our own binary
+        [str(tofu), "init", "-input=false", "-no-color"], cwd=workdir, env=env, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return workdir
+
+
+@pytest.mark.timeout(900)  # may build tofu on first use
+@pytest.mark.parametrize(
+    ("override", "error"),
+    [
+        ({}, None),
+        ({"forwarder_scaling": {"partitions": 6}}, None),
+        ({"forwarder_scaling": {"partitions": 6, "max_replicas": 7}}, "partition count"),
+        ({"forwarder_scaling": {"partitions": 4, "min_replicas": 5}}, "partition count"),
+        ({"api_image": "registry.example.com/tracking-api:latest"}, "pinned"),
+        ({"api_image": "tracking-api"}, "pinned"),
+        ({"kafka_bootstrap_servers": "kafka-0"}, "host:port"),
+        ({"collector_url": "ftp://collector"}, "http(s) URL"),
+        ({"namespace": "default"}, "DNS label"),
+        ({"api_scaling": {"min_replicas": 3, "max_replicas": 2}}, "min_replicas <= max"),
+        ({"termination_grace_margin_s": 1}, "at least 5 seconds"),
+    ],
+)
+def test_variable_validations_as_tofu_evaluates_them(
+    variables_only: Path, override: dict[str, object], error: str | None, tmp_path: Path
+) -> None:
+    tfvars = tmp_path / "case.tfvars.json"
+    tfvars.write_text(json.dumps({**_VALID_INPUTS, **override}))
+    result = subprocess.run(  # noqa: S603 - our own binary
+        [
+            str(check_terraform.tofu_binary()), "plan", "-input=false", "-no-color",
+            "-lock=false", f"-var-file={tfvars}",
+        ],
+        cwd=variables_only, env=check_terraform.quiet_env(), capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    if error is None:
+        assert result.returncode == 0, output
+    else:
+        assert result.returncode != 0
+        assert error in output
 
 
 @pytest.mark.timeout(300)
