@@ -242,15 +242,25 @@ _VALID_INPUTS = {
 }
 
 
+_PROBE = """
+output "api_env" { value = local.api_env }
+output "forwarder_env" { value = local.forwarder_env }
+output "forwarder_grace_s" { value = local.forwarder_grace_s }
+output "forwarder_max" { value = local.forwarder_max }
+"""
+
+
 @pytest.fixture(scope="module")
 def variables_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The module's variables.tf alone, initialised: its validations run without providers."""
+    """The module's variables.tf and locals.tf, initialised: they evaluate without providers."""
     try:
         tofu = check_terraform.tofu_binary()
     except check_terraform.ToolUnavailableError as exc:
         pytest.skip(str(exc))
     workdir = tmp_path_factory.mktemp("variables")
-    (workdir / "variables.tf").write_text((MODULE / "variables.tf").read_text())
+    for name in ("variables.tf", "locals.tf"):
+        (workdir / name).write_text((MODULE / name).read_text())
+    (workdir / "probe.tf").write_text(_PROBE)
     env = check_terraform.quiet_env()
     subprocess.run(  # noqa: S603 - our own binary
         [str(tofu), "init", "-input=false", "-no-color"], cwd=workdir, env=env, check=True,
@@ -295,6 +305,55 @@ def test_variable_validations_as_tofu_evaluates_them(
     else:
         assert result.returncode != 0
         assert error in output
+
+
+def _evaluate_locals(workdir: Path, tmp_path: Path, override: dict[str, object]) -> Any:
+    tfvars = tmp_path / "case.tfvars.json"
+    tfvars.write_text(json.dumps({**_VALID_INPUTS, **override}))
+    tofu, env = str(check_terraform.tofu_binary()), check_terraform.quiet_env()
+    state = tmp_path / "probe.tfstate"
+    subprocess.run(  # noqa: S603 - our own binary
+        [tofu, "apply", "-input=false", "-no-color", "-auto-approve", "-lock=false",
+         f"-state={state}", f"-var-file={tfvars}"],
+        cwd=workdir, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    result = subprocess.run(  # noqa: S603 - our own binary
+        [tofu, "output", "-json", f"-state={state}"],
+        cwd=workdir, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return {name: value["value"] for name, value in json.loads(result.stdout).items()}
+
+
+@pytest.mark.timeout(900)  # may build tofu on first use
+def test_evaluated_environment_is_what_the_services_read(
+    variables_only: Path, tmp_path: Path
+) -> None:
+    values = _evaluate_locals(
+        variables_only,
+        tmp_path,
+        {"otel": {"exporter_otlp_endpoint": "http://otel:4318"}, "api_env": {"LOG_LEVEL": "DEBUG"}},
+    )
+    for service in ("api", "forwarder"):
+        env = values[f"{service}_env"]
+        assert sorted(n for n in env if not _is_known(n, service)) == []
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-0:9092,kafka-1:9092"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4318"
+    assert values["api_env"]["LOG_LEVEL"] == "DEBUG"
+    assert values["forwarder_env"]["LOG_LEVEL"] == "INFO"
+    assert values["forwarder_env"]["COLLECTOR_URL"] == "https://collector.example.com"
+
+
+@pytest.mark.timeout(900)  # may build tofu on first use
+def test_evaluated_grace_period_and_replica_ceiling(variables_only: Path, tmp_path: Path) -> None:
+    values = _evaluate_locals(
+        variables_only,
+        tmp_path,
+        {"forwarder_scaling": {"partitions": 12}, "forwarder_shutdown_timeout_s": 40},
+    )
+    assert values["forwarder_env"]["FORWARDER_SHUTDOWN_TIMEOUT_S"] == "40"
+    assert values["forwarder_grace_s"] > 40
+    assert values["forwarder_max"] == 12
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in values["forwarder_env"]
 
 
 @pytest.mark.timeout(300)
