@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from forwarder_service.replay import parse_replay_args
+from forwarder_service.settings import ForwarderSettings
 
 from scripts import check_terraform
 
@@ -206,3 +208,19 @@ def test_prometheus_parses_the_rules_and_the_dashboard_queries() -> None:
     except check_terraform.ToolUnavailableError as exc:
         pytest.skip(str(exc))
     assert check_terraform.check_prometheus() == []
+
+
+def test_runbook_documents_every_replay_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_replay_args(["--help"])
+    flags = set(re.findall(r"--[a-z][a-z-]+", capsys.readouterr().out)) - {"--help"}
+    assert flags
+    runbook = OPERATIONS_DOC.read_text()
+    assert sorted(flag for flag in flags if f"`{flag}" not in runbook) == []
+
+
+def test_docs_name_only_real_forwarder_settings() -> None:
+    known = {name.upper() for name in ForwarderSettings.model_fields}
+    for doc in (OPERATIONS_DOC, REPO / "docs" / "deploy.md", REPO / "terraform" / "README.md"):
+        named = set(re.findall(r"\bFORWARDER_[A-Z_]+\b", doc.read_text()))
+        assert sorted(named - known) == [], doc.name
