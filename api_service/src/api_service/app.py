@@ -1,0 +1,232 @@
+"""The FastAPI application: the ingest routes, the probes, and the benchmark's no-op route.
+
+``create_app`` takes its publisher from the caller (the real Kafka one from ``main``, a fake in
+unit tests), so the app itself never decides where events go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
+from starlette.responses import Response
+from tracking_common.iglu import BUNDLED_SCHEMA_DIR, IgluRepository
+from tracking_common.record import now_ms
+
+from api_service import openapi
+from api_service.errors import RequestRefusedError
+from api_service.handlers import GIF, PAYLOAD_DATA_PREFIX, Ingest, IngestContext, json_response
+from api_service.ingest import Ingestor
+from api_service.metrics import ApiMetrics
+from api_service.publisher import Publisher
+from api_service.settings import ApiSettings
+
+__all__ = ["TRACKER_POST_PATH", "create_app"]
+
+TRACKER_POST_PATH = "/com.snowplowanalytics.snowplow/tp2"
+DESCRIPTION = """
+Takes tracking events, checks each one, and publishes the valid ones to Kafka.
+A 2xx answer means Kafka acknowledged every accepted event. Rejected events are listed in the
+answer, by index, with all of their errors, and kept on the bad-events topic with the reasons.
+
+- `POST /v1/events`: one event, or `{"events": [...]}`; JSON, optionally gzip. Needs an API key.
+- `POST /com.snowplowanalytics.snowplow/tp2` and `GET /i`: the Snowplow tracker protocol.
+"""
+
+
+def build_ingest(
+    settings: ApiSettings, publisher: Publisher, metrics: ApiMetrics | None = None
+) -> Ingest:
+    """The shared request machinery for ``settings``."""
+    directories: list[Path] = [BUNDLED_SCHEMA_DIR]
+    if settings.iglu_schema_dir is not None:
+        directories.insert(0, settings.iglu_schema_dir)
+    ingestor = Ingestor(
+        iglu=IgluRepository(*directories),
+        events_topic=settings.events_topic,
+        bad_events_topic=settings.bad_events_topic,
+        allow_unknown_schemas=settings.api_allow_unknown_schemas,
+        max_event_bytes=settings.api_max_event_bytes,
+    )
+    metrics = metrics or ApiMetrics()
+    ingest = Ingest(settings, publisher, ingestor, metrics)
+    metrics.sources.buffered_bytes = lambda: publisher.buffered_bytes
+    metrics.sources.in_flight = lambda: ingest.in_flight
+    metrics.sources.ready = lambda: publisher.ready and not ingest.draining
+    return ingest
+
+
+def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
+    """The public application."""
+    app = FastAPI(title="Tracking API", version="1.0.0", description=DESCRIPTION)
+    app.state.ingest = ingest
+
+    async def v1(context: IngestContext) -> Response:
+        document = await ingest.read_json(context, "v1")
+        items = await _v1_items(ingest, document, context)
+        ingest.check_count(items)
+        batch = ingest.ingestor.v1(
+            items, now_ms=now_ms(), trace=ingest.trace(), request_id=context.request_id
+        )
+        await ingest.publish(batch, "v1", context)
+        return Ingest.outcome(batch)
+
+    async def tp2(context: IngestContext) -> Response:
+        document = await ingest.read_json(context, "tp2")
+        items = await _tp2_items(ingest, document, context)
+        ingest.check_count(items)
+        batch = ingest.ingestor.tracker(
+            items,
+            source="tp2",
+            now_ms=now_ms(),
+            trace=ingest.trace(),
+            request_id=context.request_id,
+            enrich=_enrichment(ingest, context.request),
+        )
+        await ingest.publish(batch, "tp2", context)
+        return Ingest.outcome(batch)
+
+    async def pixel(context: IngestContext) -> Response:
+        payload = dict(context.request.query_params)
+        if not payload:
+            raise RequestRefusedError(400, "no_events", "the query string carries no event")
+        batch = ingest.ingestor.tracker(
+            [payload],
+            source="pixel",
+            now_ms=now_ms(),
+            trace=ingest.trace(),
+            request_id=context.request_id,
+            enrich=_enrichment(ingest, context.request),
+        )
+        await ingest.publish(batch, "pixel", context)
+        if batch.rejections:
+            return Ingest.outcome(batch)
+        return Response(GIF, media_type="image/gif", headers={"cache-control": "no-store"})
+
+    @app.post(
+        "/v1/events",
+        summary="Track one event or a batch",
+        openapi_extra={"requestBody": openapi.V1_REQUEST_BODY},
+        responses=openapi.RESPONSES,
+        tags=["ingest"],
+    )
+    async def post_v1_events(request: Request) -> Response:
+        return await ingest.serve(request, "/v1/events", v1)
+
+    @app.post(
+        TRACKER_POST_PATH,
+        summary="Snowplow tracker protocol: a payload_data batch",
+        openapi_extra={"requestBody": openapi.TP2_REQUEST_BODY},
+        responses=openapi.RESPONSES,
+        tags=["snowplow"],
+    )
+    async def post_tp2(request: Request) -> Response:
+        return await ingest.serve(request, TRACKER_POST_PATH, tp2, open_route=True)
+
+    @app.options(TRACKER_POST_PATH, include_in_schema=False)
+    async def preflight_tp2(request: Request) -> Response:
+        return ingest.preflight(request)
+
+    @app.get(
+        "/i",
+        summary="Snowplow tracker protocol: one event in the query string (answers a GIF)",
+        responses={200: {"description": "A 1x1 GIF", "content": {"image/gif": {}}}},
+        tags=["snowplow"],
+    )
+    async def get_pixel(request: Request) -> Response:
+        return await ingest.serve(request, "/i", pixel, open_route=True)
+
+    @app.get("/healthz", tags=["probes"], summary="Alive (a Kafka outage does not fail it)")
+    async def healthz() -> Response:
+        return json_response(200, {"status": "alive"})
+
+    @app.get("/readyz", tags=["probes"], summary="Ready: Kafka connected, buffer not full")
+    async def readyz() -> Response:
+        return readiness(ingest)
+
+    if settings.api_bench_noop_endpoint:
+
+        async def noop(context: IngestContext) -> Response:
+            document = await ingest.read_json(context, "v1")
+            items = await _v1_items(ingest, document, context)
+            return json_response(200, {"accepted": len(items), "rejected": 0})
+
+        @app.post("/bench/noop", include_in_schema=False)
+        async def bench_noop(request: Request) -> Response:
+            return await ingest.serve(request, "/bench/noop", noop)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                openapi.component_schemas()
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app
+
+
+def readiness(ingest: Ingest) -> Response:
+    """200 while ready; 503 with the reasons otherwise."""
+    reasons = []
+    if ingest.draining:
+        reasons.append("shutting_down")
+    if not ingest.publisher.ready:
+        reasons.append("kafka_unavailable_or_buffer_full")
+    if reasons:
+        return json_response(503, {"status": "not_ready", "reasons": reasons})
+    return json_response(200, {"status": "ready"})
+
+
+def _enrichment(ingest: Ingest, request: Request) -> dict[str, str]:
+    return {"ip": ingest.client_ip(request), "ua": request.headers.get("user-agent", "")[:1000]}
+
+
+async def _v1_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:
+    if isinstance(document, dict) and "events" in document:
+        events = document["events"]
+        if isinstance(events, list) and len(document) == 1:
+            return events
+        refused = RequestRefusedError(
+            400, "invalid_batch", 'a batch is {"events": [...]} with nothing else'
+        )
+    elif isinstance(document, dict):
+        return [document]
+    else:
+        refused = RequestRefusedError(
+            400, "invalid_body", 'the body must be an event object or {"events": [...]}'
+        )
+    await ingest.keep_unreadable(_raw(document), refused, "v1", context)
+    raise refused
+
+
+async def _tp2_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:
+    if (
+        isinstance(document, dict)
+        and isinstance(document.get("schema"), str)
+        and document["schema"].startswith(PAYLOAD_DATA_PREFIX)
+        and isinstance(document.get("data"), list)
+    ):
+        return list(document["data"])
+    refused = RequestRefusedError(
+        400,
+        "invalid_payload_data",
+        'the body must be a payload_data self-describing JSON: {"schema": ..., "data": [...]}',
+    )
+    await ingest.keep_unreadable(_raw(document), refused, "tp2", context)
+    raise refused
+
+
+def _raw(document: Any) -> bytes:
+    return orjson.dumps(document)

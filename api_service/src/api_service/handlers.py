@@ -1,0 +1,299 @@
+"""The request pipeline shared by every ingest route.
+
+Order matters and is cheap-first: auth and rate limit before reading the body, the size cap
+while reading it, then inflation, parsing and depth; then each item is checked and the valid
+and rejected ones are published together. A 2xx is sent only after Kafka acknowledged them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.requests import Request
+from starlette.responses import Response
+from tracking_common.errors import ValidationIssue
+from tracking_common.record import Source, now_ms
+from tracking_common.tracing import trace_headers
+
+from api_service.auth import ApiKeys, key_from_headers
+from api_service.body import inflate, parse_json, read_capped
+from api_service.errors import RequestRefusedError
+from api_service.ingest import Batch, Ingestor, Message
+from api_service.metrics import ApiMetrics
+from api_service.publisher import Publisher, PublishError
+from api_service.ratelimit import RateLimiter
+from api_service.settings import ApiSettings
+
+__all__ = ["Ingest", "IngestContext"]
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("api_service")
+
+PAYLOAD_DATA_PREFIX: Final = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-"
+GIF: Final = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+JSON: Final = "application/json"
+
+
+@dataclass(slots=True)
+class IngestContext:
+    """What one request carries through the pipeline."""
+
+    request: Request
+    route: str
+    request_id: str
+    client: str  # key fingerprint, else the client IP
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer, serialised with orjson."""
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+class Ingest:
+    """The routes' shared machinery: auth, limits, parsing, checking and publishing."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        publisher: Publisher,
+        ingestor: Ingestor,
+        metrics: ApiMetrics,
+        *,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.ingestor = ingestor
+        self.metrics = metrics
+        self.keys = ApiKeys(settings.keys)
+        self.limiter = limiter or RateLimiter(
+            settings.api_rate_limit_per_s, settings.api_rate_limit_burst
+        )
+        self.origins = settings.allowed_origins
+        self.in_flight = 0
+        self.draining = False
+
+    # -- the shape of every route ---------------------------------------------------------------
+
+    async def serve(
+        self,
+        request: Request,
+        route: str,
+        handler: Callable[[IngestContext], Awaitable[Response]],
+        *,
+        open_route: bool = False,
+    ) -> Response:
+        """Run ``handler`` inside a span, with auth, rate limit, metrics and error answers."""
+        started = time.perf_counter()
+        self.in_flight += 1
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        with tracer.start_as_current_span(
+            f"{request.method} {route}", kind=SpanKind.SERVER
+        ) as span:
+            span.set_attribute("http.route", route)
+            try:
+                client = self._admit(request, open_route=open_route)
+                response = await handler(IngestContext(request, route, request_id, client))
+            except RequestRefusedError as refused:
+                response = json_response(refused.status, refused.body(), refused.headers)
+                span.set_attribute("tracking.refused", refused.code)
+            finally:
+                self.in_flight -= 1
+            status = response.status_code
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        response.headers["x-request-id"] = request_id
+        if open_route:
+            self._cors(request, response)
+        attributes = {"route": route, "status": str(status)}
+        self.metrics.requests.add(1, attributes)
+        self.metrics.request_duration.record(time.perf_counter() - started, {"route": route})
+        return response
+
+    def _admit(self, request: Request, *, open_route: bool) -> str:
+        headers = request.headers
+        needs_key = not self.settings.api_auth_disabled and (
+            not open_route or self.settings.api_tracker_auth_required
+        )
+        presented = key_from_headers(headers)
+        identity = self.keys.identify(presented) if presented is not None else None
+        if needs_key and identity is None:
+            self.metrics.auth_failures.add(1)
+            reason = "missing" if presented is None else "invalid"
+            logger.info("refused an %s API key", reason, extra={"client": self.client_ip(request)})
+            raise RequestRefusedError(
+                401,
+                "unauthorized",
+                "send a valid API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"www-authenticate": "Bearer"},
+            )
+        if open_route:
+            origin = headers.get("origin")
+            if origin is not None and "*" not in self.origins and origin not in self.origins:
+                message = f"origin {origin!r} is not allowed"
+                raise RequestRefusedError(403, "origin_not_allowed", message)
+        client = identity or self.client_ip(request)
+        wait = self.limiter.take(client)
+        if wait > 0:
+            self.metrics.rate_limited.add(1)
+            retry_after = str(RateLimiter.retry_after(wait))
+            raise RequestRefusedError(
+                429,
+                "rate_limited",
+                f"too many requests; retry after {retry_after} s",
+                headers={"retry-after": retry_after},
+            )
+        return client
+
+    def _cors(self, request: Request, response: Response) -> None:
+        origin = request.headers.get("origin")
+        if origin is not None and ("*" in self.origins or origin in self.origins):
+            response.headers["access-control-allow-origin"] = origin
+            response.headers["access-control-allow-credentials"] = "true"
+            response.headers["vary"] = "Origin"
+
+    def preflight(self, request: Request) -> Response:
+        """The answer to a CORS preflight on a tracker endpoint."""
+        origin = request.headers.get("origin")
+        if origin is None or ("*" not in self.origins and origin not in self.origins):
+            return Response(status_code=403)
+        return Response(
+            status_code=204,
+            headers={
+                "access-control-allow-origin": origin,
+                "access-control-allow-credentials": "true",
+                "access-control-allow-methods": "POST, GET, OPTIONS",
+                "access-control-allow-headers": "Content-Type, Authorization, X-API-Key",
+                "access-control-max-age": "86400",
+                "vary": "Origin",
+            },
+        )
+
+    def client_ip(self, request: Request) -> str:
+        """The client's address (the first ``X-Forwarded-For`` hop when trusted)."""
+        if self.settings.api_trust_forwarded_for:
+            forwarded = request.headers.get("x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",")[0].strip()[:128]
+        return request.client.host if request.client else "unknown"
+
+    # -- bodies ------------------------------------------------------------------------------
+
+    async def read_json(self, context: IngestContext, source: Source) -> Any:
+        """The request's JSON document, within every size and depth limit."""
+        request = context.request
+        settings = self.settings
+        raw = await read_capped(request.stream(), request.headers, settings.api_max_body_bytes)
+        encoding = request.headers.get("content-encoding")
+        body = inflate(raw, encoding, settings.api_max_inflated_bytes)
+        try:
+            return parse_json(body, settings.api_max_json_depth)
+        except RequestRefusedError as refused:
+            await self.keep_unreadable(body, refused, source, context)
+            raise
+
+    def check_count(self, items: Sequence[Any]) -> None:
+        """RequestRefusedError(413) above the per-request event limit; 400 for none."""
+        limit = self.settings.api_max_events_per_request
+        if len(items) > limit:
+            raise RequestRefusedError(
+                413, "too_many_events", f"{len(items)} events in one request; the limit is {limit}"
+            )
+        if not items:
+            raise RequestRefusedError(400, "no_events", "the request carries no events")
+
+    async def keep_unreadable(
+        self, raw: bytes, refused: RequestRefusedError, source: Source, context: IngestContext
+    ) -> None:
+        """Best effort: put an unreadable body on the bad-events topic, so it is not lost."""
+        issue = ValidationIssue("", refused.code, refused.message)
+        message = self.ingestor.whole_request(
+            raw, issue, source=source, now_ms=now_ms(), request_id=context.request_id
+        )
+        self.metrics.events.add(1, {"source": source, "outcome": "rejected"})
+        self.metrics.events_rejected.add(1, {"source": source, "reason": refused.code})
+        try:
+            await self.publisher.publish([message])
+        except PublishError as error:
+            self.metrics.kafka_errors.add(1, {"kind": error.kind})
+            logger.warning(
+                "could not keep an unreadable request on the bad-events topic: %s",
+                error,
+                extra={"request_id": context.request_id},
+            )
+
+    # -- checking and publishing ---------------------------------------------------------------
+
+    def trace(self) -> list[tuple[str, bytes]]:
+        """The current span's context, for the record headers."""
+        return trace_headers()
+
+    async def publish(self, batch: Batch, source: Source, context: IngestContext) -> None:
+        """Publish the batch's messages (good and bad) or raise RequestRefusedError(503)."""
+        await self.publish_messages(batch.messages, context)
+        self.metrics.events.add(batch.accepted, {"source": source, "outcome": "accepted"})
+        if batch.rejections:
+            self.metrics.events.add(
+                len(batch.rejections), {"source": source, "outcome": "rejected"}
+            )
+            for rejection in batch.rejections:
+                reason = rejection.issues[0].code if rejection.issues else "rejected"
+                self.metrics.events_rejected.add(1, {"source": source, "reason": reason})
+            logger.info(
+                "rejected %d of %d events",
+                len(batch.rejections),
+                len(batch.rejections) + batch.accepted,
+                extra={"request_id": context.request_id, "route": context.route},
+            )
+
+    async def publish_messages(self, messages: Sequence[Message], context: IngestContext) -> None:
+        """Publish or raise RequestRefusedError(503) with Retry-After."""
+        started = time.perf_counter()
+        try:
+            await self.publisher.publish(messages)
+        except PublishError as error:
+            self.metrics.kafka_errors.add(1, {"kind": error.kind})
+            logger.warning(
+                "kafka did not acknowledge (%s): %s",
+                error.kind,
+                error,
+                extra={"request_id": context.request_id, "route": context.route},
+            )
+            retry_after = str(self.settings.api_retry_after_s)
+            raise RequestRefusedError(
+                503,
+                "kafka_unavailable",
+                "the events could not be stored; retry later",
+                headers={"retry-after": retry_after},
+            ) from error
+        self.metrics.produce_duration.record(time.perf_counter() - started)
+
+    @staticmethod
+    def outcome(batch: Batch) -> Response:
+        """200 if every event was accepted, 207 if some were, 400 if none was."""
+        if not batch.rejections:
+            body: dict[str, Any] = {
+                "accepted": batch.accepted,
+                "rejected": 0,
+                "event_ids": batch.accepted_ids,
+            }
+            return json_response(200, body)
+        body = {
+            "accepted": batch.accepted,
+            "rejected": len(batch.rejections),
+            "event_ids": batch.accepted_ids,
+            "errors": [rejection.as_dict() for rejection in batch.rejections],
+        }
+        return json_response(207 if batch.accepted else 400, body)

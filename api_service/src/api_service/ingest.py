@@ -1,0 +1,332 @@
+"""Turning request items into Kafka messages: valid events into records, the rest into bad events.
+
+Each item is checked on its own, with every problem collected: the event model (types and
+limits), its size, duplicate event ids within the request, and self-describing data (the event
+and each entity) against its Iglu schema. A valid item becomes an event record
+(``tracking_common.record``) keyed by :func:`~tracking_common.record.partition_key`; a rejected
+one becomes a bad event carrying its reasons and its raw input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from tracking_common.errors import PayloadError, ValidationIssue
+from tracking_common.events import SelfDescribing, SelfDescribingJson, TrackedEvent, event_adapter
+from tracking_common.events import ms_from_datetime as _ms
+from tracking_common.iglu import (
+    PAYLOAD_DATA_SCHEMA,
+    IgluRepository,
+    SchemaKey,
+    SchemaNotFoundError,
+    SchemaValidationError,
+)
+from tracking_common.protocol import from_payload, issues_from_validation_error, to_payload
+from tracking_common.record import (
+    PAYLOAD_KEYS,
+    Source,
+    encode_bad_event,
+    encode_record,
+    partition_key,
+    record_headers,
+)
+
+__all__ = ["Batch", "Ingestor", "Message", "Rejection"]
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Kafka message to publish."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One rejected item: its index in the request, its event id if known, and every issue."""
+
+    index: int
+    event_id: str | None
+    issues: Sequence[ValidationIssue]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form listed in the response."""
+        return {
+            "index": self.index,
+            "event_id": self.event_id,
+            "errors": [issue.as_dict() for issue in self.issues],
+        }
+
+
+@dataclass(slots=True)
+class Batch:
+    """The outcome of checking one request's items."""
+
+    accepted_ids: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        """How many events were accepted."""
+        return len(self.accepted_ids)
+
+
+class Ingestor:
+    """Checks items and builds the messages for the events topic and the bad-events topic."""
+
+    def __init__(
+        self,
+        *,
+        iglu: IgluRepository,
+        events_topic: str,
+        bad_events_topic: str,
+        allow_unknown_schemas: bool,
+        max_event_bytes: int,
+    ) -> None:
+        self._iglu = iglu
+        self._events_topic = events_topic
+        self._bad_topic = bad_events_topic
+        self._allow_unknown = allow_unknown_schemas
+        self._max_event_bytes = max_event_bytes
+
+    def v1(self, items: Sequence[Any], *, now_ms: int, trace: Headers, request_id: str) -> Batch:
+        """Check ``/v1/events`` items (the JSON event model)."""
+        batch = Batch()
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            raw = orjson.dumps(item)
+            event, issues = self._v1_event(item, raw)
+            event_id = _event_id_of(item, event)
+            if event_id is not None and event_id in seen:
+                issues.append(_duplicate(event_id))
+            if event is None or issues:
+                self._reject(
+                    batch,
+                    index=index,
+                    event_id=event_id,
+                    issues=issues,
+                    raw=raw,
+                    source="v1",
+                    now_ms=now_ms,
+                    request_id=request_id,
+                )
+                continue
+            seen.add(str(event.event_id))
+            sent = None if event.sent_at is None else _ms(event.sent_at)
+            self._accept(
+                batch, payload=to_payload(event), source="v1", now_ms=now_ms, sent=sent, trace=trace
+            )
+        return batch
+
+    def tracker(
+        self,
+        items: Sequence[Any],
+        *,
+        source: Source,
+        now_ms: int,
+        trace: Headers,
+        request_id: str,
+        enrich: Mapping[str, str],
+    ) -> Batch:
+        """Check tracker-protocol payloads (``/tp2`` items or a ``/i`` query).
+
+        The original payload is kept; ``enrich`` (the client's ``ip`` and ``ua``) fills fields
+        the tracker did not send, a missing ``eid`` gets the generated one, and ``stm`` moves to
+        the record's ``device_sent_tstamp`` (the forwarder sets its own on each send).
+        """
+        batch = Batch()
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            raw = orjson.dumps(item)
+            payload, sent, issues = self._tracker_payload(item, raw, enrich)
+            event_id = payload.get("eid") if payload is not None else _text_eid(item)
+            if event_id is not None and event_id in seen:
+                issues.append(_duplicate(event_id))
+            if payload is None or issues:
+                self._reject(
+                    batch,
+                    index=index,
+                    event_id=event_id,
+                    issues=issues,
+                    raw=raw,
+                    source=source,
+                    now_ms=now_ms,
+                    request_id=request_id,
+                )
+                continue
+            seen.add(payload["eid"])
+            self._accept(
+                batch, payload=payload, source=source, now_ms=now_ms, sent=sent, trace=trace
+            )
+        return batch
+
+    def whole_request(
+        self, raw: bytes, issue: ValidationIssue, *, source: Source, now_ms: int, request_id: str
+    ) -> Message:
+        """A bad event for a request that could not be read at all (so it is not lost)."""
+        return self._bad(
+            raw, [issue], source=source, index=None, now_ms=now_ms, request_id=request_id
+        )
+
+    # -- v1 ---------------------------------------------------------------------------------
+
+    def _v1_event(self, item: Any, raw: bytes) -> tuple[TrackedEvent | None, list[ValidationIssue]]:
+        if not isinstance(item, dict):
+            return None, [ValidationIssue("", "invalid_type", "an event must be a JSON object")]
+        issues = self._size_issues(raw)
+        try:
+            event = event_adapter().validate_python(item)
+        except ValidationError as exc:
+            return None, issues + issues_from_validation_error(exc)
+        issues += self._schema_issues(event)
+        return event, issues
+
+    # -- tracker protocol ---------------------------------------------------------------------
+
+    def _tracker_payload(
+        self, item: Any, raw: bytes, enrich: Mapping[str, str]
+    ) -> tuple[dict[str, str] | None, int | None, list[ValidationIssue]]:
+        if not isinstance(item, dict):
+            return None, None, [ValidationIssue("", "invalid_type", "an event must be an object")]
+        issues = self._size_issues(raw)
+        try:
+            self._iglu.validate(PAYLOAD_DATA_SCHEMA, [item])
+        except SchemaValidationError as exc:
+            parts = exc.path.split("/")[1:]  # drop the array index
+            path = "".join(f"/{part}" for part in parts)
+            detail = exc.detail.replace("data[0]", "the event", 1)
+            issues.append(ValidationIssue(path, "schema_violation", detail))
+            return None, None, issues
+        try:
+            event = from_payload(item)
+        except PayloadError as exc:
+            return None, None, issues + list(exc.issues)
+        issues += self._schema_issues(event)
+        payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
+        payload.setdefault("eid", str(event.event_id))
+        for key, value in enrich.items():
+            if value and key not in payload:
+                payload[key] = value
+        sent = None if event.sent_at is None else _ms(event.sent_at)
+        return payload, sent, issues
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _size_issues(self, raw: bytes) -> list[ValidationIssue]:
+        if len(raw) <= self._max_event_bytes:
+            return []
+        return [
+            ValidationIssue(
+                "",
+                "event_too_large",
+                f"the event is {len(raw)} bytes; the limit is {self._max_event_bytes}",
+            )
+        ]
+
+    def _schema_issues(self, event: TrackedEvent) -> list[ValidationIssue]:
+        issues: list[ValidationIssue] = []
+        if isinstance(event, SelfDescribing):
+            issues += self._check_sdj(event.event, "/event")
+        for position, entity in enumerate(event.entities):
+            issues += self._check_sdj(entity, f"/entities/{position}")
+        return issues
+
+    def _check_sdj(self, sdj: SelfDescribingJson, path: str) -> list[ValidationIssue]:
+        try:
+            key = SchemaKey.parse(sdj.schema_)
+            self._iglu.validate(key, sdj.data)
+        except SchemaNotFoundError:
+            if self._allow_unknown:
+                return []
+            return [ValidationIssue(f"{path}/schema", "unknown_schema", f"no schema {sdj.schema_}")]
+        except SchemaValidationError as exc:
+            detail_path = f"{path}/data" + (f"/{exc.path}" if exc.path else "")
+            return [ValidationIssue(detail_path, "schema_violation", exc.detail)]
+        except ValueError as exc:
+            return [ValidationIssue(f"{path}/schema", "invalid_schema_uri", str(exc))]
+        return []
+
+    def _accept(
+        self,
+        batch: Batch,
+        *,
+        payload: dict[str, str],
+        source: Source,
+        now_ms: int,
+        sent: int | None,
+        trace: Headers,
+    ) -> None:
+        event_id = payload["eid"]
+        value = encode_record(
+            payload, collector_tstamp=now_ms, source=source, device_sent_tstamp=sent
+        )
+        headers = record_headers(event_id) + trace
+        batch.messages.append(Message(self._events_topic, value, partition_key(payload), headers))
+        batch.accepted_ids.append(event_id)
+
+    def _reject(
+        self,
+        batch: Batch,
+        *,
+        index: int,
+        event_id: str | None,
+        issues: Sequence[ValidationIssue],
+        raw: bytes,
+        source: Source,
+        now_ms: int,
+        request_id: str,
+    ) -> None:
+        batch.rejections.append(Rejection(index, event_id, issues))
+        batch.messages.append(
+            self._bad(raw, issues, source=source, index=index, now_ms=now_ms, request_id=request_id)
+        )
+
+    def _bad(
+        self,
+        raw: bytes,
+        issues: Sequence[ValidationIssue],
+        *,
+        source: Source,
+        index: int | None,
+        now_ms: int,
+        request_id: str,
+    ) -> Message:
+        value = encode_bad_event(
+            raw,
+            issues,
+            source=source,
+            index=index,
+            request_id=request_id,
+            received_tstamp=now_ms,
+        )
+        return Message(self._bad_topic, value, request_id.encode(), [])
+
+
+def _duplicate(event_id: str) -> ValidationIssue:
+    return ValidationIssue(
+        "/event_id", "duplicate_event_id", f"event id {event_id} appears twice in this request"
+    )
+
+
+def _event_id_of(item: Any, event: TrackedEvent | None) -> str | None:
+    if event is not None:
+        return str(event.event_id)
+    if isinstance(item, dict) and isinstance(item.get("event_id"), str):
+        return str(item["event_id"])[:64]
+    return None
+
+
+def _text_eid(item: Any) -> str | None:
+    if isinstance(item, dict) and isinstance(item.get("eid"), str):
+        return str(item["eid"])[:64]
+    return None

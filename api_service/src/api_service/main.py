@@ -1,0 +1,151 @@
+"""``api-service``: the composition root. Reads settings, wires Kafka, serves, drains on SIGTERM.
+
+Shutdown, on SIGTERM or SIGINT: readiness fails at once (load balancers stop sending), the
+server keeps serving for ``API_DRAIN_GRACE_S``, then stops accepting, finishes in-flight
+requests (up to ``API_SHUTDOWN_TIMEOUT_S``), flushes the producer within what is left of that
+deadline and exits 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from tracking_common.observability import configure_logging, configure_telemetry
+from tracking_common.settings import SettingsError
+
+from api_service.admin import create_admin_app
+from api_service.app import build_ingest, create_app
+from api_service.handlers import Ingest
+from api_service.publisher import KafkaPublisher
+from api_service.settings import ApiSettings, load_settings
+
+__all__ = ["main"]
+
+logger = logging.getLogger("api_service")
+
+
+class _DrainingServer(uvicorn.Server):
+    """A uvicorn server whose signals start our drain instead of stopping it at once.
+
+    uvicorn's own handling stops accepting immediately and re-raises the signal after
+    shutdown; ours fails readiness first, keeps serving for the grace period, and exits 0.
+    """
+
+    def __init__(self, config: uvicorn.Config, ingest: Ingest, grace_s: float) -> None:
+        super().__init__(config)
+        self._ingest = ingest
+        self._grace_s = grace_s
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            yield
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        if self._ingest.draining:
+            logger.warning("second signal: exiting now")
+            self.force_exit = True
+            self.should_exit = True
+            return
+        self._ingest.draining = True
+        logger.info(
+            "%s: readiness failed; draining for %.1f s",
+            signal.Signals(signum).name,
+            self._grace_s,
+        )
+        asyncio.get_running_loop().call_later(self._grace_s, self._stop_serving)
+
+    def _stop_serving(self) -> None:
+        self.should_exit = True
+
+
+class _AdminServer(uvicorn.Server):
+    """The admin server: it stops when the main one is done, never on a signal of its own."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: ApiSettings) -> None:
+    """Run the API and its admin server until a signal ends them."""
+    telemetry = configure_telemetry("api-service")
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap_servers,
+        timeout_s=settings.api_produce_timeout_s,
+        buffer_bytes=settings.api_producer_buffer_bytes,
+        linger_ms=settings.api_producer_linger_ms,
+    )
+    ingest = build_ingest(settings, publisher)
+    app = create_app(settings, ingest)
+    server = _DrainingServer(
+        uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(settings.api_shutdown_timeout_s),
+        ),
+        ingest,
+        settings.api_drain_grace_s,
+    )
+    admin = _AdminServer(
+        uvicorn.Config(
+            create_admin_app(ingest, telemetry.metrics_text),
+            host=settings.api_admin_host,
+            port=settings.api_admin_port,
+            log_config=None,
+            access_log=False,
+        )
+    )
+    await publisher.start()
+    admin_task = asyncio.create_task(admin.serve(), name="admin-server")
+    logger.info(
+        "api-service listening on %s:%d (admin %s:%d), kafka %s",
+        settings.api_host,
+        settings.api_port,
+        settings.api_admin_host,
+        settings.api_admin_port,
+        settings.kafka_bootstrap_servers,
+    )
+    started = time.monotonic()
+    try:
+        await server.serve()
+    finally:
+        remaining = settings.api_shutdown_timeout_s - (time.monotonic() - started)
+        await publisher.stop(timeout_s=max(1.0, min(remaining, settings.api_shutdown_timeout_s)))
+        admin.should_exit = True
+        await admin_task
+        telemetry.shutdown()
+        logger.info("api-service stopped")
+
+
+def main() -> int:
+    """Entry point of the ``api-service`` console script."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"api-service: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, service="api-service")
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

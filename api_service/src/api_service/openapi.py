@@ -1,0 +1,181 @@
+"""What the OpenAPI document shows: the event model with examples, and every answer's shape.
+
+The routes read raw bodies (to enforce size and depth limits before parsing, and to check a
+batch event by event), so their request bodies are described here rather than inferred.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel, Field, TypeAdapter
+from tracking_common.events import TrackedEvent
+
+__all__ = ["RESPONSES", "TP2_REQUEST_BODY", "V1_REQUEST_BODY", "component_schemas"]
+
+REF: Final = "#/components/schemas/{model}"
+
+
+class EventError(BaseModel):
+    """One problem with one event."""
+
+    path: str = Field(examples=["/page/url"])
+    code: str = Field(examples=["missing"])
+    message: str = Field(examples=["Field required"])
+
+
+class RejectedEvent(BaseModel):
+    """A rejected event: its index in the request, its id if known, and all its errors."""
+
+    index: int
+    event_id: str | None
+    errors: list[EventError]
+
+
+class IngestResult(BaseModel):
+    """The answer to an ingest request: 200 all accepted, 207 some, 400 none."""
+
+    accepted: int
+    rejected: int
+    event_ids: list[str] = Field(description="Ids of the accepted events, in request order.")
+    errors: list[RejectedEvent] | None = Field(
+        default=None, description="Every rejected event (absent when none was)."
+    )
+
+
+class ErrorDetail(BaseModel):
+    """Why a whole request was refused."""
+
+    code: str = Field(examples=["payload_too_large"])
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """A refused request."""
+
+    error: ErrorDetail
+
+
+class V1Batch(BaseModel):
+    """Several events in one request."""
+
+    events: list[TrackedEvent] = Field(min_length=1)
+
+
+PAGE_VIEW_EXAMPLE: Final = {
+    "event_type": "page_view",
+    "app_id": "shop",
+    "page": {"url": "https://shop.example/pricing", "title": "Pricing"},
+    "subject": {"user_id": "user-42", "language": "en-GB"},
+}
+SELF_DESCRIBING_EXAMPLE: Final = {
+    "event_type": "self_describing",
+    "app_id": "shop",
+    "event": {
+        "schema": "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",
+        "data": {"targetUrl": "https://shop.example/signup"},
+    },
+    "entities": [
+        {
+            "schema": "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0",
+            "data": {"id": "5f2b3c1e-7a44-4cf5-9c0a-5e0b1d2f3a4b"},
+        }
+    ],
+}
+
+_SINGLE = TypeAdapter(TrackedEvent).json_schema(ref_template=REF)
+_BATCH = V1Batch.model_json_schema(ref_template=REF)
+
+
+def component_schemas() -> dict[str, Any]:
+    """The models the routes refer to, for ``components/schemas``."""
+    schemas: dict[str, Any] = {}
+    for document in (_SINGLE, _BATCH):
+        schemas.update(document.get("$defs", {}))
+    for model in (IngestResult, ErrorBody):
+        document = model.model_json_schema(ref_template=REF)
+        schemas.update(document.pop("$defs", {}))
+        schemas[model.__name__] = document
+    schemas["V1Batch"] = {k: v for k, v in _BATCH.items() if k != "$defs"}
+    schemas["TrackedEvent"] = {k: v for k, v in _SINGLE.items() if k != "$defs"}
+    return schemas
+
+
+V1_REQUEST_BODY: Final = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": REF.format(model="TrackedEvent")},
+                    {"$ref": REF.format(model="V1Batch")},
+                ]
+            },
+            "examples": {
+                "page_view": {"summary": "One page view", "value": PAGE_VIEW_EXAMPLE},
+                "batch": {
+                    "summary": "A batch",
+                    "value": {"events": [PAGE_VIEW_EXAMPLE, SELF_DESCRIBING_EXAMPLE]},
+                },
+            },
+        }
+    },
+}
+
+TP2_REQUEST_BODY: Final = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["schema", "data"],
+                "properties": {
+                    "schema": {
+                        "type": "string",
+                        "example": (
+                            "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
+                        ),
+                    },
+                    "data": {
+                        "type": "array",
+                        "items": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+            },
+            "example": {
+                "schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+                "data": [
+                    {
+                        "e": "pv",
+                        "p": "web",
+                        "tv": "js-3.0.0",
+                        "url": "https://shop.example/",
+                        "eid": "c6ef3124-b53a-4b13-a233-0088f79dcbcb",
+                        "dtm": "1700000000000",
+                        "stm": "1700000000100",
+                    }
+                ],
+            },
+        }
+    },
+}
+
+
+def _answer(description: str, model: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}},
+    }
+
+
+_RESULT: Final = "IngestResult"
+RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: _answer("Every event was accepted and acknowledged by Kafka.", "IngestResult"),
+    207: _answer("Some events were accepted and acknowledged; the rest are listed.", _RESULT),
+    400: _answer("No event was accepted (each one listed), or the body is unreadable.", _RESULT),
+    401: _answer("No API key, or a wrong one.", "ErrorBody"),
+    413: _answer("The body, inflated body or event count is over a limit.", "ErrorBody"),
+    415: _answer("An unsupported Content-Encoding.", "ErrorBody"),
+    429: _answer("Over the rate limit; see Retry-After.", "ErrorBody"),
+    503: _answer("Kafka did not acknowledge in time; nothing was accepted.", "ErrorBody"),
+}

@@ -1,0 +1,213 @@
+"""Publishing to Kafka with a deadline on every await, a bounded buffer and a readiness signal.
+
+:class:`KafkaPublisher` wraps an idempotent aiokafka producer (acks=all, lz4). A request's
+messages are acknowledged together or the request fails: :meth:`publish` raises
+:class:`PublishError` when Kafka is unreachable, slower than the deadline, or the bytes awaiting
+acknowledgement would pass the budget. aiokafka's idempotent producer can wait forever for a
+broker that is gone, so nothing here awaits it without :func:`asyncio.timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from api_service.ingest import Message
+
+__all__ = ["KafkaPublisher", "PublishError", "Publisher"]
+
+logger = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """Kafka did not acknowledge: ``kind`` is unavailable, timeout, buffer_full or error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Publisher(Protocol):
+    """What the API needs from Kafka."""
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and with room in the buffer."""
+        ...
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes handed to Kafka and not yet acknowledged."""
+        ...
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Return once Kafka acknowledged every message; else raise PublishError."""
+        ...
+
+    async def start(self) -> None:
+        """Begin connecting (returns at once; readiness says when it is connected)."""
+        ...
+
+    async def stop(self, timeout_s: float) -> None:
+        """Flush what is buffered within ``timeout_s`` and close."""
+        ...
+
+
+class KafkaPublisher:
+    """The aiokafka-backed :class:`Publisher`."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout_s: float,
+        buffer_bytes: int,
+        linger_ms: int,
+        probe_interval_s: float = 2.0,
+        client_id: str = "tracking-api",
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._timeout_s = timeout_s
+        self._budget = buffer_bytes
+        self._linger_ms = linger_ms
+        self._probe_interval_s = probe_interval_s
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._buffered = 0
+        self._connected = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Connected (the last metadata probe answered) and under the buffer budget."""
+        return self._connected and self._buffered < self._budget
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes awaiting acknowledgement."""
+        return self._buffered
+
+    async def start(self) -> None:
+        """Connect in the background, retrying, then keep probing the cluster."""
+        self._task = asyncio.create_task(self._run(), name="kafka-publisher")
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send ``messages`` and wait for every acknowledgement, within the deadline."""
+        producer = self._producer
+        if producer is None or not self._connected:
+            raise PublishError("unavailable", "Kafka is not connected")
+        size = sum(len(m.value) + len(m.key or b"") for m in messages)
+        if self._buffered + size > self._budget:
+            raise PublishError("buffer_full", "the Kafka buffer is full")
+        self._buffered += size
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                for message in messages:
+                    future = await producer.send(
+                        message.topic, message.value, key=message.key, headers=message.headers
+                    )
+                    futures.append(future)
+                await asyncio.gather(*futures)
+        except TimeoutError as exc:
+            raise PublishError("timeout", "Kafka did not acknowledge in time") from exc
+        except KafkaError as exc:
+            raise PublishError("error", f"Kafka refused the messages: {exc!r}") from exc
+        finally:
+            self._release(futures, size)
+
+    def _release(self, futures: list[asyncio.Future[Any]], size: int) -> None:
+        # The budget frees when Kafka is done with the bytes, not when the caller gave up.
+        pending = [future for future in futures if not future.done()]
+        if not pending:
+            self._buffered -= size
+            return
+        remaining = len(pending)
+
+        def _done(future: asyncio.Future[Any]) -> None:
+            nonlocal remaining
+            if not future.cancelled():
+                future.exception()  # retrieved, so a late failure is not logged as unhandled
+            remaining -= 1
+            if remaining == 0:
+                self._buffered -= size
+
+        for future in pending:
+            future.add_done_callback(_done)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Flush within ``timeout_s``, then close (abandoning what is left)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        producer, self._producer = self._producer, None
+        self._connected = False
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await producer.flush()
+        except TimeoutError:
+            logger.error("kafka flush did not finish in %.1f s", timeout_s)  # noqa: TRY400
+        try:
+            async with asyncio.timeout(max(1.0, timeout_s / 4)):
+                await producer.stop()
+        except TimeoutError:
+            logger.error("kafka producer did not stop in time")  # noqa: TRY400
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while self._producer is None:
+            producer = self._new_producer()
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await producer.start()
+            except (KafkaError, TimeoutError, OSError) as exc:
+                logger.warning("kafka not reachable yet (%r); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError, KafkaError):
+                    async with asyncio.timeout(5):
+                        await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._producer = producer
+            self._connected = True
+            logger.info("kafka producer connected to %s", self._bootstrap)
+        while True:
+            await asyncio.sleep(self._probe_interval_s)
+            self._connected = await self._probe(self._producer)
+
+    async def _probe(self, producer: AIOKafkaProducer) -> bool:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(1.0, self._probe_interval_s)):
+                await producer.client.fetch_all_metadata()  # raises if no broker answers
+            ok = True
+        except (KafkaError, TimeoutError, OSError):
+            ok = False
+        if ok != self._connected:
+            state = "reachable again" if ok else "unreachable"
+            logger.warning("kafka %s (probe took %.2f s)", state, time.monotonic() - started)
+        return ok
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            compression_type="lz4",
+            linger_ms=self._linger_ms,
+            max_batch_size=256 * 1024,
+            max_request_size=4 * 1024 * 1024,
+            request_timeout_ms=int(self._timeout_s * 1000),
+        )

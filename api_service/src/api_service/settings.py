@@ -1,0 +1,158 @@
+"""The API's configuration, read once from the environment at start-up.
+
+Shared names (``KAFKA_BOOTSTRAP_SERVERS``, the topics) come from
+:class:`~tracking_common.settings.KafkaTopicsSettings`; the API's own are ``API_*`` plus
+``IGLU_SCHEMA_DIR`` and ``LOG_LEVEL``. A bad value fails start-up naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
+
+__all__ = ["ApiSettings", "load_settings"]
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+class ApiSettings(BaseSettings, KafkaTopicsSettings):
+    """Everything the API reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="Log level of the JSON log lines on stderr.",
+    )
+    api_host: str = Field(default="0.0.0.0", description="Address the public server binds.")  # noqa: S104
+    api_port: int = Field(default=8080, ge=0, le=65535, description="Public port.")
+    api_admin_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - scraped and probed from outside the pod
+        description="Address of the admin server (`/metrics`, `/healthz`, `/readyz`).",
+    )
+    api_admin_port: int = Field(
+        default=9464, ge=0, le=65535, description="Admin port: Prometheus `/metrics` and probes."
+    )
+    api_keys: str = Field(
+        default="",
+        repr=False,
+        description="Comma-separated API keys (`Authorization: Bearer` or `X-API-Key`).",
+    )
+    api_auth_disabled: bool = Field(
+        default=False, description="Accept requests without a key (development only)."
+    )
+    api_tracker_auth_required: bool = Field(
+        default=False,
+        description="Require a key on the Snowplow endpoints (`/tp2`, `/i`) too; browsers "
+        "cannot keep secrets, so they are open by default.",
+    )
+    api_allowed_origins: str = Field(
+        default="*",
+        description="Comma-separated browser origins allowed on the open tracker endpoints "
+        "(`*` = any); a request from another origin gets 403.",
+    )
+    iglu_schema_dir: Path | None = Field(
+        default=None,
+        description="Iglu directory (vendor/name/jsonschema/version) of your own schemas; "
+        "the Snowplow schemas are always available.",
+    )
+    api_allow_unknown_schemas: bool = Field(
+        default=False,
+        description="Accept self-describing data whose schema is in no Iglu directory.",
+    )
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body, as sent (413 beyond)."
+    )
+    api_max_inflated_bytes: int = Field(
+        default=4_194_304, ge=1024, description="Largest body after gzip inflation (413 beyond)."
+    )
+    api_max_event_bytes: int = Field(
+        default=65_536, ge=512, description="Largest single event, as JSON (rejected beyond)."
+    )
+    api_max_events_per_request: int = Field(
+        default=500, ge=1, le=10_000, description="Most events in one request (413 beyond)."
+    )
+    api_max_json_depth: int = Field(
+        default=32, ge=4, le=256, description="Deepest JSON nesting accepted (400 beyond)."
+    )
+    api_rate_limit_per_s: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Requests per second per key (or per client IP on "
+        "open endpoints); 0 disables the limit.",
+    )
+    api_rate_limit_burst: int = Field(
+        default=2000, ge=1, description="Requests a key may send at once above the rate."
+    )
+    api_trust_forwarded_for: bool = Field(
+        default=False,
+        description="Take the client IP from `X-Forwarded-For` (behind a trusted proxy).",
+    )
+    api_produce_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Deadline for Kafka to acknowledge (503 beyond)."
+    )
+    api_retry_after_s: int = Field(
+        default=5, ge=1, le=3600, description="`Retry-After` sent with 429 and 503 answers."
+    )
+    api_producer_buffer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes awaiting Kafka's acknowledgement; beyond it requests get 503.",
+    )
+    api_producer_linger_ms: int = Field(
+        default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
+    )
+    api_drain_grace_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="On SIGTERM, how long to keep serving with readiness failed, so load "
+        "balancers stop sending.",
+    )
+    api_shutdown_timeout_s: float = Field(
+        default=20.0, gt=0, description="On SIGTERM, deadline for in-flight requests and the flush."
+    )
+    api_bench_noop_endpoint: bool = Field(
+        default=False,
+        description="Serve `POST /bench/noop` (parse only), the benchmark's HTTP ceiling.",
+    )
+
+    @field_validator("iglu_schema_dir")
+    @classmethod
+    def _directory_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_unless_disabled(self) -> ApiSettings:
+        if not self.keys and not self.api_auth_disabled:
+            raise ValueError(
+                "API_KEYS: set at least one key (or API_AUTH_DISABLED=true for development)"
+            )
+        if any(len(key) < 16 for key in self.keys):
+            raise ValueError("API_KEYS: every key must be at least 16 characters")
+        return self
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The API keys."""
+        return _split(self.api_keys)
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """The allowed browser origins (``*`` for any)."""
+        return frozenset(_split(self.api_allowed_origins))
+
+
+def load_settings() -> ApiSettings:
+    """Read the environment; raise SettingsError naming every bad variable."""
+    try:
+        return ApiSettings()
+    except ValidationError as exc:
+        raise describe_settings_error(exc) from exc
