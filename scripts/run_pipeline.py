@@ -143,6 +143,10 @@ class Pipeline:
 
     def stop(self) -> None:
         """SIGTERM every service (newest first), then the broker if this run started it."""
+        # A terminal's Ctrl-C reaches make and us both, and make passes it on again: once
+        # stopping has begun, further interrupts must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, process in reversed(self.processes):
             if process.poll() is None:
                 print(f"  stopping {name} ...", flush=True)
