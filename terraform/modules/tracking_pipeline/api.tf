@@ -39,7 +39,7 @@ resource "kubernetes_deployment_v1" "api" {
       spec {
         service_account_name             = kubernetes_service_account_v1.api.metadata[0].name
         automount_service_account_token  = false
-        termination_grace_period_seconds = 30
+        termination_grace_period_seconds = local.api_grace_s
 
         dynamic "image_pull_secrets" {
           for_each = toset(var.image_pull_secrets)

@@ -14,6 +14,7 @@ locals {
   # The kubelet must wait longer than the forwarder's own drain deadline, or SIGKILL cuts the
   # drain short and undelivered events are read again (duplicates, never loss).
   forwarder_grace_s = var.forwarder_shutdown_timeout_s + var.termination_grace_margin_s
+  api_grace_s       = var.api_drain_grace_s + var.api_shutdown_timeout_s + var.termination_grace_margin_s
   forwarder_max     = coalesce(var.forwarder_scaling.max_replicas, var.forwarder_scaling.partitions)
 
   kafka_env = {
@@ -37,10 +38,12 @@ locals {
     },
   )
   api_own_env = {
-    OTEL_SERVICE_NAME = local.api_name
-    API_HOST          = "0.0.0.0"
-    API_PORT          = tostring(var.api_port)
-    API_ADMIN_PORT    = tostring(var.api_admin_port)
+    OTEL_SERVICE_NAME      = local.api_name
+    API_HOST               = "0.0.0.0"
+    API_PORT               = tostring(var.api_port)
+    API_ADMIN_PORT         = tostring(var.api_admin_port)
+    API_DRAIN_GRACE_S      = tostring(var.api_drain_grace_s)
+    API_SHUTDOWN_TIMEOUT_S = tostring(var.api_shutdown_timeout_s)
   }
   forwarder_own_env = {
     OTEL_SERVICE_NAME            = local.fwd_name

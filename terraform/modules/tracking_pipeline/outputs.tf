@@ -22,3 +22,8 @@ output "forwarder_termination_grace_period_s" {
   description = "Grace period given to a stopping forwarder pod."
   value       = local.forwarder_grace_s
 }
+
+output "api_termination_grace_period_s" {
+  description = "Grace period given to a stopping API pod (drain, then shutdown, then margin)."
+  value       = local.api_grace_s
+}

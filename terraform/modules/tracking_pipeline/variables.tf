@@ -193,8 +193,30 @@ variable "forwarder_shutdown_timeout_s" {
   }
 }
 
+variable "api_drain_grace_s" {
+  description = "API_DRAIN_GRACE_S: after SIGTERM, seconds the API keeps serving with /readyz failing, so endpoints drop it."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.api_drain_grace_s >= 0
+    error_message = "api_drain_grace_s must not be negative."
+  }
+}
+
+variable "api_shutdown_timeout_s" {
+  description = "API_SHUTDOWN_TIMEOUT_S: deadline for in-flight requests and the producer's flush after the drain."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.api_shutdown_timeout_s > 0
+    error_message = "api_shutdown_timeout_s must be positive."
+  }
+}
+
 variable "termination_grace_margin_s" {
-  description = "Seconds the kubelet waits beyond the forwarder's shutdown deadline before SIGKILL."
+  description = "Seconds the kubelet waits beyond a service's own shutdown deadline before SIGKILL."
   type        = number
   default     = 15
 

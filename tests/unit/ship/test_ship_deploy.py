@@ -7,7 +7,6 @@ HCL is parsed with python-hcl2; checkov and ``tofu fmt`` run through
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import subprocess
@@ -17,6 +16,7 @@ from typing import Any
 import hcl2
 import pytest
 import yaml
+from api_service.settings import ApiSettings
 from forwarder_service.settings import ForwarderSettings
 from local_collector.settings import CollectorSettings
 from pydantic_settings import BaseSettings
@@ -30,9 +30,6 @@ TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
 _OPTIONS = hcl2.SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
 )
-# Variables named by the team brief for the API, used until the API's settings class exists.
-_API_BRIEF_ENV = {"API_HOST", "API_PORT", "API_ADMIN_PORT", "API_KEYS", "API_AUTH_DISABLED"}
-_SHARED_ENV = {"KAFKA_BOOTSTRAP_SERVERS", "EVENTS_TOPIC", "BAD_EVENTS_TOPIC", "DLQ_TOPIC"}
 
 
 def _env_names(settings: type[BaseSettings]) -> set[str]:
@@ -40,21 +37,13 @@ def _env_names(settings: type[BaseSettings]) -> set[str]:
 
 
 def known_env(service: str) -> set[str]:
-    """Variables ``service`` reads: its settings class's fields, or the brief's list."""
-    if service == "forwarder":
-        return _env_names(ForwarderSettings)
-    if service == "collector":
-        return _env_names(CollectorSettings)
-    try:
-        module = importlib.import_module("api_service.settings")
-    except ModuleNotFoundError:
-        return _API_BRIEF_ENV | _SHARED_ENV | {"LOG_LEVEL", "IGLU_SCHEMA_DIR"}
-    classes = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, BaseSettings) and value is not BaseSettings
-    ]
-    return set().union(*(_env_names(c) for c in classes)) | _API_BRIEF_ENV
+    """Variables ``service`` reads: the fields of its settings class."""
+    settings: dict[str, type[BaseSettings]] = {
+        "api": ApiSettings,
+        "forwarder": ForwarderSettings,
+        "collector": CollectorSettings,
+    }
+    return _env_names(settings[service])
 
 
 def _is_known(name: str, service: str) -> bool:
@@ -136,6 +125,10 @@ def test_termination_grace_exceeds_the_forwarders_shutdown_deadline() -> None:
     assert variables["forwarder_shutdown_timeout_s"]["default"] == (
         ForwarderSettings.model_fields["forwarder_shutdown_timeout_s"].default
     )
+    for name in ("api_drain_grace_s", "api_shutdown_timeout_s"):
+        assert variables[name]["default"] == ApiSettings.model_fields[name].default
+    api_pod = _blocks("resource")["kubernetes_deployment_v1.api"]["spec"][0]["template"][0]
+    assert api_pod["spec"][0]["termination_grace_period_seconds"] == "${local.api_grace_s}"
     margin = variables["termination_grace_margin_s"]["validation"][0]["condition"]
     assert ">= 5" in margin
     own_env = _blocks("locals")["forwarder_own_env"]
@@ -246,6 +239,7 @@ _PROBE = """
 output "api_env" { value = local.api_env }
 output "forwarder_env" { value = local.forwarder_env }
 output "forwarder_grace_s" { value = local.forwarder_grace_s }
+output "api_grace_s" { value = local.api_grace_s }
 output "forwarder_max" { value = local.forwarder_max }
 """
 
@@ -353,6 +347,10 @@ def test_evaluated_grace_period_and_replica_ceiling(variables_only: Path, tmp_pa
     assert values["forwarder_env"]["FORWARDER_SHUTDOWN_TIMEOUT_S"] == "40"
     assert values["forwarder_grace_s"] > 40
     assert values["forwarder_max"] == 12
+    api_deadline = float(values["api_env"]["API_DRAIN_GRACE_S"]) + float(
+        values["api_env"]["API_SHUTDOWN_TIMEOUT_S"]
+    )
+    assert values["api_grace_s"] > api_deadline
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in values["forwarder_env"]
 
 

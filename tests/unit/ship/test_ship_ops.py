@@ -15,8 +15,17 @@ from typing import Any
 
 import pytest
 import yaml
+from api_service.metrics import ApiMetrics
+from api_service.settings import ApiSettings
+from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.replay import parse_replay_args
 from forwarder_service.settings import ForwarderSettings
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry
+from pydantic_settings import BaseSettings
+from tracking_common.emitter.instruments import EmitterInstruments
 
 from scripts import check_terraform
 
@@ -43,19 +52,36 @@ _KIND = {
 }
 
 
+# Units the OpenTelemetry Prometheus exporter spells out as a name suffix.
+_UNIT_SUFFIX = {"s": "seconds", "ms": "milliseconds", "By": "bytes"}
+
+
 @dataclass(frozen=True)
 class Instrument:
     name: str
     kind: str
     source: str
+    unit: str = ""
+
+    @property
+    def base(self) -> str:
+        """The name with the unit suffix the exporter adds (once)."""
+        suffix = _UNIT_SUFFIX.get(self.unit)
+        if suffix and not self.name.endswith(f"_{suffix}"):
+            return f"{self.name}_{suffix}"
+        return self.name
+
+    def samples(self) -> set[str]:
+        """The sample names of this instrument in the Prometheus text format."""
+        if self.kind == "counter":
+            return {f"{self.base}_total"}
+        if self.kind == "histogram":
+            return {f"{self.base}_{s}" for s in ("bucket", "sum", "count")}
+        return {self.base}
 
     def exposed(self) -> set[str]:
-        """The names Prometheus shows for this instrument."""
-        if self.kind == "counter":
-            return {f"{self.name}_total"}
-        if self.kind == "histogram":
-            return {self.name, *(f"{self.name}_{s}" for s in ("bucket", "sum", "count"))}
-        return {self.name}
+        """Names a query or a doc may use: the samples, and a histogram's family name."""
+        return self.samples() | ({self.base} if self.kind == "histogram" else set())
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
@@ -114,7 +140,15 @@ def source_instruments() -> dict[str, Instrument]:
                 name = None if expression is None else _evaluate(expression, constants)
                 relative = str(path.relative_to(REPO))
                 assert name is not None, f"{relative}:{node.lineno}: cannot read the metric name"
-                instruments[name] = Instrument(name, _KIND[node.func.attr], relative)
+                unit = next(
+                    (
+                        k.value.value
+                        for k in node.keywords
+                        if k.arg == "unit" and isinstance(k.value, ast.Constant)
+                    ),
+                    "",
+                )
+                instruments[name] = Instrument(name, _KIND[node.func.attr], relative, str(unit))
     return instruments
 
 
@@ -143,8 +177,40 @@ def _unknown(text: str) -> list[str]:
 
 def test_the_services_define_instruments() -> None:
     prefixes = {name.split("_")[1] for name in INSTRUMENTS}
-    assert "forwarder" in prefixes
+    assert {"api", "forwarder", "emitter"} <= prefixes
     assert all(name.startswith("tracking_") for name in INSTRUMENTS)
+
+
+def test_names_read_from_the_source_are_the_names_the_exporter_serves() -> None:
+    registry = CollectorRegistry()
+    provider = MeterProvider(
+        metric_readers=[PrometheusMetricReader(disable_target_info=True, registry=registry)]
+    )
+    try:
+        owners: list[object] = [
+            ApiMetrics(provider.get_meter("api")),
+            EmitterInstruments(meter=provider.get_meter("emitter")),
+        ]
+        forwarder = ForwarderMetrics(provider.get_meter("forwarder"))
+        forwarder.gauges.lag[("events", 0)] = 1
+        owners.append(forwarder)
+        # Synchronous instruments appear once they have a value; gauges at every scrape.
+        for owner in owners:
+            for value in vars(owner).values():
+                if isinstance(value, Counter):
+                    value.add(1)
+                elif isinstance(value, Histogram):
+                    value.record(0.1)
+        served = {
+            sample.name
+            for family in registry.collect()
+            for sample in family.samples
+            if sample.name.startswith("tracking_")
+        }
+    finally:
+        provider.shutdown()
+    expected = set().union(*(i.samples() for i in INSTRUMENTS.values()))
+    assert served == expected
 
 
 def test_dashboard_parses_and_has_the_operators_panels() -> None:
@@ -219,8 +285,12 @@ def test_runbook_documents_every_replay_flag(capsys: pytest.CaptureFixture[str])
     assert sorted(flag for flag in flags if f"`{flag}" not in runbook) == []
 
 
-def test_docs_name_only_real_forwarder_settings() -> None:
-    known = {name.upper() for name in ForwarderSettings.model_fields}
-    for doc in (OPERATIONS_DOC, REPO / "docs" / "deploy.md", REPO / "terraform" / "README.md"):
-        named = set(re.findall(r"\bFORWARDER_[A-Z_]+\b", doc.read_text()))
+@pytest.mark.parametrize(
+    ("prefix", "settings"), [("FORWARDER_", ForwarderSettings), ("API_", ApiSettings)]
+)
+def test_docs_name_only_real_settings(prefix: str, settings: type[BaseSettings]) -> None:
+    known = {name.upper() for name in settings.model_fields}
+    docs = (OPERATIONS_DOC, REPO / "docs" / "deploy.md", REPO / "terraform" / "README.md")
+    for doc in docs:
+        named = set(re.findall(rf"\b{prefix}[A-Z_]+\b", doc.read_text()))
         assert sorted(named - known) == [], doc.name
