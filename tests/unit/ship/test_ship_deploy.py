@@ -198,6 +198,29 @@ def test_compose_builds_each_service_from_its_dockerfile_target(service: str) ->
     assert sorted(n for n in names if not _is_known(n, service)) == []
 
 
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, duration
+    return float(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_compose_stop_grace_outlasts_each_services_shutdown_deadline() -> None:
+    services = _compose()["services"]
+    forwarder, api = services["forwarder"], services["api"]
+    forwarder_deadline = float(
+        forwarder["environment"].get(
+            "FORWARDER_SHUTDOWN_TIMEOUT_S",
+            ForwarderSettings.model_fields["forwarder_shutdown_timeout_s"].default,
+        )
+    )
+    assert _seconds(forwarder["stop_grace_period"]) > forwarder_deadline
+    api_deadline = sum(
+        float(api["environment"].get(name.upper(), ApiSettings.model_fields[name].default))
+        for name in ("api_drain_grace_s", "api_shutdown_timeout_s")
+    )
+    assert _seconds(api["stop_grace_period"]) > api_deadline
+
+
 def test_compose_otel_collector_is_optional() -> None:
     services = _compose()["services"]
     assert services["otel-collector"]["profiles"] == ["otel"]
