@@ -7,13 +7,14 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
 
-.PHONY: help install lint typecheck test test-quick bench run kafka-up kafka-down clean
+.PHONY: help install lint typecheck test test-quick bench ship-check run kafka-up kafka-down clean
 
 help:
 	@echo "make run         start Kafka, the local collector, the API and the forwarder"
 	@echo "make test        lint, types and every test (starts its own Kafka broker)"
 	@echo "make test-quick  unit tests only"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
+	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
 	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)"
 	@echo "make kafka-down  stop it"
 
@@ -32,6 +33,7 @@ typecheck: install
 
 test: lint typecheck
 	$(RUN) python -m scripts.kafka.broker fetch >/dev/null
+	$(RUN) python -m scripts.check_terraform tools
 	$(RUN) pytest
 
 test-quick: install
@@ -39,6 +41,9 @@ test-quick: install
 
 bench: install kafka-up
 	$(RUN) python -m bench.run_all
+
+ship-check: install
+	$(RUN) python -m scripts.check_terraform all
 
 run: install
 	$(RUN) python -m scripts.run_pipeline
