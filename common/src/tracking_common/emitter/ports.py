@@ -1,4 +1,5 @@
-"""The emitter's ports: how it talks HTTP, where it keeps events, how it waits.
+"""The emitter's ports: how it talks HTTP, where it keeps events, how it waits, and the
+``Emitter`` port the tracker sends through.
 
 Each is a small ``typing.Protocol`` passed to the emitter's constructor; the defaults are
 :class:`~tracking_common.emitter.http_client.AiohttpClient` and
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracking_common.emitter.payload import PendingEvent
 
-__all__ = ["Clock", "EventStore", "HttpClient", "HttpResponse", "Sleep"]
+__all__ = ["Clock", "Emitter", "EventStore", "HttpClient", "HttpResponse", "Sleep"]
 
 Sleep = Callable[[float], Awaitable[None]]
 """Waits (``asyncio.sleep``); injected so backoff tests take no time."""
@@ -83,4 +84,24 @@ class EventStore(Protocol):
 
     def cleanup(self, batch: Sequence[PendingEvent], *, delivered: bool) -> None:
         """Forget taken events whose fate is now final."""
+        ...
+
+
+class Emitter(Protocol):
+    """What a :class:`~tracking_common.emitter.tracker.Tracker` sends events through."""
+
+    def add(self, payload: Mapping[str, str], *, tag: Any = None) -> None:
+        """Take one event without waiting (raises BufferFullError when full)."""
+        ...
+
+    def flush_nowait(self) -> None:
+        """Send what is buffered now, without waiting."""
+        ...
+
+    async def flush(self) -> None:
+        """Send what is buffered now and wait until those events are settled."""
+        ...
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Flush (bounded by ``timeout_s``), stop, report what is left as abandoned."""
         ...

@@ -15,9 +15,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from tracking_common.emitter.emitter import Emitter
 from tracking_common.emitter.errors import BufferFullError
-from tracking_common.emitter.ports import Clock
+from tracking_common.emitter.ports import Clock, Emitter
 from tracking_common.errors import InvalidEventError
 from tracking_common.events import (
     PagePing,
