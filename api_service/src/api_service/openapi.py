@@ -69,18 +69,23 @@ PAGE_VIEW_EXAMPLE: Final = {
     "subject": {"user_id": "user-42", "language": "en-GB"},
 }
 SELF_DESCRIBING_EXAMPLE: Final = {
+    # Self-describing data is checked against its Iglu schema: com.acme/button_click must be in
+    # IGLU_SCHEMA_DIR (or API_ALLOW_UNKNOWN_SCHEMAS=true) for this example to be accepted.
     "event_type": "self_describing",
     "app_id": "shop",
     "event": {
-        "schema": "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",
-        "data": {"targetUrl": "https://shop.example/signup"},
+        "schema": "iglu:com.acme/button_click/jsonschema/1-0-0",
+        "data": {"button_id": "signup"},
     },
-    "entities": [
-        {
-            "schema": "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0",
-            "data": {"id": "5f2b3c1e-7a44-4cf5-9c0a-5e0b1d2f3a4b"},
-        }
-    ],
+    "subject": {"user_id": "user-42"},
+}
+STRUCT_EXAMPLE: Final = {
+    "event_type": "struct",
+    "app_id": "shop",
+    "category": "checkout",
+    "action": "add-to-basket",
+    "label": "sku-123",
+    "value": 2.0,
 }
 
 _SINGLE = TypeAdapter(TrackedEvent).json_schema(ref_template=REF)
@@ -113,9 +118,14 @@ V1_REQUEST_BODY: Final = {
             },
             "examples": {
                 "page_view": {"summary": "One page view", "value": PAGE_VIEW_EXAMPLE},
+                "struct": {"summary": "One structured event", "value": STRUCT_EXAMPLE},
+                "self_describing": {
+                    "summary": "A self-describing event (its schema must be in IGLU_SCHEMA_DIR)",
+                    "value": SELF_DESCRIBING_EXAMPLE,
+                },
                 "batch": {
                     "summary": "A batch",
-                    "value": {"events": [PAGE_VIEW_EXAMPLE, SELF_DESCRIBING_EXAMPLE]},
+                    "value": {"events": [PAGE_VIEW_EXAMPLE, STRUCT_EXAMPLE]},
                 },
             },
         }
