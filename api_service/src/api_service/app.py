@@ -134,7 +134,11 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
     @app.get(
         "/i",
         summary="Snowplow tracker protocol: one event in the query string (answers a GIF)",
-        responses={200: {"description": "A 1x1 GIF", "content": {"image/gif": {}}}},
+        responses={
+            200: {"description": "A 1x1 GIF", "content": {"image/gif": {}}},
+            **{status: openapi.RESPONSES[status] for status in (400, 401, 403, 429, 503)},
+        },
+        openapi_extra={"parameters": openapi.PIXEL_PARAMETERS},
         tags=["snowplow"],
     )
     async def get_pixel(request: Request) -> Response:

@@ -11,7 +11,13 @@ from typing import Any, Final
 from pydantic import BaseModel, Field, TypeAdapter
 from tracking_common.events import TrackedEvent
 
-__all__ = ["RESPONSES", "TP2_REQUEST_BODY", "V1_REQUEST_BODY", "component_schemas"]
+__all__ = [
+    "PIXEL_PARAMETERS",
+    "RESPONSES",
+    "TP2_REQUEST_BODY",
+    "V1_REQUEST_BODY",
+    "component_schemas",
+]
 
 REF: Final = "#/components/schemas/{model}"
 
@@ -184,8 +190,35 @@ RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     207: _answer("Some events were accepted and acknowledged; the rest are listed.", _RESULT),
     400: _answer("No event was accepted (each one listed), or the body is unreadable.", _RESULT),
     401: _answer("No API key, or a wrong one.", "ErrorBody"),
+    403: _answer("A browser origin outside API_ALLOWED_ORIGINS (tracker routes).", "ErrorBody"),
     413: _answer("The body, inflated body or event count is over a limit.", "ErrorBody"),
     415: _answer("An unsupported Content-Encoding.", "ErrorBody"),
     429: _answer("Over the rate limit; see Retry-After.", "ErrorBody"),
     503: _answer("Kafka did not acknowledge in time; nothing was accepted.", "ErrorBody"),
 }
+
+
+def _query(name: str, description: str, *, required: bool = False, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+PIXEL_PARAMETERS: Final = [
+    _query("e", "Event type code", required=True, enum=["pv", "pp", "se", "ue"], example="pv"),
+    _query("p", "Platform", required=True, example="web"),
+    _query("tv", "Tracker version", required=True, example="pixel-1"),
+    _query("url", "Page URL (page views and pings)", example="https://shop.example/"),
+    _query("eid", "Event id (a UUID; generated when absent)"),
+    _query("aid", "App id", example="shop"),
+    _query("uid", "User id"),
+    _query("se_ca", "Structured event category"),
+    _query("se_ac", "Structured event action"),
+    _query("ue_pr", "Self-describing event (unstruct_event JSON)"),
+    _query("ue_px", "Self-describing event, base64url"),
+]
+"""The commonest tracker-protocol fields of ``GET /i``; any other payload_data field is read too."""

@@ -1,0 +1,31 @@
+"""Schema-driven fuzz of the public routes (schemathesis over the OpenAPI document): no 5xx.
+
+The publisher is the in-memory fake, so any 5xx here is the API's own fault. Examples are
+bounded so the whole fuzz stays within a few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+from api_service.app import build_ingest, create_app
+from hypothesis import HealthCheck, settings
+from schemathesis import Case
+from schemathesis.checks import not_a_server_error
+
+from tests.unit.api_service.api_support import AUTH, FakePublisher, make_settings
+
+_SETTINGS = make_settings()
+_APP = create_app(_SETTINGS, build_ingest(_SETTINGS, FakePublisher()))
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_no_input_makes_the_api_fail(case: Case[Any]) -> None:
+    case.call_and_validate(headers=AUTH, checks=[not_a_server_error])
