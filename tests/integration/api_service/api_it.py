@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from aiokafka.structs import ConsumerRecord
 from api_service.app import build_ingest, create_app
 from api_service.handlers import Ingest
@@ -133,3 +134,27 @@ def api_process(topics: Topics, tmp_path: Path, **env: str) -> tuple[ServiceProc
         "api-service", environment, f"{admin}/readyz", tmp_path / f"api-{port}.log"
     )
     return process, f"http://127.0.0.1:{port}", admin
+
+
+BUTTON_CLICK = "iglu:com.acme/button_click/jsonschema/1-0-0"
+USER_ENTITY = "iglu:com.acme/user/jsonschema/1-0-0"
+
+
+def write_iglu_dir(root: Path) -> Path:
+    """An Iglu directory with ``com.acme/button_click`` and ``com.acme/user`` (1-0-0)."""
+    for uri, properties in (
+        (BUTTON_CLICK, {"button_id": {"type": "string"}}),
+        (USER_ENTITY, {"id": {"type": "string"}}),
+    ):
+        vendor, name, _, version = uri.removeprefix("iglu:").split("/")
+        path = root / vendor / name / "jsonschema"
+        path.mkdir(parents=True)
+        schema = {
+            "self": {"vendor": vendor, "name": name, "format": "jsonschema", "version": version},
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+        (path / version).write_bytes(orjson.dumps(schema))
+    return root
