@@ -6,6 +6,8 @@ import uuid
 
 import orjson
 import pytest
+from api_service.ingest import Message
+from api_service.publisher import KafkaPublisher, PublishError
 from tracking_common.observability import configure_telemetry
 from tracking_common.record import EVENT_RECORD_SCHEMA, decode_record, partition_key
 
@@ -15,6 +17,7 @@ from tests.integration.api_service.api_it import (
     LiveApi,
     Topics,
     page_view,
+    wait_until,
 )
 
 pytestmark = pytest.mark.kafka
@@ -119,3 +122,28 @@ def live_api_topics(api: LiveApi) -> Topics:
     topics.events = api.settings.events_topic
     topics.bad = api.settings.bad_events_topic
     return topics
+
+
+async def test_the_publisher_refuses_past_its_byte_budget_and_before_connecting(
+    topics: Topics,
+) -> None:
+    publisher = KafkaPublisher(topics.bootstrap, timeout_s=5.0, buffer_bytes=1000, linger_ms=5)
+    small = Message(topics.events, b"x" * 500, b"k", [])
+    large = Message(topics.events, b"x" * 2000, b"k", [])
+    with pytest.raises(PublishError) as before:
+        await publisher.publish([small])
+    await publisher.start()
+    try:
+        await wait_until(lambda: publisher.ready, 30, "the publisher never got ready")
+        with pytest.raises(PublishError) as full:
+            await publisher.publish([large])
+        await publisher.publish([small])
+        assert publisher.buffered_bytes == 0
+    finally:
+        await publisher.stop(timeout_s=5.0)
+        await publisher.stop(timeout_s=5.0)  # idempotent
+
+    assert before.value.kind == "unavailable"
+    assert full.value.kind == "buffer_full"
+    [record] = await topics.events_records(1)
+    assert record.value == small.value
