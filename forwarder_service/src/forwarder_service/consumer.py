@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -95,12 +95,14 @@ class ForwarderConsumer:
         gate: FlowGate,
         metrics: ForwarderMetrics,
         options: dict[str, Any] | None = None,
+        consumer_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
         self._gate = gate
         self._metrics = metrics
         self._options = options if options is not None else consumer_options(settings)
+        self._consumer_factory = consumer_factory
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = False
         self._joined = False
@@ -123,7 +125,7 @@ class ForwarderConsumer:
         """Connect and subscribe to the events topic (bounded wait)."""
         if self._consumer is not None:
             return
-        consumer = AIOKafkaConsumer(**self._options)
+        consumer = self._consumer_factory(**self._options)
         try:
             async with asyncio.timeout(_KAFKA_CALL_TIMEOUT_S * 3):
                 await consumer.start()

@@ -134,6 +134,11 @@ class DeadLetterSink(Protocol):
     """Where dead letters go. ``write`` returns only once every letter is durably stored."""
 
     @property
+    def topic(self) -> str:
+        """Where the letters are written (for errors and logs)."""
+        ...
+
+    @property
     def healthy(self) -> bool:
         """False once a write failed: the service must stop consuming."""
         ...

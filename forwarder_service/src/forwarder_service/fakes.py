@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import TopicPartition
 from opentelemetry.sdk.metrics import MeterProvider
@@ -153,13 +154,17 @@ class FakeDeadLetters:
     """A DeadLetterSink that stores letters; can be made to fail or to wait."""
 
     letters: list[DeadLetter] = field(default_factory=list)
+    topic: str = "dlq"
     broken: bool = False
+    crash: BaseException | None = None
     gate: asyncio.Event | None = None
     healthy: bool = True
 
     async def write(self, letters: Sequence[DeadLetter]) -> None:
         if self.gate is not None:
             await self.gate.wait()
+        if self.crash is not None:
+            raise self.crash
         if self.broken:
             self.healthy = False
             raise DeadLetterWriteError("broken", topic="dlq", count=len(letters))
@@ -194,3 +199,93 @@ class InMemoryMetrics:
                         value: float = getattr(point, "value", None) or 0.0
                         points[key] = float(value or getattr(point, "count", 0))
         return points
+
+
+class FakeKafkaConsumer:
+    """The parts of AIOKafkaConsumer the forwarder's consumer uses, scripted by the test.
+
+    ``queue`` holds the answers of successive ``getmany`` calls; ``rebalance`` runs the
+    listener's revoke and assign callbacks like aiokafka's background task, and, like aiokafka,
+    forgets pauses on assignment. Positions move past returned records; ``seek`` moves them back.
+    """
+
+    def __init__(self, **options: object) -> None:
+        self.options = options
+        self.listener: object | None = None
+        self.assigned: set[TopicPartition] = set()
+        self.paused_tps: set[TopicPartition] = set()
+        self.positions: dict[TopicPartition, int] = {}
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.committed_offsets: dict[TopicPartition, int] = {}
+        self.queue: list[dict[TopicPartition, list[FakeRecord]]] = []
+        self.polls = 0
+        self.polled_while_all_paused = 0
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.started = False
+        self.stopped = False
+        self.commit_error: BaseException | None = None
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def subscribe(self, topics: Sequence[str], *, listener: object) -> None:
+        self.listener = listener
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused_tps.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused_tps.difference_update(tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_tps)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+        self.positions[tp] = offset
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 100
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.committed_offsets.get(tp)
+
+    async def commit(self, offsets: Mapping[TopicPartition, tuple[int, str]]) -> None:
+        if self.commit_error is not None:
+            raise self.commit_error
+        for tp in offsets:
+            if tp not in self.assigned:
+                raise AssertionError(f"commit for {tp} which is not assigned")
+        plain = {tp: offset for tp, (offset, _) in offsets.items()}
+        self.commits.append(plain)
+        self.committed_offsets.update(plain)
+
+    async def getmany(
+        self, *, timeout_ms: int, max_records: int | None = None
+    ) -> dict[TopicPartition, list[FakeRecord]]:
+        self.polls += 1
+        if self.assigned and self.assigned <= self.paused_tps:
+            self.polled_while_all_paused += 1
+        await asyncio.sleep(0)
+        if not self.queue:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        batches = self.queue.pop(0)
+        result = {tp: recs for tp, recs in batches.items() if tp not in self.paused_tps}
+        for tp, recs in result.items():
+            self.positions[tp] = recs[-1].offset + 1
+        return result
+
+    async def rebalance(self, assigned: set[TopicPartition]) -> None:
+        """Revoke everything, then assign ``assigned`` (eager protocol); pauses are forgotten."""
+        listener: Any = self.listener
+        await listener.on_partitions_revoked(set(self.assigned))
+        self.assigned = set(assigned)
+        self.paused_tps = set()
+        await listener.on_partitions_assigned(set(assigned))

@@ -155,7 +155,6 @@ class Pipeline:
         if generation is None or not records or self._failure is not None:
             return None
         self._tracker.take(tp, [record.offset for record in records])
-        self._metrics.events_consumed.add(len(records))
         submit = self.sink.submit
         invalid: list[_Letter] = []
         stopped_at: int | None = None
@@ -173,6 +172,7 @@ class Pipeline:
                 break
         if stopped_at is not None:
             self._tracker.untake_from(tp, records[stopped_at].offset)
+        self._metrics.events_consumed.add(len(records) if stopped_at is None else stopped_at)
         if invalid:
             self._enqueue_dead_letters(invalid)
         return stopped_at
@@ -305,6 +305,15 @@ class Pipeline:
                     await self._dead_letters.write(letters)
                 except DeadLetterWriteError as exc:
                     self._fail(exc)
+                    return
+                except Exception as exc:  # a writer that died must stop the service too
+                    self._fail(
+                        DeadLetterWriteError(
+                            f"dead-letter writer failed: {exc!r}",
+                            topic=self._dead_letters.topic,
+                            count=len(letters),
+                        )
+                    )
                     return
             self._dlq_pending -= len(letters)
             for letter in letters:

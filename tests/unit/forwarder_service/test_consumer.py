@@ -1,0 +1,209 @@
+"""The consumer loop against a scripted Kafka consumer: commits, revokes, pauses, seeks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from forwarder_service.backpressure import BacklogBound, FlowGate
+from forwarder_service.consumer import ForwarderConsumer, consumer_options
+from forwarder_service.errors import DeadLetterWriteError
+from forwarder_service.fakes import (
+    TP0,
+    TP1,
+    FakeDeadLetters,
+    FakeKafkaConsumer,
+    FakeSink,
+    InMemoryMetrics,
+    records,
+)
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.settings import ForwarderSettings
+
+
+@dataclass
+class Rig:
+    consumer: ForwarderConsumer
+    kafka: FakeKafkaConsumer
+    pipeline: Pipeline
+    sink: FakeSink
+    dlq: FakeDeadLetters
+    tracker: OffsetTracker[Hashable]
+    gate: FlowGate
+
+    def run(self) -> asyncio.Task[None]:
+        """Start the loop in the background."""
+        return asyncio.create_task(self.consumer.run())
+
+    async def run_until(self, condition: Callable[[], bool]) -> asyncio.Task[None]:
+        """Start the loop and wait until ``condition()`` holds; return its task."""
+        task = self.run()
+        await until(condition)
+        return task
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        self.consumer.stop_fetching()
+        await asyncio.wait_for(task, 5)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Yield to the loop until ``condition()`` holds (fail at the deadline)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    settings = ForwarderSettings(
+        forwarder_commit_interval_s=0.01,
+        forwarder_poll_timeout_ms=1,
+        forwarder_revoke_drain_timeout_s=0.2,
+        forwarder_lag_interval_s=0.01,
+        forwarder_max_backlog_events=10,
+    )
+    metrics = InMemoryMetrics()
+    tracker: OffsetTracker[Hashable] = OffsetTracker()
+    dlq = FakeDeadLetters()
+    pipeline = Pipeline(tracker=tracker, dead_letters=dlq, metrics=metrics.metrics)
+    sink = FakeSink(listener=pipeline)
+    pipeline.bind(sink)
+    gate = FlowGate(BacklogBound(max_events=10, max_bytes=1 << 20))
+    made: list[FakeKafkaConsumer] = []
+
+    def factory(**options: Any) -> FakeKafkaConsumer:
+        made.append(FakeKafkaConsumer(**options))
+        return made[-1]
+
+    consumer = ForwarderConsumer(
+        settings=settings,
+        pipeline=pipeline,
+        gate=gate,
+        metrics=metrics.metrics,
+        consumer_factory=factory,
+    )
+    await pipeline.start()
+    await consumer.start()
+    kafka = made[0]
+    await kafka.rebalance({TP0, TP1})
+    yield Rig(consumer, kafka, pipeline, sink, dlq, tracker, gate)
+    await pipeline.stop()
+    await consumer.close()
+
+
+def test_auto_commit_is_off_and_reading_starts_at_the_earliest_uncommitted() -> None:
+    options = consumer_options(ForwarderSettings())
+    assert options["enable_auto_commit"] is False
+    assert options["auto_offset_reset"] == "earliest"
+
+
+async def test_commits_only_the_settled_prefix(rig: Rig) -> None:
+    rig.kafka.queue.append({TP0: records(TP0, range(4))})
+    task = await rig.run_until(lambda: rig.tracker.outstanding() == 4)
+    # Deliver 2 and 3 first: nothing may be committed past the pending 0 and 1.
+    rig.sink.deliver_all(lambda tag: tag.record.offset >= 2)
+    polls = rig.kafka.polls
+    await until(lambda: rig.kafka.polls > polls + 5)
+    assert all(TP0 not in commit for commit in rig.kafka.commits)
+    rig.sink.deliver_all(lambda tag: tag.record.offset == 0)
+    await until(lambda: TP0 in rig.kafka.committed_offsets)
+    assert rig.kafka.committed_offsets[TP0] == 1
+    rig.sink.deliver_all()
+    await until(lambda: rig.kafka.committed_offsets[TP0] == 4)
+    await rig.stop(task)
+
+
+async def test_revoke_drains_commits_then_fences_late_answers(rig: Rig) -> None:
+    rig.pipeline.accept(TP0, records(TP0, range(3)))
+    rig.sink.deliver_all(lambda tag: tag.record.offset == 0)
+    # Offset 1 stays in flight past the drain deadline; 2 is still buffered.
+    await rig.kafka.rebalance({TP1})
+    assert rig.kafka.commits[-1] == {TP0: 1}  # committed while still assigned
+    assert TP0 not in rig.tracker.owned()
+    assert rig.sink.buffered == []  # buffered events of the revoked partition are dropped
+    # A late answer for the revoked partition changes nothing and commits nothing.
+    before = list(rig.kafka.commits)
+    rig.pipeline.delivered([])
+    await rig.consumer.commit()
+    assert rig.kafka.commits == before
+
+
+async def test_a_late_answer_after_reassignment_cannot_commit_the_old_generation(
+    rig: Rig,
+) -> None:
+    rig.pipeline.accept(TP0, records(TP0, range(2)))
+    in_flight = list(rig.sink.buffered)
+    await rig.kafka.rebalance({TP0, TP1})  # revoked and assigned again: a new generation
+    rig.pipeline.delivered([tag for _, tag in in_flight])
+    await rig.consumer.commit()
+    assert all(TP0 not in commit for commit in rig.kafka.commits)
+
+
+async def test_a_paused_gate_is_reapplied_after_a_rebalance(rig: Rig) -> None:
+    rig.sink.setup_failing = True
+    task = await rig.run_until(lambda: rig.kafka.paused() == {TP0, TP1})
+    await rig.kafka.rebalance({TP0, TP1})  # aiokafka forgets pauses on assignment
+    assert rig.kafka.paused() == {TP0, TP1}
+    await rig.stop(task)
+
+
+async def test_polling_goes_on_while_every_partition_is_paused(rig: Rig) -> None:
+    rig.sink.setup_failing = True
+    task = await rig.run_until(lambda: rig.kafka.polled_while_all_paused >= 20)
+    assert not task.done()
+    rig.sink.setup_failing = False
+    await until(lambda: not rig.kafka.paused())
+    await rig.stop(task)
+
+
+async def test_a_backlog_over_the_bound_pauses_until_it_drains(rig: Rig) -> None:
+    rig.kafka.queue.append({TP0: records(TP0, range(12))})
+    task = await rig.run_until(lambda: rig.kafka.paused() == {TP0, TP1})
+    rig.sink.deliver_all()
+    await until(lambda: not rig.kafka.paused())
+    await rig.stop(task)
+
+
+async def test_records_the_sink_cannot_take_are_read_again(rig: Rig) -> None:
+    rig.sink.capacity = 3
+    rig.kafka.queue.append({TP0: records(TP0, range(5)), TP1: records(TP1, range(2))})
+    task = await rig.run_until(lambda: len(rig.kafka.seeks) >= 2)
+    await rig.stop(task)
+    assert (TP0, 3) in rig.kafka.seeks  # the first record not taken
+    assert (TP1, 0) in rig.kafka.seeks  # not touched after the sink filled up
+    assert rig.tracker.outstanding([TP0]) == 3
+    assert rig.tracker.outstanding([TP1]) == 0
+
+
+async def test_a_dead_letter_failure_stops_the_loop_without_committing_past_it(
+    rig: Rig,
+) -> None:
+    rig.dlq.broken = True
+    rig.kafka.queue.append({TP0: records(TP0, range(3), poison=[1])})
+    task = await rig.run_until(lambda: rig.tracker.outstanding() == 3)
+    rig.sink.deliver_all()
+    with pytest.raises(DeadLetterWriteError):
+        await asyncio.wait_for(task, 5)
+    await rig.consumer.commit()
+    assert rig.kafka.committed_offsets.get(TP0, 0) <= 1
+
+
+async def test_an_unexpected_dead_letter_writer_crash_is_fatal_too(rig: Rig) -> None:
+    rig.dlq.crash = RuntimeError("bug")
+    rig.pipeline.accept(TP0, records(TP0, [0], poison=[0]))
+    assert not await rig.pipeline.drain(None, timeout_s=2)
+    assert isinstance(rig.pipeline.failure, DeadLetterWriteError)
+    assert rig.tracker.committable() == {}
+
+
+async def test_stop_fetching_pauses_and_ends_the_loop(rig: Rig) -> None:
+    task = await rig.run_until(lambda: rig.kafka.polls > 2)
+    rig.consumer.stop_fetching()
+    await asyncio.wait_for(task, 5)
+    assert rig.kafka.paused() == {TP0, TP1}
