@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
+import uvloop
 from tracking_common.observability import configure_logging, configure_telemetry
 from tracking_common.settings import SettingsError
 
@@ -143,7 +144,8 @@ def main() -> int:
         print(f"api-service: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, service="api-service")
-    asyncio.run(serve(settings))
+    # uvloop, as `uvicorn.run` would pick: serving from our own loop bypasses its choice.
+    uvloop.run(serve(settings))
     return 0
 
 
