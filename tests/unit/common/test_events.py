@@ -55,7 +55,8 @@ def _error_locations(exc: ValidationError) -> list[tuple[str, ...]]:
     ],
 )
 def test_each_event_type_parses_to_its_own_class(
-    document: dict[str, Any], expected_type: type
+    document: dict[str, Any],
+    expected_type: type[PageView | PagePing | StructEvent | SelfDescribing],
 ) -> None:
     event = _parse(document)
 
