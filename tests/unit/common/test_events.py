@@ -21,6 +21,8 @@ from tracking_common.events import (
     utc_from_ms,
 )
 
+AnyEvent = PageView | PagePing | StructEvent | SelfDescribing
+
 PAGE = {"url": "https://example.com/pricing", "title": "Pricing"}
 ENTITY = {"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"tier": "gold"}}
 
