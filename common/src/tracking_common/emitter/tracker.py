@@ -1,8 +1,10 @@
 """The tracker facade: builds tracker-protocol events and hands them to one or more emitters.
 
-Events are built as the shared event model (``tracking_common.events``), so they obey the same
-limits as the API's, and rendered by ``tracking_common.protocol.to_payload``: every value a
-string, entities in ``co``/``cx``, self-describing data in ``ue_pr``/``ue_px``.
+Events obey the limits of the shared event model (``tracking_common.events``), as the API's
+do, and come out as ``tracking_common.protocol.to_payload`` renders them: every value a
+string, entities in ``co``/``cx``, self-describing data in ``ue_pr``/``ue_px``. The usual
+input is built directly by the fast path (``fast_payload``); input it does not vouch for is
+built as the model and rendered by ``to_payload``, which also words every refusal.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from tracking_common.emitter.errors import BufferFullError
+from tracking_common.emitter.fast_payload import (
+    NeedsModel,
+    PayloadBuilder,
+    page_fields,
+    ping_fields,
+    struct_fields,
+)
 from tracking_common.emitter.ports import Clock, Emitter
 from tracking_common.errors import InvalidEventError
 from tracking_common.events import (
@@ -34,6 +43,7 @@ from tracking_common.protocol import Payload, issues_from_validation_error, to_p
 __all__ = ["TRACKER_VERSION", "Tracker"]
 
 TRACKER_VERSION: Final = "py-tracking-common-0.1.0"
+_OPTIONS: Final = frozenset({"entities", "subject", "true_timestamp", "event_id"})
 
 Entity = SelfDescribingJson | Mapping[str, Any]
 
@@ -69,9 +79,26 @@ class Tracker:
             "platform": platform,
             "tracker_version": tracker_version,
         }
-        self.subject = subject
         self._base64 = encode_base64
         self._clock = clock
+        self._fast = PayloadBuilder(
+            namespace=namespace,
+            app_id=app_id,
+            platform=platform,
+            tracker_version=tracker_version,
+            subject=subject,
+            encode_base64=encode_base64,
+            clock=clock,
+        )
+
+    @property
+    def subject(self) -> Subject | None:
+        """The subject every event carries (a per-event ``subject`` overrides its fields)."""
+        return self._fast.subject
+
+    @subject.setter
+    def subject(self, subject: Subject | None) -> None:
+        self._fast.subject = subject
 
     # -- event types -----------------------------------------------------------------------
 
@@ -84,7 +111,12 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A page view. ``options``: entities, subject, true_timestamp, event_id."""
-        return self._track(PageView, {"page": _page(url, title, referrer)}, options)
+        _check_options(options)
+        try:
+            payload = self._fast.build("pv", page_fields(url, title, referrer), {}, options)
+        except NeedsModel:
+            return self._track(PageView, {"page": _page(url, title, referrer)}, options)
+        return self._send(payload)
 
     def track_page_ping(
         self,
@@ -99,14 +131,21 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A page ping with scroll offsets."""
-        fields = {
-            "page": _page(url, title, referrer),
-            "min_x_offset": min_x_offset,
-            "max_x_offset": max_x_offset,
-            "min_y_offset": min_y_offset,
-            "max_y_offset": max_y_offset,
-        }
-        return self._track(PagePing, fields, options)
+        _check_options(options)
+        offsets = (min_x_offset, max_x_offset, min_y_offset, max_y_offset)
+        try:
+            page = page_fields(url, title, referrer)
+            payload = self._fast.build("pp", page, ping_fields(offsets), options)
+        except NeedsModel:
+            fields = {
+                "page": _page(url, title, referrer),
+                "min_x_offset": min_x_offset,
+                "max_x_offset": max_x_offset,
+                "min_y_offset": min_y_offset,
+                "max_y_offset": max_y_offset,
+            }
+            return self._track(PagePing, fields, options)
+        return self._send(payload)
 
     def track_struct_event(
         self,
@@ -119,18 +158,29 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A structured event (category, action, label, property, value)."""
-        fields = {
-            "category": category,
-            "action": action,
-            "label": label,
-            "property": property_,
-            "value": value,
-        }
-        return self._track(StructEvent, fields, options)
+        _check_options(options)
+        try:
+            kind = struct_fields(category, action, label, property_, value)
+            payload = self._fast.build("se", None, kind, options)
+        except NeedsModel:
+            fields = {
+                "category": category,
+                "action": action,
+                "label": label,
+                "property": property_,
+                "value": value,
+            }
+            return self._track(StructEvent, fields, options)
+        return self._send(payload)
 
     def track_self_describing_event(self, event: Entity, **options: Any) -> str:
         """A self-describing event: ``{"schema": "iglu:...", "data": {...}}``."""
-        return self._track(SelfDescribing, {"event": event}, options)
+        _check_options(options)
+        try:
+            payload = self._fast.build("ue", None, self._fast.unstruct(event), options)
+        except NeedsModel:
+            return self._track(SelfDescribing, {"event": event}, options)
+        return self._send(payload)
 
     def track(self, event: TrackedEvent) -> str:
         """Any event already built as the model; the tracker's defaults are not applied."""
@@ -167,17 +217,19 @@ class Tracker:
 
     # -- building --------------------------------------------------------------------------
 
+    def _send(self, payload: Payload) -> str:
+        self.track_payload(payload)
+        return payload["eid"]
+
     def _track(self, model: type[Any], fields: dict[str, Any], options: dict[str, Any]) -> str:
-        unknown = set(options) - {"entities", "subject", "true_timestamp", "event_id"}
-        if unknown:
-            raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
+        """The model path: validate as the event model, render with ``to_payload``."""
         document: dict[str, Any] = {
             **self._common,
             **{key: value for key, value in fields.items() if value is not None},
             "event_id": options.get("event_id") or uuid.uuid4(),
             "created_at": utc_from_ms(int(self._clock() * 1000)),
         }
-        subject = _merge(self.subject, options.get("subject"))
+        subject = _merge(self._fast.subject, options.get("subject"))
         if subject is not None:
             document["subject"] = subject
         if options.get("entities"):
@@ -194,6 +246,12 @@ class Tracker:
         return payload["eid"]
 
 
+def _check_options(options: Mapping[str, Any]) -> None:
+    if not _OPTIONS.issuperset(options):
+        unknown = set(options) - _OPTIONS
+        raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
+
+
 def _page(url: str, title: str | None, referrer: str | None) -> dict[str, str]:
     page = {"url": url, "title": title, "referrer": referrer}
     return {key: value for key, value in page.items() if value is not None}
@@ -202,4 +260,6 @@ def _page(url: str, title: str | None, referrer: str | None) -> dict[str, str]:
 def _merge(base: Subject | None, override: Subject | None) -> Subject | None:
     if base is None or override is None:
         return override or base
-    return base.model_copy(update=override.model_dump(exclude_none=True))
+    # The override's own values (not model_dump's dicts), so nested models stay models.
+    fields = {name: getattr(override, name) for name in Subject.model_fields}
+    return base.model_copy(update={k: v for k, v in fields.items() if v is not None})
