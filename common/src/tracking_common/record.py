@@ -152,9 +152,10 @@ def _check_payload(payload: Any, event_id: Any) -> dict[str, str]:
 
 
 def _check_timestamp(data: dict[str, Any], key: str, *, required: bool) -> int | None:
-    value = data.get(key)
-    if value is None and not required:
+    # Absent is fine for an optional field, but null is not: the JSON Schema says integer.
+    if key not in data and not required:
         return None
+    value = data.get(key)
     if type(value) is not int or value < 0:
         raise _fail(f"/data/{key}", "invalid_type", f"{key} must be a non-negative integer")
     return value
@@ -231,7 +232,8 @@ def encode_bad_event(
     The raw input is kept as text (invalid UTF-8 replaced) and cut to ``raw_limit`` bytes so
     the record always fits in a Kafka message; ``raw_truncated`` says whether it was cut.
     """
-    raw_bytes = raw.encode() if isinstance(raw, str) else raw
+    # A str may hold lone surrogates (from JSON "\ud800" escapes); keep it rather than fail.
+    raw_bytes = raw.encode("utf-8", errors="replace") if isinstance(raw, str) else raw
     truncated = len(raw_bytes) > raw_limit
     data: dict[str, Any] = {
         "received_tstamp": received_tstamp if received_tstamp is not None else now_ms(),
