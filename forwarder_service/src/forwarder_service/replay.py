@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from forwarder_service.dead_letter import (
@@ -162,6 +163,14 @@ async def replay(
     Raises ReplayError if the topic cannot be read or a replayed record is not acknowledged.
     """
     summary = ReplaySummary(dry_run=dry_run)
+    try:
+        async with asyncio.timeout(_TIMEOUT_S):
+            partitions = await _partitions(bootstrap_servers, dlq_topic)
+    except (KafkaError, TimeoutError, OSError) as exc:
+        raise ReplayError(f"cannot describe {dlq_topic!r}: {exc!r}") from exc
+    if not partitions:
+        raise ReplayError(f"topic {dlq_topic!r} does not exist or has no partitions")
+    tps = [TopicPartition(dlq_topic, p) for p in partitions]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
@@ -172,10 +181,6 @@ async def replay(
     try:
         async with asyncio.timeout(_TIMEOUT_S):
             await consumer.start()
-            partitions = consumer.partitions_for_topic(dlq_topic)
-            if not partitions:
-                raise ReplayError(f"topic {dlq_topic!r} does not exist or has no partitions")
-            tps = [TopicPartition(dlq_topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             begin = await consumer.beginning_offsets(tps)
             end = await consumer.end_offsets(tps)
@@ -210,6 +215,26 @@ async def replay(
     finally:
         await _close(consumer, producer)
     return summary
+
+
+async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (empty if it does not exist).
+
+    A group-less consumer only knows the metadata of topics it was assigned, so an admin
+    client asks the cluster.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="tracking-forwarder-replay"
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    found = [entry for entry in described if entry.get("topic") == topic]
+    if not found or found[0].get("error_code"):
+        return []
+    return sorted(int(p["partition"]) for p in found[0].get("partitions", ()))
 
 
 async def _copy(
