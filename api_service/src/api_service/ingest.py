@@ -121,7 +121,7 @@ class Ingestor:
                     request_id=request_id,
                 )
                 continue
-            seen.add(str(event.event_id))
+            seen.add(event_id or str(event.event_id))  # already str(event.event_id)
             sent = None if event.sent_at is None else _ms(event.sent_at)
             self._accept(
                 batch, payload=to_payload(event), source="v1", now_ms=now_ms, sent=sent, trace=trace
