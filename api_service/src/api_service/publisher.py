@@ -18,10 +18,11 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from api_service.ingest import Message
 
-__all__ = ["KafkaPublisher", "PublishError", "Publisher"]
+__all__ = ["CachedPartitioner", "KafkaPublisher", "PublishError", "Publisher"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,30 @@ class Publisher(Protocol):
         ...
 
 
+class CachedPartitioner:
+    """aiokafka's :class:`DefaultPartitioner` (Java-compatible murmur2), with the hash cached.
+
+    aiokafka's murmur2 is pure Python and runs for every message; keys repeat (one per user),
+    so the hash is kept per key, in a bounded dict. Same partition as the default for every key.
+    """
+
+    def __init__(self, max_keys: int = 65_536) -> None:
+        self._max_keys = max_keys
+        self._hashes: dict[bytes, int] = {}
+        self._default = DefaultPartitioner()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        """The partition for ``key`` (random among ``available`` when there is no key)."""
+        if key is None:
+            return int(self._default(key, all_partitions, available))
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._max_keys:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
+
+
 class KafkaPublisher:
     """The aiokafka-backed :class:`Publisher`."""
 
@@ -83,6 +108,7 @@ class KafkaPublisher:
         self._buffered = 0
         self._connected = False
         self._task: asyncio.Task[None] | None = None
+        self._partitioner = CachedPartitioner()
 
     @property
     def ready(self) -> bool:
@@ -213,4 +239,5 @@ class KafkaPublisher:
             max_batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=int(self._timeout_s * 1000),
+            partitioner=self._partitioner,
         )
