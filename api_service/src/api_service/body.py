@@ -44,19 +44,26 @@ def inflate(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         raise RequestRefusedError(
             415, "unsupported_encoding", f"Content-Encoding {name!r} is not supported (use gzip)"
         )
-    decompressor = zlib.decompressobj(wbits=31)
+    # A gzip body may hold several members (RFC 1952); each is inflated in turn, and anything
+    # after the last one that is not a member is refused rather than silently dropped.
+    parts: list[bytes] = []
+    size = 0
+    rest = body
     try:
-        inflated = decompressor.decompress(body, max_bytes + 1)
-        if len(inflated) <= max_bytes and not decompressor.unconsumed_tail:
-            inflated += decompressor.flush(max_bytes + 1 - len(inflated))
+        while rest:
+            decompressor = zlib.decompressobj(wbits=31)
+            part = decompressor.decompress(rest, max_bytes + 1 - size)
+            size += len(part)
+            if size > max_bytes or decompressor.unconsumed_tail:
+                raise _too_large(f"the body inflates to over the {max_bytes}-byte limit")
+            if not decompressor.eof:
+                raise RequestRefusedError(400, "invalid_gzip", "the gzip body is truncated")
+            parts.append(part)
+            rest = decompressor.unused_data
     except zlib.error as exc:
         message = f"the body is not valid gzip: {exc}"
         raise RequestRefusedError(400, "invalid_gzip", message) from exc
-    if len(inflated) > max_bytes or decompressor.unconsumed_tail:
-        raise _too_large(f"the body inflates to over the {max_bytes}-byte limit")
-    if not decompressor.eof:
-        raise RequestRefusedError(400, "invalid_gzip", "the gzip body is truncated")
-    return inflated
+    return b"".join(parts)
 
 
 def parse_json(body: bytes, max_depth: int) -> Any:
