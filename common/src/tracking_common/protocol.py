@@ -290,8 +290,10 @@ def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
             else:
                 reader.fail("se_va", "invalid_number", "se_va must be a finite number")
     elif kind is EventType.SELF_DESCRIBING:
+        found_before = len(reader.issues)
         event = reader.wrapped("ue_pr", "ue_px", UNSTRUCT_EVENT_URI.__eq__, "unstruct_event")
-        if event is None and not reader.issues:
+        # Only when the wrapper itself raised no issue is it missing (not merely malformed).
+        if event is None and len(reader.issues) == found_before:
             reader.fail("ue_pr", "missing_field", "a self-describing event needs ue_pr or ue_px")
         fields["event"] = event
     return fields
@@ -335,7 +337,8 @@ def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
         if isinstance(entities, list):
             document["entities"] = entities
         else:
-            reader.fail("co", "invalid_wrapper", "contexts data must be an array")
+            key = "cx" if reader.text("cx") is not None else "co"
+            reader.fail(key, "invalid_wrapper", "contexts data must be an array")
     if reader.issues:
         raise PayloadError(reader.issues)
     document = {k: v for k, v in document.items() if v is not None}
