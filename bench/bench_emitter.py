@@ -46,7 +46,11 @@ async def _run_core(base_url: str, events: int, batch_size: int) -> int:
         delivered += len(sent)
 
     emitter = AsyncEmitter(
-        base_url, batch_size=batch_size, max_in_flight=IN_FLIGHT, on_success=count
+        base_url,
+        batch_size=batch_size,
+        max_in_flight=IN_FLIGHT,
+        buffer_capacity=batch_size * IN_FLIGHT * 2,
+        on_success=count,
     )
     tracker = Tracker(emitter, namespace="bench", app_id="bench")
     for n in range(events):
