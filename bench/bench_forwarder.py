@@ -1,0 +1,311 @@
+"""Forwarder throughput against a raw aiokafka consumer; its peak RSS while the collector is down.
+
+1. A fresh topic (3 partitions) is filled with N contract records, as the API writes them (lz4).
+2. The ceiling: a bare aiokafka consumer (``bench.forwarder_raw_consumer``, its own process) reads
+   the topic to its end.
+3. ``forwarder-service`` (its own process) forwards the same records to the local collector
+   (its own process, count-only). Both rates run from the moment the consumer joined its group
+   (the raw consumer's first fetch; the forwarder's ``/readyz``) until all N records were read
+   (raw) or counted by the collector (forwarder).
+4. Outage: the collector answers 503 until cleared, a second topic holds a backlog of at least
+   1M records, and the forwarder's RSS is sampled (psutil) for ``--outage-s`` seconds. The bound
+   it is held to is the one its settings compute (``memory_bound_mb``).
+
+    uv run python -m bench.bench_forwarder [--events 200000] [--backlog 1000000] [--outage-s 20]
+
+``KAFKA_BOOTSTRAP_SERVERS`` names the broker (default 127.0.0.1:9092; ``make bench`` starts it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]  # no stubs in the lock
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from forwarder_service.settings import ForwarderSettings
+from tracking_common.record import encode_record, partition_key, record_headers
+
+from bench.results import ratio_line, record
+from tests.support.services import BIN, free_port
+
+PARTITIONS = 3
+EVENTS = 200_000
+BACKLOG = 1_000_000
+OUTAGE_S = 20.0
+TARGET_RATIO = 0.7
+_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+
+def _event(eid: str, n: int) -> dict[str, str]:
+    entity = '{"schema":"iglu:com.acme/user/jsonschema/1-0-0","data":{"id":' + str(n) + "}}"
+    context = (
+        '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":['
+        + entity
+        + "]}"
+    )
+    return {
+        "e": "pv",
+        "eid": eid,
+        "p": "web",
+        "tv": "py-bench",
+        "aid": "bench",
+        "url": f"https://shop.example.com/products/{n % 997}?ref=bench",
+        "page": "Product",
+        "refr": "https://search.example/",
+        "dtm": "1700000000000",
+        "duid": f"user-{n % 5000}",
+        "co": context,
+    }
+
+
+def _template(n: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    event = _event(_PLACEHOLDER, n)
+    value = encode_record(event, source="internal")
+    return value, partition_key(event), record_headers(_PLACEHOLDER)
+
+
+async def _create_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def fill(bootstrap: str, topic: str, count: int) -> float:
+    """Create ``topic`` and write ``count`` distinct contract records; return seconds taken.
+
+    Records are built from a few templates with a fresh event id swapped in, and written with
+    the batch API, so filling is quick however large ``count`` is.
+    """
+    await _create_topic(bootstrap, topic)
+    templates = [_template(n) for n in range(64)]
+    placeholder = _PLACEHOLDER.encode()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=20,
+        compression_type="lz4",
+        max_batch_size=512 * 1024,
+    )
+    started = time.monotonic()
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        pending = []
+        written = 0
+        while written < count:
+            for partition in partitions:
+                batch = producer.create_batch()
+                while written < count:
+                    value, key, headers = templates[written % len(templates)]
+                    eid = str(uuid.uuid4()).encode()
+                    meta = batch.append(
+                        key=key,
+                        value=value.replace(placeholder, eid),
+                        timestamp=None,
+                        headers=[(name, v.replace(placeholder, eid)) for name, v in headers],
+                    )
+                    if meta is None:
+                        break
+                    written += 1
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                if len(pending) >= 64:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+def _get_json(url: str, method: str = "GET", body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - local URL
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        return json.loads(response.read() or b"null")
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _wait_for(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> float:
+    """Poll ``url`` until it answers 200; return the monotonic time it did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        if _answers_200(url):
+            return time.monotonic()
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} not ready within {timeout_s} s")
+
+
+@contextmanager
+def collector_process() -> Iterator[str]:
+    """``local-collector`` in count-only mode, as its own process; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "COLLECTOR_HOST": "127.0.0.1",
+        "COLLECTOR_PORT": str(port),
+        "COLLECTOR_COUNT_ONLY": "true",
+        "LOG_LEVEL": "ERROR",  # the outage would log every refused request
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [str(BIN / "local-collector")], env=env, stdout=subprocess.DEVNULL
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base_url + "/healthz", 30, process)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def forwarder_env(bootstrap: str, topic: str, collector_url: str) -> dict[str, str]:
+    """The forwarder's settings in the benchmark (defaults except where named)."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "EVENTS_TOPIC": topic,
+        "DLQ_TOPIC": f"{topic}-dlq",
+        "COLLECTOR_URL": collector_url,
+        "FORWARDER_GROUP_ID": f"bench-fwd-{uuid.uuid4().hex[:8]}",
+        "FORWARDER_ADMIN_HOST": "127.0.0.1",
+        "FORWARDER_ADMIN_PORT": str(free_port()),
+        "FORWARDER_SHUTDOWN_TIMEOUT_S": "6",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@contextmanager
+def forwarder_process(env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``forwarder-service`` as its own process (SIGTERM, then SIGKILL, on exit)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own console script
+            [str(BIN / "forwarder-service")],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def raw_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
+    """Events/s of a bare aiokafka consumer reading ``topic`` (its own process)."""
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "bench.forwarder_raw_consumer", bootstrap, topic, str(events)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return float(figures["events_per_s"])
+
+
+def forwarder_rate(bootstrap: str, topic: str, events: int, log: Path) -> float:
+    """Events/s of the forwarder delivering ``topic`` to a count-only collector."""
+    with collector_process() as collector_url:
+        env = forwarder_env(bootstrap, topic, collector_url)
+        admin = f"http://127.0.0.1:{env['FORWARDER_ADMIN_PORT']}"
+        with forwarder_process(env, log) as process:
+            started = _wait_for(admin + "/readyz", 60, process)
+            deadline = started + 150
+            while True:
+                count = int(_get_json(collector_url + "/micro/good/count")["count"])
+                if count >= events:
+                    return events / (time.monotonic() - started)
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"collector counted {count} of {events}; see {log}")
+                time.sleep(0.02)
+
+
+def outage_peak_rss_mb(bootstrap: str, topic: str, seconds: float, log: Path) -> tuple[float, int]:
+    """Peak RSS (MB) of the forwarder while the collector answers 503; and its bound."""
+    with collector_process() as collector_url:
+        _get_json(collector_url + "/micro/faults", "POST", {"status": 503})
+        env = forwarder_env(bootstrap, topic, collector_url)
+        bound = ForwarderSettings.model_validate({k.lower(): v for k, v in env.items()})
+        with forwarder_process(env, log) as process:
+            _wait_for(f"http://127.0.0.1:{env['FORWARDER_ADMIN_PORT']}/healthz", 60, process)
+            watched = psutil.Process(process.pid)
+            peak = 0
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                peak = max(peak, watched.memory_info().rss)
+                time.sleep(0.1)
+    return peak / (1024 * 1024), bound.memory_bound_mb
+
+
+def main() -> None:
+    """Fill, measure the ceiling and the forwarder, then the outage; record the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--backlog", type=int, default=BACKLOG)
+    parser.add_argument("--outage-s", type=float, default=OUTAGE_S)
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"))  # noqa: S108
+    args = parser.parse_args()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    run = uuid.uuid4().hex[:8]
+
+    topic = f"bench-forwarder-{run}"
+    took = asyncio.run(fill(bootstrap, topic, args.events))
+    print(f"filled {topic} with {args.events:,} records in {took:.1f} s", flush=True)
+    raw = raw_consumer_rate(bootstrap, topic, args.events)
+    print(f"raw consumer: {raw:,.0f} events/s", flush=True)
+    forwarded = forwarder_rate(bootstrap, topic, args.events, args.log_dir / f"{topic}.log")
+    print(f"forwarder: {forwarded:,.0f} events/s", flush=True)
+
+    backlog_topic = f"bench-forwarder-backlog-{run}"
+    took = asyncio.run(fill(bootstrap, backlog_topic, args.backlog))
+    print(f"filled {backlog_topic} with {args.backlog:,} records in {took:.1f} s", flush=True)
+    peak_mb, bound_mb = outage_peak_rss_mb(
+        bootstrap, backlog_topic, args.outage_s, args.log_dir / f"{backlog_topic}.log"
+    )
+    record(
+        {
+            "forwarder_events_per_s": forwarded,
+            "raw_consumer_events_per_s": raw,
+            "forwarder_outage_peak_rss_mb": peak_mb,
+            "forwarder_rss_bound_mb": bound_mb,
+        }
+    )
+    print(ratio_line("forwarder / raw consumer", forwarded, raw, TARGET_RATIO))
+    print(ratio_line("outage peak RSS / bound (lower is better)", peak_mb, bound_mb, None))
+    print(f"  outage RSS {'under' if peak_mb < bound_mb else 'OVER'} the bound")
+
+
+if __name__ == "__main__":
+    main()
