@@ -77,6 +77,10 @@ class CachedPartitioner:
         """The partition for ``key`` (random among ``available`` when there is no key)."""
         if key is None:
             return int(self._default(key, all_partitions, available))
+        return self.keyed(key, all_partitions)
+
+    def keyed(self, key: bytes, all_partitions: Sequence[int]) -> int:
+        """The partition for a non-empty ``key`` among ``all_partitions``."""
         hashed = self._hashes.get(key)
         if hashed is None:
             if len(self._hashes) >= self._max_keys:
@@ -134,11 +138,23 @@ class KafkaPublisher:
             raise PublishError("buffer_full", "the Kafka buffer is full")
         self._buffered += size
         futures: list[asyncio.Future[Any]] = []
+        # Partitions chosen here, once per topic per request: given no partition, aiokafka
+        # rebuilds the topic's partition sets for every message.
+        cluster = producer.client.cluster
+        known: dict[str, list[int] | None] = {}
         try:
             async with asyncio.timeout(self._timeout_s):
                 for message in messages:
+                    topic, key = message.topic, message.key
+                    if topic not in known:
+                        found = cluster.partitions_for_topic(topic)
+                        known[topic] = list(found) if found else None
+                    partitions = known[topic]
+                    partition = (
+                        self._partitioner.keyed(key, partitions) if key and partitions else None
+                    )
                     future = await producer.send(
-                        message.topic, message.value, key=message.key, headers=message.headers
+                        topic, message.value, key=key, partition=partition, headers=message.headers
                     )
                     futures.append(future)
                 # In order rather than gather(): a batch's futures resolve together, so this
