@@ -117,10 +117,15 @@ class AsyncEmitter:
             batch_size = 1
         base = collector_url.rstrip("/")
         self._url = base + (path or (GET_PATH if self._get else POST_PATH))
-        self._store = store or InMemoryEventStore(
-            batch_size=batch_size, capacity=max(buffer_capacity, batch_size)
-        )
-        self._capacity = buffer_capacity if store is None else store.capacity
+        # ``is None``, not ``or``: an empty store has len() 0 and would be replaced.
+        if store is None:
+            store = InMemoryEventStore(
+                batch_size=batch_size, capacity=max(buffer_capacity, batch_size)
+            )
+            self._capacity = buffer_capacity
+        else:
+            self._capacity = store.capacity
+        self._store = store
         self._capacity_bytes = capacity_bytes
         self._byte_limit = byte_limit
         self._envelope = 0 if self._get else ENVELOPE_BYTES
@@ -135,10 +140,14 @@ class AsyncEmitter:
         self._max_in_flight = max_in_flight
         self._raise_oversize = on_oversize == "raise"
         self._owns_client = client is None
-        self._client: HttpClient = client or AiohttpClient(
-            pool_size=max_in_flight,
-            connect_timeout_s=connect_timeout_s,
-            read_timeout_s=read_timeout_s,
+        self._client: HttpClient = (
+            client
+            if client is not None
+            else AiohttpClient(
+                pool_size=max_in_flight,
+                connect_timeout_s=connect_timeout_s,
+                read_timeout_s=read_timeout_s,
+            )
         )
         instruments = instruments or EmitterInstruments()
         self._settler = Settler(
