@@ -1,0 +1,170 @@
+"""Iglu schema keys and repositories: bundled look-up, directories, errors, caching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from tracking_common.iglu import (
+    BUNDLED_SCHEMA_DIR,
+    CONTEXTS_SCHEMA,
+    PAYLOAD_DATA_SCHEMA,
+    UNSTRUCT_EVENT_SCHEMA,
+    IgluRepository,
+    SchemaKey,
+    SchemaNotFoundError,
+    SchemaValidationError,
+    bundled_repository,
+)
+
+CLICK = SchemaKey.parse("iglu:com.acme/button_click/jsonschema/1-0-0")
+CLICK_SCHEMA: dict[str, Any] = {
+    "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+    "self": {
+        "vendor": "com.acme",
+        "name": "button_click",
+        "format": "jsonschema",
+        "version": "1-0-0",
+    },
+    "type": "object",
+    "properties": {
+        "button_id": {"type": "string", "maxLength": 10},
+        "position": {"type": "object", "properties": {"x": {"type": "integer"}}},
+    },
+    "required": ["button_id"],
+    "additionalProperties": False,
+}
+
+
+def _write(directory: Path, key: SchemaKey, schema: Any) -> Path:
+    path = directory / key.relative_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(schema))
+    return path
+
+
+def test_schema_keys_parse_and_render() -> None:
+    key = SchemaKey.parse("iglu:com.acme-co.x/my_event/jsonschema/12-0-3")
+
+    assert (key.vendor, key.name, key.format, key.version) == (
+        "com.acme-co.x",
+        "my_event",
+        "jsonschema",
+        "12-0-3",
+    )
+    assert key.uri == "iglu:com.acme-co.x/my_event/jsonschema/12-0-3"
+    assert key.relative_path == Path("com.acme-co.x/my_event/jsonschema/12-0-3")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "com.acme/x/jsonschema/1-0-0",
+        "iglu:com.acme/x/jsonschema/1-0",
+        "iglu:com.acme/x/1-0-0",
+        "iglu:com.acme/x/jsonschema/1-0-0/extra",
+        "iglu:com.acme/../jsonschema/1-0-0",
+        "",
+    ],
+)
+def test_malformed_uris_are_refused(uri: str) -> None:
+    with pytest.raises(ValueError, match="not an Iglu schema URI"):
+        SchemaKey.parse(uri)
+
+
+def test_the_bundled_repository_has_the_snowplow_schemas_and_is_shared() -> None:
+    repository = bundled_repository()
+
+    assert repository is bundled_repository()
+    assert repository.directories == (BUNDLED_SCHEMA_DIR,)
+    for key in (PAYLOAD_DATA_SCHEMA, CONTEXTS_SCHEMA, UNSTRUCT_EVENT_SCHEMA):
+        assert repository.has(key), key.uri
+    repository.validate(PAYLOAD_DATA_SCHEMA, [{"e": "pv", "p": "web", "tv": "t"}])
+    repository.validate(
+        CONTEXTS_SCHEMA, [{"schema": "iglu:com.acme/x/jsonschema/1-0-0", "data": {"a": 1}}]
+    )
+
+
+def test_payload_data_describes_the_data_array() -> None:
+    repository = bundled_repository()
+
+    with pytest.raises(SchemaValidationError):
+        repository.validate(PAYLOAD_DATA_SCHEMA, {"e": "pv", "p": "web", "tv": "t"})
+    with pytest.raises(SchemaValidationError):
+        repository.validate(PAYLOAD_DATA_SCHEMA, [])
+    with pytest.raises(SchemaValidationError) as caught:
+        repository.validate(PAYLOAD_DATA_SCHEMA, [{"e": "pv", "p": "web", "tv": "t", "vid": 1}])
+    assert caught.value.uri == PAYLOAD_DATA_SCHEMA.uri
+
+
+def test_a_directory_in_iglu_layout_serves_its_schemas(tmp_path: Path) -> None:
+    _write(tmp_path, CLICK, CLICK_SCHEMA)
+    repository = IgluRepository(tmp_path)
+
+    assert repository.has(CLICK)
+    repository.validate(CLICK, {"button_id": "signup", "position": {"x": 3}})
+
+
+def test_an_unknown_schema_raises_not_found_with_its_key(tmp_path: Path) -> None:
+    repository = IgluRepository(tmp_path)
+
+    assert not repository.has(CLICK)
+    with pytest.raises(SchemaNotFoundError) as caught:
+        repository.validate(CLICK, {})
+    assert caught.value.key == CLICK
+    assert CLICK.uri in str(caught.value)
+
+
+def test_invalid_data_raises_with_a_path_into_the_instance(tmp_path: Path) -> None:
+    _write(tmp_path, CLICK, CLICK_SCHEMA)
+    repository = IgluRepository(tmp_path)
+
+    with pytest.raises(SchemaValidationError) as caught:
+        repository.validate(CLICK, {"button_id": "signup", "position": {"x": "left"}})
+    assert caught.value.path == "position/x"
+    assert caught.value.uri == CLICK.uri
+    assert "integer" in caught.value.detail
+
+    with pytest.raises(SchemaValidationError) as too_long:
+        repository.validate(CLICK, {"button_id": "x" * 11})
+    assert too_long.value.path == "button_id"
+
+    with pytest.raises(SchemaValidationError) as missing:
+        repository.validate(CLICK, {})
+    assert missing.value.path == ""
+
+
+def test_the_first_directory_holding_a_schema_wins(tmp_path: Path) -> None:
+    strict = {**CLICK_SCHEMA, "properties": {"button_id": {"type": "string", "maxLength": 1}}}
+    _write(tmp_path / "first", CLICK, strict)
+    _write(tmp_path / "second", CLICK, CLICK_SCHEMA)
+    repository = IgluRepository(tmp_path / "first", tmp_path / "second", BUNDLED_SCHEMA_DIR)
+
+    with pytest.raises(SchemaValidationError):
+        repository.validate(CLICK, {"button_id": "signup"})
+    assert repository.has(PAYLOAD_DATA_SCHEMA)
+
+
+def test_validators_and_misses_are_cached(tmp_path: Path) -> None:
+    path = _write(tmp_path, CLICK, CLICK_SCHEMA)
+    repository = IgluRepository(tmp_path)
+    repository.validate(CLICK, {"button_id": "a"})
+    missing = SchemaKey.parse("iglu:com.acme/later/jsonschema/1-0-0")
+    assert not repository.has(missing)
+
+    # Once compiled, the file is not read again; a miss stays a miss.
+    path.unlink()
+    _write(tmp_path, missing, CLICK_SCHEMA)
+
+    repository.validate(CLICK, {"button_id": "a"})
+    assert not repository.has(missing)
+    assert IgluRepository(tmp_path).has(missing)
+
+
+def test_a_schema_file_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, CLICK, [1, 2])
+
+    with pytest.raises(ValueError, match="not a JSON object"):
+        IgluRepository(tmp_path).has(CLICK)
