@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 from snowplow_tracker.emitters import Emitter
 from snowplow_tracker.events.page_view import PageView
@@ -98,3 +100,47 @@ async def test_sigterm_fails_readiness_keeps_serving_then_exits_cleanly(
     [record] = await topics.events_records(1)
     assert decode_record(record.value).event_id == event["event_id"]
     assert "draining" in process.log()
+
+
+async def _refuses_connections(url: str) -> bool:
+    address = urlsplit(url)
+    try:
+        _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    except OSError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
+
+
+async def test_a_request_in_flight_when_serving_stops_is_finished_and_stored(
+    topics: Topics, tmp_path: Path
+) -> None:
+    process, url, _admin = api_process(topics, tmp_path, API_DRAIN_GRACE_S="0.2")
+    event = page_view()
+    body = orjson.dumps(event)
+    head, tail = body[:10], body[10:]
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield head
+        # The request has started: stop the server, and send the rest only once it no longer
+        # accepts connections, so the request is in flight across the stop.
+        assert process.process is not None
+        process.process.terminate()
+        async with asyncio.timeout(15):
+            while not await _refuses_connections(url):  # noqa: ASYNC110 - polls another process
+                await asyncio.sleep(0.05)
+        yield tail
+
+    with process:
+        popen = process.process
+        assert popen is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(f"{url}/v1/events", content=slow_body(), headers=AUTH)
+        await wait_until(lambda: popen.poll() is not None, 20, "no exit after drain")
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["event_ids"] == [event["event_id"]]
+    assert popen.returncode == 0, process.log()
+    [record] = await topics.events_records(1)
+    assert decode_record(record.value).event_id == event["event_id"]
