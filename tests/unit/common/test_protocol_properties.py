@@ -11,9 +11,7 @@ from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.protocol import from_payload, to_payload
 from tracking_common.record import decode_record, encode_record
 
-_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30
-)
+_text = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30)
 _json_value = st.one_of(
     st.none(),
     st.booleans(),
