@@ -53,9 +53,10 @@ def test_the_bad_event_example_is_a_valid_bad_event() -> None:
 
 
 def test_the_python_producer_example_names_real_functions() -> None:
-    (snippet,) = _blocks("kafka-contract.md", "python")
+    snippets = _blocks("kafka-contract.md", "python")
 
-    for node in ast.walk(ast.parse(snippet)):
+    assert snippets
+    for node in (node for snippet in snippets for node in ast.walk(ast.parse(snippet))):
         if isinstance(node, ast.ImportFrom) and node.module is not None:
             module = importlib.import_module(node.module)
             for alias in node.names:
