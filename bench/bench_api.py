@@ -121,12 +121,31 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no summary:\n{output}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    wrk: str, url: str, body: Path, *, connections: int, duration_s: float, label: str
+    wrk: str,
+    url: str,
+    body: Path,
+    *,
+    connections: int,
+    duration_s: float,
+    label: str,
+    server_pid: int,
 ) -> dict[str, float]:
-    """A short warm-up, then the measured run; the summary plus ``rps`` and ``ok`` answers."""
+    """A short warm-up, then the measured run; the summary plus ``rps``, ``ok`` answers and
+    ``cpu_us`` (the server's CPU time per answer: steadier than rates on a busy host)."""
     run_wrk(wrk, url, body, connections=connections, duration_s=2)
+    cpu_before = cpu_seconds(server_pid)
     summary = run_wrk(wrk, url, body, connections=connections, duration_s=duration_s)
+    cpu_used = cpu_seconds(server_pid) - cpu_before
     errors = {
         name: int(summary[name])
         for name in ("status_errors", "connect_errors", "read_errors", "write_errors", "timeouts")
@@ -134,9 +153,11 @@ def measure(
     }
     summary["ok"] = summary["requests"] - summary["status_errors"]
     summary["rps"] = summary["ok"] / (summary["duration_us"] / 1e6)
+    summary["cpu_us"] = cpu_used * 1e6 / max(summary["requests"], 1)
     print(
         f"  {label}: {summary['rps']:,.0f} ok answers/s, p50 {summary['p50_us'] / 1000:.2f} ms, "
-        f"p99 {summary['p99_us'] / 1000:.2f} ms" + (f", errors {errors}" if errors else ""),
+        f"p99 {summary['p99_us'] / 1000:.2f} ms, server CPU {summary['cpu_us']:.0f} us/request"
+        + (f", errors {errors}" if errors else ""),
         flush=True,
     )
     if summary["ok"] <= 0:
@@ -227,6 +248,7 @@ async def raw_producer(
     connections posting batches to the API.
     """
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+    from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415
     from api_service.ingest import Ingestor  # noqa: PLC0415
     from tracking_common.iglu import bundled_repository  # noqa: PLC0415
     from tracking_common.record import now_ms  # noqa: PLC0415
@@ -245,6 +267,10 @@ async def raw_producer(
         raise SystemExit(f"the batch payload is invalid: {batch.rejections[0].as_dict()}")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **producer_settings())
     await producer.start()
+    # The partitions the default partitioner picks, chosen once (as the API does per request).
+    partitions = sorted(await producer.partitions_for(topic))
+    partitioner = DefaultPartitioner()
+    chosen = [partitioner(m.key, partitions, partitions) for m in messages]
     acknowledged = 0
     in_flight: deque[asyncio.Future[Any]] = deque()
     try:
@@ -252,7 +278,8 @@ async def raw_producer(
         deadline = started + duration_s
         while time.perf_counter() < deadline:
             futures = [
-                await producer.send(topic, m.value, key=m.key, headers=m.headers) for m in messages
+                await producer.send(topic, m.value, key=m.key, partition=p, headers=m.headers)
+                for m, p in zip(messages, chosen, strict=True)
             ]
             in_flight.append(asyncio.gather(*futures))
             if len(in_flight) >= window:
@@ -288,8 +315,8 @@ def _get(url: str) -> int:
 
 
 @contextmanager
-def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[str]:
-    """A running ``api-service`` subprocess, ready; its base URL."""
+def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """A running ``api-service`` subprocess, ready; its base URL and process id."""
     from scripts.kafka.broker import free_port  # noqa: PLC0415
 
     port, admin_port = free_port(), free_port()
@@ -324,7 +351,7 @@ def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("api-service was not ready within 60 s")
             time.sleep(0.1)
-        yield base_url
+        yield base_url, process.pid
     finally:
         process.terminate()
         try:
@@ -362,8 +389,9 @@ def main() -> None:
         single_body.write_text(json.dumps(page_view(1)))
         batch_body = Path(tmp) / "batch.json"
         batch_body.write_text(json.dumps({"events": batch_events()}))
-        options = {"connections": args.connections, "duration_s": args.duration}
-        with api_service(bootstrap, topics) as base_url:
+        with api_service(bootstrap, topics) as (base_url, pid):
+            options = {"connections": args.connections, "duration_s": args.duration}
+            options["server_pid"] = pid
             noop = measure(wrk, base_url + "/bench/noop", single_body, label="noop", **options)
             url = base_url + "/v1/events"
             single = measure(wrk, url, single_body, label="single", **options)
@@ -409,9 +437,20 @@ def main() -> None:
         "api_batch_p50_ms": batch["p50_us"] / 1000,
         "api_batch_p99_ms": batch["p99_us"] / 1000,
         "raw_producer_events_per_s": raw_rate,
+        "noop_cpu_us_per_request": noop["cpu_us"],
+        "api_single_cpu_us_per_request": single["cpu_us"],
+        "api_batch_cpu_us_per_event": batch["cpu_us"] / BATCH_SIZE,
     }
     record(figures)
     print(ratio_line("API single vs no-op (requests/s)", single["rps"], noop["rps"], 0.7))
+    print(
+        ratio_line(
+            "no-op vs single, server CPU per request",
+            noop["cpu_us"],
+            single["cpu_us"],
+            None,
+        )
+    )
     print(
         ratio_line(
             "API batch vs raw producer (events/s)",
