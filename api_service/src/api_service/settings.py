@@ -11,9 +11,16 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
 from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
 
-__all__ = ["ApiSettings", "load_settings"]
+__all__ = ["MAX_EVENT_BYTES_CEILING", "ApiSettings", "load_settings"]
+
+
+# One field of a record's payload holds at most MAX_PAYLOAD_VALUE_CHARS; an event's data becomes
+# one field (``ue_pr``, ``co``) inside an envelope of under 200 characters, so events up to this
+# size always make a record the forwarder accepts.
+MAX_EVENT_BYTES_CEILING = MAX_PAYLOAD_VALUE_CHARS - 1024
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -59,8 +66,9 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     )
     iglu_schema_dir: Path | None = Field(
         default=None,
-        description="Iglu directory (vendor/name/jsonschema/version) of your own schemas; "
-        "the Snowplow schemas are always available.",
+        description="Iglu directory (vendor/name/jsonschema/version) of the schemas that "
+        "self-describing events and entities are checked against; only the tracker-protocol "
+        "envelopes (payload_data, contexts, unstruct_event) are bundled.",
     )
     api_allow_unknown_schemas: bool = Field(
         default=False,
@@ -73,7 +81,11 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
         default=4_194_304, ge=1024, description="Largest body after gzip inflation (413 beyond)."
     )
     api_max_event_bytes: int = Field(
-        default=65_536, ge=512, description="Largest single event, as JSON (rejected beyond)."
+        default=65_536,
+        ge=512,
+        le=MAX_EVENT_BYTES_CEILING,
+        description="Largest single event, as JSON (rejected beyond; at most 130048, so every "
+        "accepted event fits the Kafka record contract).",
     )
     api_max_events_per_request: int = Field(
         default=500, ge=1, le=10_000, description="Most events in one request (413 beyond)."
@@ -98,7 +110,11 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
         default=10.0, gt=0, le=120, description="Deadline for Kafka to acknowledge (503 beyond)."
     )
     api_retry_after_s: int = Field(
-        default=5, ge=1, le=3600, description="`Retry-After` sent with 429 and 503 answers."
+        default=5,
+        ge=1,
+        le=3600,
+        description="`Retry-After` sent with 503 answers (a 429 carries the seconds "
+        "until the rate limit frees a request).",
     )
     api_producer_buffer_bytes: int = Field(
         default=64 * 1024 * 1024,
