@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from api_service.settings import MAX_EVENT_BYTES_CEILING
+from pydantic import ValidationError
 from tracking_common.iglu import BUNDLED_SCHEMA_DIR, IgluRepository, SchemaKey
 from tracking_common.observability import JsonLogFormatter, configure_telemetry
 from tracking_common.record import BAD_EVENT_SCHEMA, decode_record
@@ -18,6 +20,8 @@ from tests.unit.api_service.api_support import (
     KEY,
     OTHER_KEY,
     Api,
+    MakeApi,
+    make_settings,
     page_view,
     tracker_page_view,
 )
@@ -140,3 +144,31 @@ async def test_api_keys_never_reach_the_logs(api: Api, caplog: pytest.LogCapture
     logged = "\n".join(formatter.format(record) for record in caplog.records)
     for secret in (KEY, OTHER_KEY, wrong):
         assert secret not in logged
+
+
+@pytest.mark.parametrize("shape", ["event", "entity"])
+async def test_the_largest_event_allowed_still_makes_a_valid_record(
+    make_api: MakeApi, shape: str
+) -> None:
+    api = make_api(api_max_event_bytes=MAX_EVENT_BYTES_CEILING, api_allow_unknown_schemas=True)
+    data = {"blob": ""}
+    blob = {"schema": "iglu:com.acme/blob/jsonschema/1-0-0", "data": data}
+    event: dict[str, Any] = (
+        {"event_type": "self_describing", "event": blob}
+        if shape == "event"
+        else page_view(entities=[blob])
+    )
+    event_bytes = len(orjson.dumps(event))
+    data["blob"] = "a" * (MAX_EVENT_BYTES_CEILING - event_bytes)
+    assert len(orjson.dumps(event)) == MAX_EVENT_BYTES_CEILING
+
+    answer = await api.v1(event)
+
+    assert answer.status_code == 200
+    [message] = api.publisher.on("events")
+    decode_record(message.value)  # within the record contract: the forwarder will take it
+
+
+def test_events_past_the_record_contract_cannot_be_allowed() -> None:
+    with pytest.raises(ValidationError, match="api_max_event_bytes"):
+        make_settings(api_max_event_bytes=MAX_EVENT_BYTES_CEILING + 1)
