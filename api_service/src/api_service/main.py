@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 import time
@@ -43,6 +44,7 @@ class _DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._ingest = ingest
         self._grace_s = grace_s
+        self.stopped_serving_at: float | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -70,6 +72,7 @@ class _DrainingServer(uvicorn.Server):
         asyncio.get_running_loop().call_later(self._grace_s, self._stop_serving)
 
     def _stop_serving(self) -> None:
+        self.stopped_serving_at = time.monotonic()
         self.should_exit = True
 
 
@@ -100,7 +103,7 @@ async def serve(settings: ApiSettings) -> None:
             log_config=None,
             access_log=False,
             server_header=False,
-            timeout_graceful_shutdown=int(settings.api_shutdown_timeout_s),
+            timeout_graceful_shutdown=math.ceil(settings.api_shutdown_timeout_s),
         ),
         ingest,
         settings.api_drain_grace_s,
@@ -124,12 +127,15 @@ async def serve(settings: ApiSettings) -> None:
         settings.api_admin_port,
         settings.kafka_bootstrap_servers,
     )
-    started = time.monotonic()
     try:
         await server.serve()
     finally:
-        remaining = settings.api_shutdown_timeout_s - (time.monotonic() - started)
-        await publisher.stop(timeout_s=max(1.0, min(remaining, settings.api_shutdown_timeout_s)))
+        # The shutdown deadline runs from when serving stopped (after the grace period): what
+        # the in-flight requests did not use of it is left for the flush.
+        deadline_s = settings.api_shutdown_timeout_s
+        if server.stopped_serving_at is not None:
+            deadline_s -= time.monotonic() - server.stopped_serving_at
+        await publisher.stop(timeout_s=max(1.0, deadline_s))
         admin.should_exit = True
         await admin_task
         telemetry.shutdown()
