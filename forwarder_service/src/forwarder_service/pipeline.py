@@ -27,7 +27,8 @@ from collections.abc import Collection, Hashable, Sequence
 from typing import Final
 
 from opentelemetry import trace
-from opentelemetry.trace import Link
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Tracer
 from tracking_common.errors import RecordContractError
 from tracking_common.record import decode_record
 from tracking_common.tracing import context_from_headers
@@ -51,7 +52,6 @@ __all__ = ["Pipeline"]
 _Letter = tuple[DeadLetter, RecordTag]
 
 logger = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 _MAX_SPAN_LINKS: Final = 32
 _DLQ_BATCH: Final = 500
@@ -66,17 +66,29 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _links(tags: Sequence[RecordTag]) -> list[Link]:
-    """Span links to the traces of (at most 32 of) the records, from their headers."""
+def _trace_of(tags: Sequence[RecordTag]) -> tuple[Context | None, list[Link]]:
+    """The trace a batch continues, and links to the other records' traces.
+
+    The parent is the first record (among the first 32) whose headers carry a valid trace
+    context, so the batch's span joins the trace the API started; the other records' traces
+    are linked. Records without a trace context are skipped.
+    """
+    parent: Context | None = None
+    parent_id = None
     links = []
     for tag in tags[:_MAX_SPAN_LINKS]:
         headers = tag.record.headers
         if not headers:
             continue
-        context = trace.get_current_span(context_from_headers(headers)).get_span_context()
-        if context.is_valid:
-            links.append(Link(context))
-    return links
+        context = context_from_headers(headers)
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            continue
+        if parent is None:
+            parent, parent_id = context, (span_context.trace_id, span_context.span_id)
+        elif (span_context.trace_id, span_context.span_id) != parent_id:
+            links.append(Link(span_context))
+    return parent, links
 
 
 class Pipeline:
@@ -91,7 +103,9 @@ class Pipeline:
         tracker: OffsetTracker[Hashable],
         dead_letters: DeadLetterSink,
         metrics: ForwarderMetrics,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -240,11 +254,13 @@ class Pipeline:
         self._metrics.batch_size.record(len(report.tags))
         if report.will_retry and report.failure_class is not None:
             self._metrics.retries.add(1, {"failure_class": report.failure_class})
-        span = tracer.start_span(
+        parent, links = _trace_of(report.tags)
+        span = self._tracer.start_span(
             "forwarder send batch",
+            context=parent,
             kind=trace.SpanKind.CLIENT,
             start_time=report.start_ns,
-            links=_links(report.tags),
+            links=links,
             attributes={
                 "messaging.batch.message_count": len(report.tags),
                 "http.response.status_code": report.status or 0,
@@ -295,10 +311,12 @@ class Pipeline:
                 items.extend(queue.get_nowait())
             letters = [letter for letter, _ in items]
             tags = [tag for _, tag in items]
-            with tracer.start_as_current_span(
+            parent, links = _trace_of(tags)
+            with self._tracer.start_as_current_span(
                 "forwarder dead-letter",
+                context=parent,
                 kind=trace.SpanKind.PRODUCER,
-                links=_links(tags),
+                links=links,
                 attributes={"messaging.batch.message_count": len(letters)},
             ):
                 try:

@@ -1,0 +1,60 @@
+"""Spans of the forwarder continue the trace the API put in the record headers."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import replace
+
+from forwarder_service.fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.ports import RecordTag, RequestReport
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+TRACE_A = "0af7651916cd43dd8448eb211c80319c"
+TRACE_B = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def _traceparent(trace_id: str, span_id: str) -> bytes:
+    return f"00-{trace_id}-{span_id}-01".encode()
+
+
+async def test_a_batch_span_continues_the_first_records_trace_and_links_the_others() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracker: OffsetTracker[Hashable] = OffsetTracker()
+    tracker.assign([TP0])
+    pipeline = Pipeline(
+        tracker=tracker,
+        dead_letters=FakeDeadLetters(),
+        metrics=InMemoryMetrics().metrics,
+        tracer=provider.get_tracer("test"),
+    )
+    sink = FakeSink(listener=pipeline)
+    pipeline.bind(sink)
+    plain, first, second = records(TP0, range(3))
+    batch = [
+        plain,  # no trace context: skipped
+        replace(first, headers=[("traceparent", _traceparent(TRACE_A, "b7ad6b7169203331"))]),
+        replace(second, headers=[("traceparent", _traceparent(TRACE_B, "00f067aa0ba902b7"))]),
+    ]
+    tags = [RecordTag(TP0, 1, record) for record in batch]
+    pipeline.request_finished(
+        RequestReport(
+            tags=tags, status=200, failure_class=None, start_ns=1, end_ns=2, will_retry=False
+        )
+    )
+    (span,) = exporter.get_finished_spans()
+    provider.shutdown()
+    assert span.name == "forwarder send batch"
+    assert span.kind is SpanKind.CLIENT
+    assert format(span.context.trace_id, "032x") == TRACE_A
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert [format(link.context.trace_id, "032x") for link in span.links] == [TRACE_B]
+    assert span.attributes is not None
+    assert span.attributes["messaging.batch.message_count"] == 3
