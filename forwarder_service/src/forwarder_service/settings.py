@@ -40,58 +40,179 @@ class ForwarderSettings(BaseSettings, KafkaTopicsSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    log_level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_level: str = Field(
+        default="INFO",
+        pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="Log level of the JSON log lines on stderr.",
+    )
     collector_url: Annotated[str, AfterValidator(_check_url)] = Field(
         default="http://127.0.0.1:9090", description="Base URL of the Snowplow collector."
     )
-    forwarder_group_id: str = Field(default="tracking-forwarder", min_length=1, max_length=249)
+    forwarder_group_id: str = Field(
+        default="tracking-forwarder",
+        min_length=1,
+        max_length=249,
+        description="Kafka consumer group; instances with the same id share the partitions.",
+    )
     forwarder_group_instance_id: str | None = Field(
         default=None, description="Static membership id (avoids rebalances on restarts)."
     )
-    forwarder_admin_host: str = Field(default="0.0.0.0")  # noqa: S104 - probes come from outside the pod
-    forwarder_admin_port: int = Field(default=9465, ge=0, le=65535)
+    forwarder_admin_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - probes come from outside the pod
+        description="Address of the admin server (/healthz, /readyz, /metrics).",
+    )
+    forwarder_admin_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65535,
+        description="Port of the admin server (/healthz, /readyz, /metrics).",
+    )
 
     # Kafka consumer: small fetches keep memory independent of the topic's backlog.
-    forwarder_max_poll_records: int = Field(default=1000, ge=1, le=100_000)
-    forwarder_poll_timeout_ms: int = Field(default=200, ge=1, le=10_000)
-    forwarder_fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    forwarder_max_partition_fetch_bytes: int = Field(default=1024 * 1024, ge=1024)
-    forwarder_session_timeout_ms: int = Field(default=10_000, ge=1000)
-    forwarder_heartbeat_interval_ms: int = Field(default=3000, ge=100)
-    forwarder_rebalance_timeout_ms: int = Field(default=30_000, ge=1000)
-    forwarder_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
-    forwarder_commit_interval_s: float = Field(default=5.0, gt=0, le=300)
-    forwarder_revoke_drain_timeout_s: float = Field(default=10.0, gt=0)
-    forwarder_shutdown_timeout_s: float = Field(default=30.0, gt=0)
-    forwarder_lag_interval_s: float = Field(default=5.0, gt=0)
+    forwarder_max_poll_records: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most records taken per poll (also the backlog bound's overshoot).",
+    )
+    forwarder_poll_timeout_ms: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Longest wait of one poll; the loop polls even while paused.",
+    )
+    forwarder_fetch_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes per fetch response (bounds the fetch buffers).",
+    )
+    forwarder_max_partition_fetch_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Most bytes fetched per partition per request."
+    )
+    forwarder_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="Group session timeout: a silent member is dropped after it.",
+    )
+    forwarder_heartbeat_interval_ms: int = Field(
+        default=3000,
+        ge=100,
+        description="Heartbeat interval; at most a third of the session timeout.",
+    )
+    forwarder_rebalance_timeout_ms: int = Field(
+        default=30_000,
+        ge=1000,
+        description="Time members get to rejoin (above the revoke drain timeout).",
+    )
+    forwarder_max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1000,
+        description="Longest gap between polls before the member leaves the group.",
+    )
+    forwarder_commit_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often the settled watermark is committed (also on revoke and shutdown).",
+    )
+    forwarder_revoke_drain_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="On revoke, how long in-flight work may finish before the commit.",
+    )
+    forwarder_shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "On SIGTERM, deadline to deliver, commit and close; undelivered work stays uncommitted."
+        ),
+    )
+    forwarder_lag_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the consumer lag gauge is refreshed."
+    )
 
     # Backlog bound (events and bytes taken from Kafka, not yet delivered or dead-lettered).
-    forwarder_max_backlog_events: int = Field(default=20_000, ge=1)
-    forwarder_max_backlog_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    forwarder_resume_ratio: float = Field(default=0.5, ge=0, lt=1)
+    forwarder_max_backlog_events: int = Field(
+        default=20_000,
+        ge=1,
+        description=(
+            "Backlog bound: events taken and not yet delivered or dead-lettered; fetching"
+            " pauses above it."
+        ),
+    )
+    forwarder_max_backlog_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Backlog bound in bytes; fetching pauses above it.",
+    )
+    forwarder_resume_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="Fetching resumes once the backlog is below this fraction of both bounds.",
+    )
     forwarder_memory_bound_mb: int = Field(
-        default=0, ge=0, description="RSS bound to check against; 0 = computed from the above."
+        default=0,
+        ge=0,
+        description="RSS bound to check against; 0 = computed from the bounds above.",
     )
 
     # Sending to the collector.
-    forwarder_batch_max_events: int = Field(default=500, ge=1, le=10_000)
-    forwarder_batch_max_bytes: int = Field(default=900_000, ge=1024)
-    forwarder_linger_ms: int = Field(default=50, ge=0, le=60_000)
-    forwarder_max_in_flight: int = Field(default=4, ge=1, le=256)
-    forwarder_request_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    forwarder_batch_max_events: int = Field(
+        default=500, ge=1, le=10_000, description="Most events per collector request."
+    )
+    forwarder_batch_max_bytes: int = Field(
+        default=900_000,
+        ge=1024,
+        description="Most bytes per collector request body; one larger event is dead-lettered.",
+    )
+    forwarder_linger_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="How long a partial batch waits for more events before it is sent.",
+    )
+    forwarder_max_in_flight: int = Field(
+        default=4, ge=1, le=256, description="Collector requests in flight at once."
+    )
+    forwarder_request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Deadline of one collector request (a timeout is retried).",
+    )
     forwarder_retry_max_attempts: int = Field(
         default=0, ge=0, description="Attempts per batch for transient failures; 0 = forever."
     )
-    forwarder_retry_base_delay_s: float = Field(default=0.5, gt=0)
-    forwarder_retry_max_delay_s: float = Field(default=30.0, gt=0)
-    forwarder_setup_backoff_s: float = Field(default=30.0, gt=0)
+    forwarder_retry_base_delay_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="First retry delay (exponential, full jitter; Retry-After wins).",
+    )
+    forwarder_retry_max_delay_s: float = Field(
+        default=30.0, gt=0, description="Cap of the retry delay."
+    )
+    forwarder_setup_backoff_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Retry delay after a setup failure (401, 403, 404, TLS, DNS); fetching stays paused."
+        ),
+    )
     forwarder_status_overrides: Annotated[str, AfterValidator(_check_overrides)] = Field(
         default="", description="e.g. '404=retry,409=reject': overrides of the status table."
     )
-    forwarder_bisect_rejects: bool = True
+    forwarder_bisect_rejects: bool = Field(
+        default=True,
+        description="Bisect a rejected batch so only the rejected events are dead-lettered.",
+    )
 
     # Dead letters.
-    forwarder_dlq_timeout_s: float = Field(default=30.0, gt=0)
+    forwarder_dlq_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Deadline of a dead-letter write (acks=all); missing it stops the service.",
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> ForwarderSettings:
