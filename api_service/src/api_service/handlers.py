@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from tracking_common.errors import ValidationIssue
 from tracking_common.record import Source, now_ms
@@ -97,7 +97,8 @@ class Ingest:
         """Run ``handler`` inside a span, with auth, rate limit, metrics and error answers."""
         started = time.perf_counter()
         self.in_flight += 1
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # Cut to what the bad-event contract keeps: it also keys bad events and tags log lines.
+        request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:128]
         with tracer.start_as_current_span(
             f"{request.method} {route}", kind=SpanKind.SERVER
         ) as span:
@@ -108,6 +109,12 @@ class Ingest:
             except RequestRefusedError as refused:
                 response = json_response(refused.status, refused.body(), refused.headers)
                 span.set_attribute("tracking.refused", refused.code)
+            except ClientDisconnect:
+                # The client hung up mid-body: nothing was published and no one awaits an
+                # answer. Counted as 499 (nginx's "client closed request"), not a server error.
+                response = Response(status_code=499)
+                span.set_attribute("tracking.refused", "client_disconnected")
+                logger.info("client disconnected mid-request", extra={"request_id": request_id})
             finally:
                 self.in_flight -= 1
             status = response.status_code
