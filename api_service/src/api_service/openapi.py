@@ -177,24 +177,40 @@ TP2_REQUEST_BODY: Final = {
 }
 
 
-def _answer(description: str, model: str) -> dict[str, Any]:
-    return {
+def _answer(description: str, *models: str, retry_after: bool = False) -> dict[str, Any]:
+    refs = [{"$ref": REF.format(model=model)} for model in models]
+    answer: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}},
+        "content": {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}},
     }
+    if retry_after:
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer"},
+            }
+        }
+    return answer
 
 
 _RESULT: Final = "IngestResult"
+_ERROR: Final = "ErrorBody"
 RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    200: _answer("Every event was accepted and acknowledged by Kafka.", "IngestResult"),
+    200: _answer("Every event was accepted and acknowledged by Kafka.", _RESULT),
     207: _answer("Some events were accepted and acknowledged; the rest are listed.", _RESULT),
-    400: _answer("No event was accepted (each one listed), or the body is unreadable.", _RESULT),
-    401: _answer("No API key, or a wrong one.", "ErrorBody"),
-    403: _answer("A browser origin outside API_ALLOWED_ORIGINS (tracker routes).", "ErrorBody"),
-    413: _answer("The body, inflated body or event count is over a limit.", "ErrorBody"),
-    415: _answer("An unsupported Content-Encoding.", "ErrorBody"),
-    429: _answer("Over the rate limit; see Retry-After.", "ErrorBody"),
-    503: _answer("Kafka did not acknowledge in time; nothing was accepted.", "ErrorBody"),
+    400: _answer(
+        "No event was accepted (each one listed), or the body is unreadable (an error).",
+        _RESULT,
+        _ERROR,
+    ),
+    401: _answer("No API key, or a wrong one.", _ERROR),
+    403: _answer("A browser origin outside API_ALLOWED_ORIGINS (tracker routes).", _ERROR),
+    413: _answer("The body, inflated body or event count is over a limit.", _ERROR),
+    415: _answer("An unsupported Content-Encoding.", _ERROR),
+    429: _answer("Over the rate limit.", _ERROR, retry_after=True),
+    503: _answer(
+        "Kafka did not acknowledge in time; nothing was accepted.", _ERROR, retry_after=True
+    ),
 }
 
 
