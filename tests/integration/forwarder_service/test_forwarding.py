@@ -224,3 +224,27 @@ async def test_admin_port_serves_probes_and_the_named_metrics(
 
     await wait_until(every_metric, timeout_s=30, what="every named metric")
     assert await forwarder.stop() == 0, forwarder.log()
+
+
+async def test_an_event_refused_as_too_large_on_its_own_is_dead_lettered_not_retried(
+    kafka_bootstrap: str,
+    collector: RunningCollector,
+    topics: Topics,
+    start_forwarder: StartForwarder,
+) -> None:
+    await collector.inject({"status": 413})  # even a single event: until cleared
+    await produce_events(kafka_bootstrap, topics.events, 12)
+    forwarder = await start_forwarder()
+    letters = await consume_all(kafka_bootstrap, topics.dlq, expected=12, timeout_s=30)
+    assert len(letters) == 12
+    for letter in letters:
+        headers = {name: value.decode() for name, value in letter.headers}
+        assert headers["x-forwarder.error.class"] == "oversize"
+        assert headers["x-forwarder.http.status"] == "413"
+    await wait_until(
+        lambda: all_committed(kafka_bootstrap, topics.group, topics.events),
+        timeout_s=30,
+        what="commit",
+    )
+    assert await collector.count() == 0
+    assert await forwarder.stop() == 0, forwarder.log()
