@@ -180,8 +180,14 @@ class ForwarderConsumer:
         next_lag = time.monotonic()
         while not self._stop_requested():
             self._raise_if_failed()
+            # While paused, poll without waiting (to stay in the group) and wait for the
+            # backlog to drain instead: a poll would sleep through the drain, and the fetch
+            # buffers of paused partitions are dropped, so every idle moment is a refetch.
+            paused = self._gate.state.paused
             try:
-                batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_records)
+                batches = await consumer.getmany(
+                    timeout_ms=0 if paused else poll_ms, max_records=max_records
+                )
             except ConsumerStoppedError:
                 return
             except KafkaError as exc:
@@ -193,6 +199,9 @@ class ForwarderConsumer:
                 break  # taken records were not handed off; they are read again next time
             self._take(consumer, batches)
             self._apply_gate()
+            if self._gate.state.paused:
+                await self._pipeline.wait_for_progress(poll_ms / 1000)
+                self._apply_gate()
             now = time.monotonic()
             if now >= next_commit:
                 await self.commit()

@@ -21,6 +21,7 @@ the rebalance listener can await :meth:`Pipeline.drain` while the consumer loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Hashable, Sequence
@@ -114,6 +115,7 @@ class Pipeline:
         self._dlq_pending = 0  # letters queued or being written
         self._dlq_task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
+        self._settled = asyncio.Event()  # the consumer loop's wake-up (drain uses _progress)
         self._failure: FatalForwarderError | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -295,6 +297,7 @@ class Pipeline:
         for (tp, generation), offsets in groups.items():
             done(tp, generation, offsets)
         self._progress.set()
+        self._settled.set()
 
     def _enqueue_dead_letters(self, items: list[_Letter]) -> None:
         if self._dlq_queue is None:
@@ -348,6 +351,16 @@ class Pipeline:
             self._failure = exc
             logger.critical("stopping: %s", exc)
         self._progress.set()
+        self._settled.set()
+
+    async def wait_for_progress(self, timeout_s: float) -> None:
+        """Return once records settled (or the pipeline failed) since the last call, or after
+        ``timeout_s``: the consumer loop's wake-up while fetching is paused."""
+        if not self._settled.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._settled.wait()
+        self._settled.clear()
 
     # -- draining --------------------------------------------------------------------------
 
