@@ -60,10 +60,16 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+def poll_timeout_ms() -> int:
+    """The loop's poll timeout (overridden by tests that need a long one)."""
+    return 1
+
+
+@pytest.fixture
+async def rig(poll_timeout_ms: int) -> AsyncIterator[Rig]:
     settings = ForwarderSettings(
         forwarder_commit_interval_s=0.01,
-        forwarder_poll_timeout_ms=1,
+        forwarder_poll_timeout_ms=poll_timeout_ms,
         forwarder_revoke_drain_timeout_s=0.2,
         forwarder_lag_interval_s=0.01,
         forwarder_max_backlog_events=10,
@@ -207,3 +213,17 @@ async def test_stop_fetching_pauses_and_ends_the_loop(rig: Rig) -> None:
     rig.consumer.stop_fetching()
     await asyncio.wait_for(task, 5)
     assert rig.kafka.paused() == {TP0, TP1}
+
+
+@pytest.mark.parametrize("poll_timeout_ms", [10_000])
+async def test_a_paused_loop_resumes_when_the_backlog_drains_not_at_the_next_poll_timeout(
+    rig: Rig,
+) -> None:
+    # With a 10 s poll timeout, a loop that slept in the poll would miss the 5 s deadline.
+    rig.kafka.queue.append({TP0: records(TP0, range(12))})
+    task = await rig.run_until(lambda: rig.kafka.paused() == {TP0, TP1})
+    rig.sink.deliver_all()
+    await until(lambda: not rig.kafka.paused())
+    rig.consumer.stop_fetching()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
