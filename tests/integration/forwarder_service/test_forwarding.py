@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.integration.forwarder_service.conftest import StartForwarder, Topics
 from tests.integration.forwarder_service.forwarder_it import (
     POISON,
     TRACEPARENT,
     all_committed,
+    committed,
     produce_events,
     wait_until,
 )
 from tests.support.collector import RunningCollector
-from tests.support.kafka import consume_all
+from tests.support.kafka import consume_all, unique_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
@@ -248,3 +250,28 @@ async def test_an_event_refused_as_too_large_on_its_own_is_dead_lettered_not_ret
     )
     assert await collector.count() == 0
     assert await forwarder.stop() == 0, forwarder.log()
+
+
+async def test_an_unwritable_dead_letter_topic_stops_the_service_without_skipping(
+    kafka_bootstrap: str,
+    collector: RunningCollector,
+    topics: Topics,
+    start_forwarder: StartForwarder,
+) -> None:
+    # The broker refuses every dead letter: this topic takes no record above 64 bytes.
+    dlq = unique_name("fwd-tiny-dlq")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(dlq, 1, 1, topic_configs={"max.message.bytes": "64"})])
+    finally:
+        await admin.close()
+    forwarder = await start_forwarder(DLQ_TOPIC=dlq, FORWARDER_DLQ_TIMEOUT_S="5")
+    await produce_events(kafka_bootstrap, topics.events, 40, poison_at=[0, 1, 2, 3])
+    assert await forwarder.wait_exit(30) == 1, forwarder.log()
+    assert "dead-letter topic did not acknowledge" in forwarder.log()
+    records = await consume_all(kafka_bootstrap, topics.events, expected=40)
+    poisons = [(r.partition, r.offset) for r in records if r.value == POISON]
+    offsets = await committed(kafka_bootstrap, topics.group)
+    for partition, offset in poisons:
+        assert offsets.get(partition, 0) <= offset  # never committed past a lost dead letter
