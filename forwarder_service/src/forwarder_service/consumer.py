@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 _COMMIT_TIMEOUT_S = 10.0
 _KAFKA_CALL_TIMEOUT_S = 10.0
+_LAG_CALL_TIMEOUT_S = 5.0
 
 
 def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
@@ -108,6 +109,7 @@ class ForwarderConsumer:
         self._joined = False
         self._closed = False
         self._base_offsets: dict[TopicPartition, int] = {}
+        self._lag_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -151,6 +153,10 @@ class ForwarderConsumer:
         self._closed = True
         self._stopping = True
         self._metrics.gauges.ready = False
+        task, self._lag_task = self._lag_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if self._consumer is not None:
             await self._stop_consumer(self._consumer)
 
@@ -207,7 +213,7 @@ class ForwarderConsumer:
                 await self.commit()
                 next_commit = time.monotonic() + settings.forwarder_commit_interval_s
             if now >= next_lag:
-                await self._update_lag()
+                self._refresh_lag()
                 next_lag = time.monotonic() + settings.forwarder_lag_interval_s
         self._raise_if_failed()
 
@@ -225,7 +231,9 @@ class ForwarderConsumer:
         for tp, records in batches.items():
             if full or tp not in owned:
                 # Not ours yet (assignment callback still running) or no room: read it again.
-                consumer.seek(tp, records[0].offset)
+                # A partition already gone needs nothing: its next owner starts at the commit.
+                if tp in consumer.assignment():
+                    consumer.seek(tp, records[0].offset)
                 continue
             stopped_at = self._pipeline.accept(tp, records)
             if stopped_at is not None:
@@ -327,20 +335,51 @@ class ForwarderConsumer:
     # -- lag -------------------------------------------------------------------------------
 
     async def _update_lag(self) -> None:
+        """Lag = log end offset - committed offset, per assigned partition.
+
+        The end offsets are asked of the broker (bounded wait) rather than read from the last
+        fetch: paused partitions are not fetched, so during an outage the fetch's high-water
+        mark would freeze and hide the growing lag. The fetch's mark is the fallback.
+        """
         consumer = self._require()
+        assigned = consumer.assignment()
+        if not assigned:
+            self._metrics.gauges.lag = {}
+            return
+        try:
+            async with asyncio.timeout(_LAG_CALL_TIMEOUT_S):
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(list(assigned))
+        except (KafkaError, TimeoutError, OSError) as exc:
+            logger.debug("end offsets unavailable, using the last fetch's: %r", exc)
+            ends = {}
         progress = self._pipeline.tracker.progress()
         lags: dict[tuple[str, int], int] = {}
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is None:
+        for tp in assigned:
+            end = ends.get(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            if end is None:
                 continue
             state = progress.get(tp)
             base = state.committed if state is not None else None
             if base is None:
                 base = await self._base_offset(consumer, tp)
             if base is not None:
-                lags[(tp.topic, tp.partition)] = max(0, highwater - base)
+                lags[(tp.topic, tp.partition)] = max(0, end - base)
         self._metrics.gauges.lag = lags
+
+    def _refresh_lag(self) -> None:
+        """Refresh the lag gauge in the background: the loop never waits on the broker for it."""
+        task = self._lag_task
+        if task is not None and not task.done():
+            return
+        self._lag_task = asyncio.create_task(self._update_lag_logged(), name="forwarder-lag")
+
+    async def _update_lag_logged(self) -> None:
+        try:
+            await self._update_lag()
+        except Exception as exc:  # a gauge must never take the service down
+            logger.warning("consumer lag not updated: %r", exc)
 
     async def _base_offset(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
         if tp not in self._base_offsets:

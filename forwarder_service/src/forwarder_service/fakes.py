@@ -224,6 +224,8 @@ class FakeKafkaConsumer:
         self.started = False
         self.stopped = False
         self.commit_error: BaseException | None = None
+        self.ends: dict[TopicPartition, int] = {}
+        self.fetched_highwater = 100
 
     async def start(self) -> None:
         self.started = True
@@ -251,7 +253,10 @@ class FakeKafkaConsumer:
         self.positions[tp] = offset
 
     def highwater(self, tp: TopicPartition) -> int | None:
-        return 100
+        return self.fetched_highwater
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in tps if tp in self.ends}
 
     async def committed(self, tp: TopicPartition) -> int | None:
         return self.committed_offsets.get(tp)

@@ -34,6 +34,11 @@ class Rig:
     dlq: FakeDeadLetters
     tracker: OffsetTracker[Hashable]
     gate: FlowGate
+    metrics: InMemoryMetrics
+
+    def consumer_lag(self) -> dict[tuple[str, int], int]:
+        """The consumer lag gauge, by (topic, partition)."""
+        return dict(self.metrics.metrics.gauges.lag)
 
     def run(self) -> asyncio.Task[None]:
         """Start the loop in the background."""
@@ -98,7 +103,7 @@ async def rig(poll_timeout_ms: int) -> AsyncIterator[Rig]:
     await consumer.start()
     kafka = made[0]
     await kafka.rebalance({TP0, TP1})
-    yield Rig(consumer, kafka, pipeline, sink, dlq, tracker, gate)
+    yield Rig(consumer, kafka, pipeline, sink, dlq, tracker, gate, metrics)
     await pipeline.stop()
     await consumer.close()
 
@@ -227,3 +232,33 @@ async def test_a_paused_loop_resumes_when_the_backlog_drains_not_at_the_next_pol
     rig.consumer.stop_fetching()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_lag_comes_from_the_brokers_end_offsets_while_paused(rig: Rig) -> None:
+    # Paused partitions are not fetched, so the fetch's high-water mark stays where it was.
+    rig.sink.setup_failing = True
+    rig.kafka.committed_offsets = {TP0: 10, TP1: 0}
+    rig.kafka.ends = {TP0: 5000, TP1: 70}
+    task = await rig.run_until(
+        lambda: rig.consumer_lag() == {("events", 0): 4990, ("events", 1): 70}
+    )
+    assert rig.kafka.paused() == {TP0, TP1}
+    await rig.stop(task)
+
+
+async def test_lag_falls_back_to_the_last_fetch_without_end_offsets(rig: Rig) -> None:
+    rig.kafka.committed_offsets = {TP0: 40}
+    task = await rig.run_until(lambda: rig.consumer_lag().get(("events", 0)) == 60)
+    await rig.stop(task)
+
+
+async def test_records_of_a_partition_revoked_meanwhile_are_dropped_without_a_seek(
+    rig: Rig,
+) -> None:
+    gone = records(TP1, range(3))
+    rig.kafka.assigned = {TP0}  # TP1 left between the fetch and the hand-off
+    rig.kafka.queue.append({TP0: records(TP0, range(2)), TP1: gone})
+    rig.tracker.revoke([TP1])
+    task = await rig.run_until(lambda: rig.tracker.outstanding([TP0]) == 2)
+    await rig.stop(task)
+    assert all(tp != TP1 for tp, _ in rig.kafka.seeks)
