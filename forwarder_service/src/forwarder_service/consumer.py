@@ -303,6 +303,7 @@ class ForwarderConsumer:
             return
         tracker = self._pipeline.tracker
         ours = revoked & tracker.owned()
+        in_flight = tracker.outstanding(ours)
         if ours and self._pipeline.failure is None:
             drained = await self._pipeline.drain(
                 ours, timeout_s=self._settings.forwarder_revoke_drain_timeout_s
@@ -318,7 +319,12 @@ class ForwarderConsumer:
         for tp in revoked:
             self._base_offsets.pop(tp, None)
             self._metrics.gauges.lag.pop((tp.topic, tp.partition), None)
-        logger.info("revoked %d partition(s), dropped %d buffered event(s)", len(revoked), dropped)
+        logger.info(
+            "revoked %d partition(s) with %d record(s) in flight; dropped %d buffered event(s)",
+            len(revoked),
+            in_flight,
+            dropped,
+        )
 
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Start a new generation; re-apply the pause aiokafka forgot."""

@@ -25,8 +25,11 @@ async def test_two_instances_share_the_partitions_and_a_rebalance_loses_nothing(
     topics: Topics,
     start_forwarder: StartForwarder,
 ) -> None:
+    # Slow answers keep requests in flight when the second instance's arrival revokes them.
+    await collector.inject({"delay_s": 0.3})
     first_eids = await produce_events(kafka_bootstrap, topics.events, 300)
-    first = await start_forwarder()
+    first = await start_forwarder(FORWARDER_BATCH_MAX_EVENTS="20")
+    await collector.wait_for_count(20, timeout_s=30)
     second = await start_forwarder()  # joining makes the group rebalance
 
     async def both_assigned() -> bool:
@@ -37,6 +40,7 @@ async def test_two_instances_share_the_partitions_and_a_rebalance_loses_nothing(
 
     more_eids = await produce_events(kafka_bootstrap, topics.events, 300)
     await wait_until(both_assigned, timeout_s=30, what="both instances consuming")
+    await collector.clear_faults()
     # The first leaves: the second takes over its partition from the committed offset.
     assert await first.stop() == 0, first.log()
     last_eids = await produce_events(kafka_bootstrap, topics.events, 200)
@@ -142,6 +146,12 @@ async def test_backlog_stays_bounded_while_the_collector_is_down(
         return await forwarder.metric("tracking_forwarder_paused_partitions") == 2
 
     await wait_until(paused, timeout_s=30, what="every partition paused")
+
+    async def full_lag() -> bool:
+        # Nothing is committed, and the lag counts what is on the broker, not what was fetched.
+        return await forwarder.metric("tracking_forwarder_consumer_lag") == 2000
+
+    await wait_until(full_lag, timeout_s=30, what="consumer lag of the whole backlog")
     for _ in range(10):
         backlog = await forwarder.metric("tracking_forwarder_backlog_events")
         assert backlog <= bound + poll
