@@ -146,8 +146,9 @@ class ForwarderConsumer:
             if assigned:
                 consumer.pause(*assigned)
 
-    async def close(self) -> None:
-        """Leave the group and close (idempotent, bounded). Commit first: this does not."""
+    async def close(self, timeout_s: float = _KAFKA_CALL_TIMEOUT_S) -> None:
+        """Leave the group and close (idempotent, within ``timeout_s``). Commit first: this
+        does not."""
         if self._closed:
             return
         self._closed = True
@@ -158,12 +159,14 @@ class ForwarderConsumer:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         if self._consumer is not None:
-            await self._stop_consumer(self._consumer)
+            await self._stop_consumer(self._consumer, timeout_s)
 
     @staticmethod
-    async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    async def _stop_consumer(
+        consumer: AIOKafkaConsumer, timeout_s: float = _KAFKA_CALL_TIMEOUT_S
+    ) -> None:
         try:
-            async with asyncio.timeout(_KAFKA_CALL_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 await consumer.stop()
         except (KafkaError, TimeoutError, OSError) as exc:
             logger.warning("Kafka consumer did not close cleanly: %r", exc)
@@ -269,8 +272,14 @@ class ForwarderConsumer:
 
     # -- commits ---------------------------------------------------------------------------
 
-    async def commit(self, partitions: Collection[TopicPartition] | None = None) -> None:
-        """Commit the settled watermark of ``partitions`` (default: all) still assigned."""
+    async def commit(
+        self,
+        partitions: Collection[TopicPartition] | None = None,
+        *,
+        timeout_s: float = _COMMIT_TIMEOUT_S,
+    ) -> None:
+        """Commit the settled watermark of ``partitions`` (default: all) still assigned; a
+        commit not acknowledged within ``timeout_s`` is logged and left for the next one."""
         consumer = self._consumer
         if consumer is None or self._closed:
             return
@@ -282,7 +291,7 @@ class ForwarderConsumer:
             return
         generations = tracker.generations(offsets)
         try:
-            async with asyncio.timeout(_COMMIT_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 await consumer.commit({tp: (offset, "") for tp, offset in offsets.items()})
         except CommitFailedError as exc:
             logger.warning("commit rejected, the group is rebalancing: %s", exc)

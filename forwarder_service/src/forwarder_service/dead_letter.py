@@ -206,18 +206,19 @@ class KafkaDeadLetterSink:
         self._producer = producer
         self._healthy = True
 
-    async def stop(self) -> None:
-        """Flush and close (idempotent; gives up after ``timeout_s``)."""
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Flush and close (idempotent; gives up after ``timeout_s``, default the write
+        deadline)."""
         if self._stopped:
             return
         self._stopped = True
         self._healthy = False
         if self._producer is not None:
-            await self._close(self._producer)
+            await self._close(self._producer, timeout_s)
 
-    async def _close(self, producer: AIOKafkaProducer) -> None:
+    async def _close(self, producer: AIOKafkaProducer, timeout_s: float | None = None) -> None:
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._timeout_s if timeout_s is None else timeout_s):
                 await producer.stop()
         except (KafkaError, TimeoutError, OSError) as exc:
             logger.warning("dead-letter producer did not close cleanly: %r", exc)

@@ -5,10 +5,11 @@ the collector until SIGTERM/SIGINT. ``forwarder-service replay ...`` re-publishe
 (see :mod:`forwarder_service.replay`).
 
 Shutdown: the first SIGTERM/SIGINT stops fetching, then waits up to
-``FORWARDER_SHUTDOWN_TIMEOUT_S`` (less a reserve for closing) for every taken record to be
-delivered or dead-lettered, commits the settled watermark and closes. A second signal, or the
-deadline, cuts the wait short: events still undelivered are abandoned and not committed, so
-they are read again by whoever owns the partition next.
+``FORWARDER_SHUTDOWN_TIMEOUT_S`` from the signal (less a reserve for closing: 5 s, or a
+quarter of a shorter timeout) for every taken record to be delivered or dead-lettered,
+commits the settled watermark and closes, each closing step bounded by what is left. A
+second signal, or the deadline, cuts the wait short: events still undelivered are abandoned
+and not committed, so they are read again by whoever owns the partition next.
 
 Exit codes: 0 clean, 1 fatal (dead-letter topic or Kafka consumer failed), 2 bad
 configuration, 3 shut down with undelivered work (left uncommitted).
@@ -48,6 +49,7 @@ EXIT_CONFIG = 2
 EXIT_UNDRAINED = 3
 
 _CLOSE_RESERVE_S = 5.0
+_MIN_STEP_S = 0.5
 
 
 class _Signals:
@@ -56,6 +58,7 @@ class _Signals:
     def __init__(self, consumer: ForwarderConsumer) -> None:
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
+        self.received_at: float | None = None  # loop time of the first signal
         self._consumer = consumer
 
     def install(self) -> None:
@@ -74,6 +77,7 @@ class _Signals:
             self.force.set()
             return
         logger.info("%s: stopping fetching and draining", signal.Signals(signum).name)
+        self.received_at = asyncio.get_running_loop().time()
         self.stop.set()
         self._consumer.stop_fetching()
 
@@ -150,7 +154,16 @@ async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
         exit_code, fatal = EXIT_FATAL, True
     finally:
         consumer.stop_fetching()
-        budget = max(0.0, settings.forwarder_shutdown_timeout_s - _CLOSE_RESERVE_S)
+        # The whole shutdown fits in FORWARDER_SHUTDOWN_TIMEOUT_S from the first signal: the
+        # drain gets it less a reserve, each closing step what is left (at least a moment).
+        loop = asyncio.get_running_loop()
+        timeout_s = settings.forwarder_shutdown_timeout_s
+        deadline = (signals.received_at or loop.time()) + timeout_s
+
+        def left(cap_s: float) -> float:
+            return max(_MIN_STEP_S, min(cap_s, deadline - loop.time()))
+
+        budget = max(0.0, deadline - loop.time() - min(_CLOSE_RESERVE_S, timeout_s / 4))
         drained = False
         if not fatal and not signals.force.is_set():
             drained = await _drain_or_force(pipeline, budget, signals.force)
@@ -160,11 +173,11 @@ async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
                 "shutting down with %d undelivered record(s); they stay uncommitted",
                 tracker.outstanding(),
             )
-        await sink.close(timeout_s=1.0)
+        await sink.close(timeout_s=left(1.0))
         await pipeline.stop()
-        await consumer.commit()
-        await consumer.close()
-        await dead_letters.stop()
+        await consumer.commit(timeout_s=left(10.0))
+        await consumer.close(timeout_s=left(10.0))
+        await dead_letters.stop(timeout_s=left(settings.forwarder_dlq_timeout_s))
         await admin.stop()
         signals.uninstall()
         logger.info("stopped (exit code %d)", exit_code)

@@ -103,6 +103,26 @@ async def test_a_second_sigterm_exits_without_committing_undelivered_work(
     assert await committed(kafka_bootstrap, topics.group) == {}
 
 
+async def test_the_shutdown_deadline_exits_without_committing_undelivered_work(
+    kafka_bootstrap: str,
+    collector: RunningCollector,
+    topics: Topics,
+    start_forwarder: StartForwarder,
+) -> None:
+    await collector.inject({"status": 503})  # nothing can be delivered
+    await produce_events(kafka_bootstrap, topics.events, 50)
+    forwarder = await start_forwarder(FORWARDER_SHUTDOWN_TIMEOUT_S="2")
+
+    async def retrying() -> bool:
+        return await forwarder.metric("tracking_forwarder_retries_total") > 0
+
+    await wait_until(retrying, timeout_s=30, what="retries")
+    forwarder.signal(signal.SIGTERM)
+    assert await forwarder.wait_exit(15) == 3, forwarder.log()
+    assert "undelivered record(s); they stay uncommitted" in forwarder.log()
+    assert await committed(kafka_bootstrap, topics.group) == {}
+
+
 async def test_sigkill_mid_stream_then_restart_delivers_every_event_at_least_once(
     kafka_bootstrap: str,
     collector: RunningCollector,
