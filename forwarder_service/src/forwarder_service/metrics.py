@@ -76,7 +76,7 @@ class ForwarderMetrics:
         meter.create_observable_gauge(
             _PREFIX + "consumer_lag",
             callbacks=[self._observe_lag],
-            description="Records behind the partition's end (high water minus committed).",
+            description="Records behind the partition's end (log end minus committed offset).",
         )
         meter.create_observable_gauge(
             _PREFIX + "paused_partitions",
