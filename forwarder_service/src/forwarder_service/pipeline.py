@@ -181,6 +181,17 @@ class Pipeline:
             except RecordContractError as exc:
                 invalid.append((self._invalid_letter(record, exc), tag))
                 continue
+            except Exception as exc:
+                # A decoder bug must not wedge the partition: raising would stop the service
+                # on this record at every restart.
+                logger.warning(
+                    "decoder raised %s on %s@%d; dead-lettering the record",
+                    type(exc).__name__,
+                    tp,
+                    record.offset,
+                )
+                invalid.append((self._invalid_letter(record, exc), tag))
+                continue
             try:
                 submit(event.payload, tag=tag)
             except SinkFullError:
@@ -194,8 +205,12 @@ class Pipeline:
         return stopped_at
 
     @staticmethod
-    def _invalid_letter(record: RecordLike, exc: RecordContractError) -> DeadLetter:
+    def _invalid_letter(record: RecordLike, exc: Exception) -> DeadLetter:
         now = _now_ms()
+        if isinstance(exc, RecordContractError):
+            message = f"{','.join(exc.codes)}: {exc}"
+        else:
+            message = f"unexpected decoder error: {exc}"
         return DeadLetter(
             topic=record.topic,
             partition=record.partition,
@@ -206,7 +221,7 @@ class Pipeline:
             timestamp_ms=record.timestamp,
             error_class=ErrorClass.INVALID_RECORD,
             exception_class=type(exc).__name__,
-            message=f"{','.join(exc.codes)}: {exc}",
+            message=message,
             status=None,
             attempts=0,
             first_failure_ms=now,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from tracking_common.record import encode_record, partition_key, record_headers
@@ -26,6 +27,14 @@ T = TypeVar("T")
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 POISON = b'{"schema": "not a record"}'
+
+
+def odd_record() -> bytes:
+    """A record shaped like the contract with a list where a string belongs (once made the
+    decoder raise TypeError instead of a contract error)."""
+    document = orjson.loads(encode_record(payload(), source="internal"))
+    document["data"]["source"] = []
+    return orjson.dumps(document)
 
 
 def payload(eid: str | None = None, *, user: str | None = None) -> dict[str, str]:

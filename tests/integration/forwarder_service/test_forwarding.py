@@ -13,11 +13,12 @@ from tests.integration.forwarder_service.forwarder_it import (
     TRACEPARENT,
     all_committed,
     committed,
+    odd_record,
     produce_events,
     wait_until,
 )
 from tests.support.collector import RunningCollector
-from tests.support.kafka import consume_all, unique_name
+from tests.support.kafka import consume_all, produce, unique_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
@@ -123,28 +124,33 @@ async def test_a_poison_record_is_dead_lettered_and_consumption_goes_on(
     start_forwarder: StartForwarder,
 ) -> None:
     eids = await produce_events(kafka_bootstrap, topics.events, 60, poison_at=[0, 31])
+    odd = odd_record()
+    await produce(kafka_bootstrap, topics.events, [odd], key=b"odd")
+    eids += await produce_events(kafka_bootstrap, topics.events, 10)
     forwarder = await start_forwarder()
-    await collector.wait_for_count(58, timeout_s=60)
-    letters = await consume_all(kafka_bootstrap, topics.dlq, expected=2, timeout_s=30)
+    await collector.wait_for_count(68, timeout_s=60)
+    letters = await consume_all(kafka_bootstrap, topics.dlq, expected=3, timeout_s=30)
     await wait_until(
         lambda: all_committed(kafka_bootstrap, topics.group, topics.events),
         timeout_s=30,
         what="commit",
     )
     assert set(await collector.eids()) == set(eids)
-    assert [letter.value for letter in letters] == [POISON, POISON]
+    assert Counter(letter.value for letter in letters) == Counter([POISON, POISON, odd])
     for letter in letters:
         headers = {name: value.decode() for name, value in letter.headers}
         assert headers["x-forwarder.error.class"] == "invalid_record"
-        assert headers["__connect.errors.exception.class.name"] == "RecordContractError"
+        assert headers["__connect.errors.exception.class.name"]
         assert headers["__connect.errors.stage"] == "DESERIALIZE"
         assert headers["x-forwarder.attempts"] == "0"
         assert "x-forwarder.http.status" not in headers
+        if letter.value == POISON:
+            assert headers["__connect.errors.exception.class.name"] == "RecordContractError"
     assert (
         await forwarder.metric(
             "tracking_forwarder_events_dead_lettered_total", reason="invalid_record"
         )
-        == 2
+        == 3
     )
     assert await forwarder.stop() == 0, forwarder.log()
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 
+import orjson
 import pytest
 from forwarder_service.dead_letter import H_ERROR_CLASS, H_HTTP_STATUS, H_OFFSET, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError
@@ -86,6 +88,23 @@ async def test_poison_record_is_dead_lettered_and_consumption_goes_on(rig: Rig) 
     assert headers["event-id"] == b"x"
     points = rig.metrics.points("tracking_forwarder_events_dead_lettered")
     assert points == {(("reason", "invalid_record"),): 1.0}
+
+
+async def test_a_record_the_decoder_chokes_on_is_dead_lettered_not_fatal(rig: Rig) -> None:
+    # A list where the contract wants a string made the decoder raise TypeError, not
+    # RecordContractError: raised here it would stop the service on this record for ever.
+    taken = records(TP0, range(3))
+    document = orjson.loads(taken[1].value or b"")
+    document["data"]["source"] = []
+    odd = dataclasses.replace(taken[1], value=orjson.dumps(document))
+    assert rig.pipeline.accept(TP0, [taken[0], odd, taken[2]]) is None
+    assert len(rig.sink.buffered) == 2
+    rig.sink.deliver_all()
+    await _settled(rig)
+    [letter] = rig.dlq.letters
+    assert (letter.offset, letter.error_class) == (1, ErrorClass.INVALID_RECORD)
+    assert letter.value == odd.value
+    assert rig.tracker.committable() == {TP0: 3}
 
 
 async def test_rejected_events_are_dead_lettered_with_the_sink_account(rig: Rig) -> None:
