@@ -13,7 +13,8 @@
 
     uv run python -m bench.bench_forwarder [--events 200000] [--backlog 1000000] [--outage-s 20]
 
-``KAFKA_BOOTSTRAP_SERVERS`` names the broker (default 127.0.0.1:9092; ``make bench`` starts it).
+``KAFKA_BOOTSTRAP_SERVERS`` names the broker (default 127.0.0.1:9092; ``make bench`` starts it);
+if nothing answers there, a broker of its own is started for the run (``scripts.kafka.broker``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -40,6 +42,7 @@ from forwarder_service.settings import ForwarderSettings
 from tracking_common.record import encode_record, partition_key, record_headers
 
 from bench.results import ratio_line, record
+from scripts.kafka.broker import DEFAULT_BOOTSTRAP, KafkaBroker, answers
 from tests.support.services import BIN, free_port
 
 PARTITIONS = 3
@@ -269,17 +272,8 @@ def outage_peak_rss_mb(bootstrap: str, topic: str, seconds: float, log: Path) ->
     return peak / (1024 * 1024), bound.memory_bound_mb
 
 
-def main() -> None:
-    """Fill, measure the ceiling and the forwarder, then the outage; record the figures."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=EVENTS)
-    parser.add_argument("--backlog", type=int, default=BACKLOG)
-    parser.add_argument("--outage-s", type=float, default=OUTAGE_S)
-    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"))  # noqa: S108
-    args = parser.parse_args()
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    run = uuid.uuid4().hex[:8]
-
+def _measure(bootstrap: str, run: str, args: argparse.Namespace) -> tuple[float, float, float, int]:
+    """Raw consumer and forwarder rates, then the outage's peak RSS and the bound."""
     topic = f"bench-forwarder-{run}"
     took = asyncio.run(fill(bootstrap, topic, args.events))
     print(f"filled {topic} with {args.events:,} records in {took:.1f} s", flush=True)
@@ -294,6 +288,37 @@ def main() -> None:
     peak_mb, bound_mb = outage_peak_rss_mb(
         bootstrap, backlog_topic, args.outage_s, args.log_dir / f"{backlog_topic}.log"
     )
+    return raw, forwarded, peak_mb, bound_mb
+
+
+@contextmanager
+def kafka() -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if a broker answers there, else a broker of our own."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
+    if answers(bootstrap):
+        yield bootstrap
+        return
+    print(f"no broker at {bootstrap}: starting one for this run ...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-forwarder-kafka-") as workdir:
+        broker = KafkaBroker(Path(workdir), f"127.0.0.1:{free_port()}")
+        broker.start()
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.stop()
+
+
+def main() -> None:
+    """Fill, measure the ceiling and the forwarder, then the outage; record the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--backlog", type=int, default=BACKLOG)
+    parser.add_argument("--outage-s", type=float, default=OUTAGE_S)
+    parser.add_argument("--log-dir", type=Path, default=Path("/tmp"))  # noqa: S108
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    with kafka() as bootstrap:
+        raw, forwarded, peak_mb, bound_mb = _measure(bootstrap, run, args)
     record(
         {
             "forwarder_events_per_s": forwarded,
