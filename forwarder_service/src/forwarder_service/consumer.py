@@ -381,7 +381,11 @@ class ForwarderConsumer:
                 base = await self._base_offset(consumer, tp)
             if base is not None:
                 lags[(tp.topic, tp.partition)] = max(0, end - base)
-        self._metrics.gauges.lag = lags
+        # A rebalance may have run during the awaits: report only partitions still ours.
+        still = consumer.assignment()
+        self._metrics.gauges.lag = {
+            key: lag for key, lag in lags.items() if TopicPartition(*key) in still
+        }
 
     def _refresh_lag(self) -> None:
         """Refresh the lag gauge in the background: the loop never waits on the broker for it."""
