@@ -11,7 +11,9 @@ An event record's value is a self-describing JSON document, version 1-0-0::
 ``payload`` is one Snowplow tracker-protocol event (a ``payload_data`` 1-0-4 item, every value a
 string) without ``stm``, which the forwarder sets on each send attempt. The JSON Schema is
 ``schemas/iglu/io.trackingpipeline/event_record/jsonschema/1-0-0``; :func:`decode_record` checks
-the same rules by hand because it runs once per record on the forwarder's hot path.
+the same rules by hand because it runs once per record on the forwarder's hot path: a fast pass
+of whole-collection checks accepts a conforming record, and only a record it doubts is walked
+field by field to name the first rule it breaks.
 
 The record key is :func:`partition_key`: ``<app id>:<user>`` where the user is the first of the
 user id, the domain user id and the session id, else the event id. One user's events therefore
@@ -25,10 +27,10 @@ consumers reject versions they do not know.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
@@ -80,9 +82,12 @@ PAYLOAD_KEYS: Final = _payload_keys()
 """The tracker-protocol keys a record payload may carry: payload_data 1-0-4's, less ``stm``."""
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """One decoded event record (see the module docstring for the wire form)."""
+class EventRecord(NamedTuple):
+    """One decoded event record (see the module docstring for the wire form).
+
+    A named tuple rather than a frozen dataclass: one is built per record on the forwarder's
+    hot path, and a frozen dataclass costs three times as much to construct.
+    """
 
     event_id: str
     collector_tstamp: int
@@ -161,6 +166,16 @@ def _check_timestamp(data: dict[str, Any], key: str, *, required: bool) -> int |
     return value
 
 
+_ENVELOPE_KEYS: Final = frozenset({"schema", "data"})
+_DATA_KEYS: Final = frozenset(
+    {"event_id", "collector_tstamp", "source", "payload", "device_sent_tstamp"}
+)
+_REQUIRED_KEYS_SET: Final = frozenset(_REQUIRED_PAYLOAD_KEYS)
+_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
 def decode_record(value: bytes | None) -> EventRecord:
     """Decode and check one record value against the event-record contract.
 
@@ -173,7 +188,71 @@ def decode_record(value: bytes | None) -> EventRecord:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise _fail("", "invalid_json", f"record value is not JSON: {exc}") from exc
-    if type(document) is not dict or document.keys() != {"schema", "data"}:
+    return _accept(document) or _check(document)
+
+
+def _accept(document: Any) -> EventRecord | None:
+    """The record if it plainly conforms, else None (then :func:`_check` names the fault).
+
+    Checks whole collections at once (key sets, one join over the payload's values) instead
+    of walking fields: most records conform, and this is a third of the walk's cost.
+    """
+    data = _plain_data(document)
+    if data is None:
+        return None
+    event_id = data.get("event_id")
+    source = data.get("source")
+    payload = data.get("payload")
+    collector_tstamp = data.get("collector_tstamp")
+    device_sent_tstamp = data.get("device_sent_tstamp")
+    if (
+        type(event_id) is not str
+        or type(source) is not str
+        or type(payload) is not dict
+        or type(collector_tstamp) is not int
+        or collector_tstamp < 0
+        or ("device_sent_tstamp" in data and not _is_timestamp(device_sent_tstamp))
+        or source not in _SOURCES
+        or _UUID.fullmatch(event_id) is None
+        or not payload.keys() <= PAYLOAD_KEYS
+        or not payload.keys() >= _REQUIRED_KEYS_SET
+        or payload["eid"] != event_id
+        or not _short_strings(payload.values())
+    ):
+        return None
+    return EventRecord(event_id, collector_tstamp, source, payload, device_sent_tstamp)
+
+
+def _plain_data(document: Any) -> dict[str, Any] | None:
+    if (
+        type(document) is not dict
+        or document.keys() != _ENVELOPE_KEYS
+        or document["schema"] != EVENT_RECORD_SCHEMA
+    ):
+        return None
+    data = document["data"]
+    if type(data) is not dict or not data.keys() <= _DATA_KEYS:
+        return None
+    return data
+
+
+def _is_timestamp(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _short_strings(values: Iterable[Any]) -> bool:
+    """True if every value is a string within MAX_PAYLOAD_VALUE_CHARS."""
+    try:
+        # str.join refuses any value that is not a string, and no value can exceed the limit
+        # when all of them together do not.
+        return len("".join(values)) <= MAX_PAYLOAD_VALUE_CHARS
+    except TypeError:
+        return False
+
+
+def _check(document: Any) -> EventRecord:
+    """Walk ``document`` rule by rule; raise RecordContractError at the first rule broken."""
+    if type(document) is not dict or document.keys() != _ENVELOPE_KEYS:
         raise _fail("", "invalid_envelope", "record must be {schema, data}")
     if document["schema"] != EVENT_RECORD_SCHEMA:
         raise _fail(
@@ -182,20 +261,14 @@ def decode_record(value: bytes | None) -> EventRecord:
     data = document["data"]
     if type(data) is not dict:
         raise _fail("/data", "invalid_type", "data must be an object")
-    extra = data.keys() - {
-        "event_id",
-        "collector_tstamp",
-        "source",
-        "payload",
-        "device_sent_tstamp",
-    }
+    extra = data.keys() - _DATA_KEYS
     if extra:
         raise _fail("/data", "unknown_field", f"data has unknown fields: {sorted(extra)[:5]}")
     event_id = data.get("event_id")
-    if type(event_id) is not str or not _looks_like_uuid(event_id):
+    if type(event_id) is not str or _UUID.fullmatch(event_id) is None:
         raise _fail("/data/event_id", "invalid_event_id", "event_id must be a UUID string")
     source = data.get("source")
-    if source not in _SOURCES:
+    if type(source) is not str or source not in _SOURCES:
         raise _fail("/data/source", "invalid_source", f"source must be one of {sorted(_SOURCES)}")
     return EventRecord(
         event_id=event_id,
@@ -203,17 +276,6 @@ def decode_record(value: bytes | None) -> EventRecord:
         source=source,
         payload=_check_payload(data.get("payload"), event_id),
         device_sent_tstamp=_check_timestamp(data, "device_sent_tstamp", required=False),
-    )
-
-
-_HEX: Final = frozenset("0123456789abcdefABCDEF")
-
-
-def _looks_like_uuid(text: str) -> bool:
-    return (
-        len(text) == 36
-        and text[8] == text[13] == text[18] == text[23] == "-"
-        and _HEX.issuperset(text.replace("-", ""))
     )
 
 

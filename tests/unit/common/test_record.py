@@ -176,6 +176,19 @@ def test_records_built_from_the_typed_model_follow_the_contract(
         (orjson.dumps(_document(event_id=EID + "\n")), ("/data/event_id", "invalid_event_id")),
         (orjson.dumps(_document(source="ftp")), ("/data/source", "invalid_source")),
         (orjson.dumps(_document(source=None)), ("/data/source", "invalid_source")),
+        (orjson.dumps(_document(source=[])), ("/data/source", "invalid_source")),
+        (orjson.dumps(_document(source={"v1": 1})), ("/data/source", "invalid_source")),
+        (orjson.dumps(_document(event_id=[EID])), ("/data/event_id", "invalid_event_id")),
+        (orjson.dumps(_document(collector_tstamp=[1])), ("/data/collector_tstamp", "invalid_type")),
+        (
+            orjson.dumps(_document(device_sent_tstamp={"ms": 1})),
+            ("/data/device_sent_tstamp", "invalid_type"),
+        ),
+        (orjson.dumps(_document(payload=[["e", "pv"]])), ("/data/payload", "invalid_type")),
+        (
+            orjson.dumps(_document(payload={**_payload(), "url": ["https://a"]})),
+            ("/data/payload/url", "invalid_type"),
+        ),
         (
             orjson.dumps(_document(collector_tstamp="1")),
             ("/data/collector_tstamp", "invalid_type"),
@@ -281,6 +294,12 @@ _JSON_SCALARS = (
     | _TEXT
     | st.floats(allow_nan=False, allow_infinity=False)
 )
+# Scalars and small containers: a wrongly typed field may hold a list or an object too.
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=5,
+)
 
 
 def _mutate(document: dict[str, Any], target: str, replacement: Any) -> dict[str, Any]:
@@ -331,18 +350,21 @@ def test_generated_valid_records_pass_the_decoder_and_the_json_schema(
 @given(
     _valid_documents(),
     st.one_of(
-        st.tuples(st.just("schema"), _JSON_SCALARS),
+        st.tuples(st.just("schema"), _JSON_VALUES),
         st.tuples(st.just("drop_data_key"), st.integers(0, 10)),
         st.tuples(
-            st.just("payload_value"), st.none() | st.integers(-(2**63), 2**63 - 1) | st.booleans()
+            st.just("payload_value"),
+            st.none() | st.integers(-(2**63), 2**63 - 1) | st.booleans() | st.lists(_TEXT),
         ),
         st.tuples(st.just("payload_unknown_key"), st.text(min_size=1, max_size=5)),
         st.tuples(st.just("drop_required_payload_key"), st.integers(0, 3)),
         st.tuples(
-            st.sampled_from(["event_id", "collector_tstamp", "source", "device_sent_tstamp"]),
-            _JSON_SCALARS,
+            st.sampled_from(
+                ["event_id", "collector_tstamp", "source", "device_sent_tstamp", "payload"]
+            ),
+            _JSON_VALUES,
         ),
-        st.tuples(st.sampled_from(["extra", "stm"]), _JSON_SCALARS),
+        st.tuples(st.sampled_from(["extra", "stm"]), _JSON_VALUES),
     ),
 )
 def test_the_decoder_and_the_json_schema_agree_on_mutated_records(
