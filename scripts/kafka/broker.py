@@ -190,13 +190,17 @@ class KafkaBroker:
             "-cp", f"{lib_dir()}/*", main_class, *args,
         ]  # fmt: skip
 
-    def format(self) -> None:
+    def format(self, cluster_id: str | None = None) -> None:
         """Write a fresh config and format KRaft storage (done once per data folder)."""
         self._write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if cluster_id is None:
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        # One argument, `--cluster-id=<id>`: a random id may start with "-", and as a separate
+        # argument it would be parsed as an option.
         command = self._java(
             "kafka.tools.StorageTool",
-            "format", "-t", cluster_id, "-c", str(self.config_path), "--ignore-formatted",
+            "format", f"--cluster-id={cluster_id}",
+            "-c", str(self.config_path), "--ignore-formatted",
         )  # fmt: skip
         result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
         if result.returncode != 0:
