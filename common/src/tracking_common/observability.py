@@ -102,7 +102,10 @@ def configure_telemetry(service_name: str) -> Telemetry:
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, extras and trace ids."""
+    """One JSON object per line: time (UTC), level, logger, message, extras and trace ids."""
+
+    # The timestamp ends in "Z", so it must be UTC whoever builds the formatter.
+    converter = staticmethod(time.gmtime)
 
     def __init__(self, *, service: str) -> None:
         super().__init__()
@@ -134,9 +137,7 @@ class JsonLogFormatter(logging.Formatter):
 def configure_logging(level: str, *, service: str) -> None:
     """Send JSON log lines to stderr at ``level`` (replacing existing root handlers)."""
     handler = logging.StreamHandler(sys.stderr)
-    formatter = JsonLogFormatter(service=service)
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    handler.setFormatter(JsonLogFormatter(service=service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

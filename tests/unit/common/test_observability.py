@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -34,6 +35,21 @@ def test_a_log_line_is_one_json_object_with_the_expected_fields() -> None:
     assert entry["ts"].endswith("Z")
     assert "trace_id" not in entry
     assert not {"args", "msg_args", "levelno", "pathname", "_private"} & set(entry)
+
+
+def test_the_timestamp_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30: no whole-hour offset hides a mistake
+    time.tzset()
+    try:
+        record = _record("x")
+        record.created, record.msecs = 1_700_000_000.25, 250.0
+
+        entry = orjson.loads(JsonLogFormatter(service="api").format(record))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+    assert entry["ts"] == "2023-11-14T22:13:20.250Z"
 
 
 def test_private_extras_are_left_out_and_odd_values_become_text() -> None:
