@@ -37,7 +37,8 @@ MAX_ENTITIES: Final = 50
 """Most entities (contexts) one event may carry."""
 
 IGLU_URI_PATTERN: Final = (
-    r"^iglu:[a-zA-Z0-9_.\-]+/[a-zA-Z0-9_\-]+/[a-zA-Z0-9_\-]+/[0-9]+-[0-9]+-[0-9]+$"
+    r"^iglu:[a-zA-Z0-9_\-]+(?:\.[a-zA-Z0-9_\-]+)*/[a-zA-Z0-9_\-]+/[a-zA-Z0-9_\-]+/"
+    r"[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9}$"
 )
 
 

@@ -33,10 +33,15 @@ __all__ = [
     "bundled_repository",
 ]
 
+# The vendor is dot-separated words ("com.acme"), never "." or "..": the key becomes a path
+# inside the schema directory. Matched whole (fullmatch), so a trailing newline is refused too.
 _KEY_PATTERN: Final = re.compile(
-    r"^iglu:(?P<vendor>[a-zA-Z0-9_.\-]+)/(?P<name>[a-zA-Z0-9_\-]+)/"
-    r"(?P<format>[a-zA-Z0-9_\-]+)/(?P<version>[0-9]+-[0-9]+-[0-9]+)$"
+    r"iglu:(?P<vendor>[a-zA-Z0-9_\-]+(?:\.[a-zA-Z0-9_\-]+)*)/(?P<name>[a-zA-Z0-9_\-]+)/"
+    r"(?P<format>[a-zA-Z0-9_\-]+)/(?P<version>[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9})"
 )
+
+MAX_CACHED_MISSES: Final = 4096
+"""Unknown keys remembered; beyond it the memory is cleared (keys come from clients)."""
 
 # Iglu schemas declare Snowplow's self-describing meta-schema, which is JSON Schema draft-04
 # plus a ``self`` block; fastjsonschema would otherwise fall back to its newest draft.
@@ -75,7 +80,7 @@ class SchemaKey:
     @classmethod
     def parse(cls, uri: str) -> SchemaKey:
         """Parse an Iglu URI; raise ValueError if it is not one."""
-        match = _KEY_PATTERN.match(uri)
+        match = _KEY_PATTERN.fullmatch(uri)
         if match is None:
             raise ValueError(f"not an Iglu schema URI: {uri[:200]!r}")
         return cls(**match.groupdict())
@@ -108,12 +113,16 @@ class IgluRepository:
     """Schemas looked up in one or more Iglu directories, first match wins.
 
     Compiled validators are cached per key, and so are misses, so an unknown schema costs one
-    directory look-up, not one per event. Safe to share between threads and tasks.
+    directory look-up, not one per event. Misses are bounded (``max_cached_misses``): keys
+    come from clients, and a stream of made-up ones must not grow memory. Safe to share
+    between threads and tasks.
     """
 
-    def __init__(self, *directories: Path) -> None:
+    def __init__(self, *directories: Path, max_cached_misses: int = MAX_CACHED_MISSES) -> None:
         self._directories = tuple(directories)
-        self._validators: dict[SchemaKey, Validator | None] = {}
+        self._validators: dict[SchemaKey, Validator] = {}
+        self._misses: set[SchemaKey] = set()
+        self._max_misses = max_cached_misses
         self._lock = threading.Lock()
 
     @property
@@ -141,14 +150,25 @@ class IgluRepository:
             raise SchemaValidationError(key.uri, str(exc.message), path) from exc
 
     def _validator(self, key: SchemaKey) -> Validator | None:
-        try:
-            return self._validators[key]
-        except KeyError:
-            pass
+        validator = self._validators.get(key)
+        if validator is not None or key in self._misses:
+            return validator
         with self._lock:
-            if key not in self._validators:
-                self._validators[key] = self._compile(key)
-            return self._validators[key]
+            if key in self._validators:
+                return self._validators[key]
+            compiled = self._compile(key)
+            if compiled is not None:
+                self._validators[key] = compiled
+            else:
+                if len(self._misses) >= self._max_misses:
+                    self._misses.clear()
+                self._misses.add(key)
+            return compiled
+
+    @property
+    def cached_misses(self) -> int:
+        """How many unknown keys are remembered now."""
+        return len(self._misses)
 
     def _compile(self, key: SchemaKey) -> Validator | None:
         for directory in self._directories:

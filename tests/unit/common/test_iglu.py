@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from tracking_common.events import IGLU_URI_PATTERN
 from tracking_common.iglu import (
     BUNDLED_SCHEMA_DIR,
     CONTEXTS_SCHEMA,
@@ -66,12 +68,19 @@ def test_schema_keys_parse_and_render() -> None:
         "iglu:com.acme/x/1-0-0",
         "iglu:com.acme/x/jsonschema/1-0-0/extra",
         "iglu:com.acme/../jsonschema/1-0-0",
+        "iglu:../x/jsonschema/1-0-0",
+        "iglu:./x/jsonschema/1-0-0",
+        "iglu:com..acme/x/jsonschema/1-0-0",
+        "iglu:.acme/x/jsonschema/1-0-0",
+        "iglu:com.acme/x/jsonschema/1-0-0\n",
         "",
     ],
 )
 def test_malformed_uris_are_refused(uri: str) -> None:
     with pytest.raises(ValueError, match="not an Iglu schema URI"):
         SchemaKey.parse(uri)
+    # The event model's pattern (what /v1 accepts) refuses the same URIs.
+    assert re.fullmatch(IGLU_URI_PATTERN.strip("^$"), uri) is None
 
 
 def test_the_bundled_repository_has_the_snowplow_schemas_and_is_shared() -> None:
@@ -168,3 +177,23 @@ def test_a_schema_file_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="not a JSON object"):
         IgluRepository(tmp_path).has(CLICK)
+
+
+def test_a_key_cannot_reach_outside_the_directory(tmp_path: Path) -> None:
+    inside = tmp_path / "iglu"
+    inside.mkdir()
+    outside = tmp_path / "x" / "jsonschema" / "1-0-0"
+    outside.parent.mkdir(parents=True)
+    outside.write_bytes(orjson.dumps(CLICK_SCHEMA))
+
+    with pytest.raises(ValueError, match="not an Iglu schema URI"):
+        IgluRepository(inside).validate(SchemaKey.parse("iglu:../x/jsonschema/1-0-0"), {})
+
+
+def test_remembered_misses_are_bounded(tmp_path: Path) -> None:
+    repository = IgluRepository(tmp_path, max_cached_misses=10)
+
+    for n in range(25):
+        assert not repository.has(SchemaKey.parse(f"iglu:com.acme/made_up_{n}/jsonschema/1-0-0"))
+
+    assert 0 < repository.cached_misses <= 10

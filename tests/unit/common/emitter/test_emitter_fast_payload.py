@@ -81,7 +81,8 @@ def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 VALID_URIS = st.from_regex(
-    r"\Aiglu:[a-z0-9_.\-]{1,8}/[a-zA-Z0-9_\-]{1,8}/jsonschema/[0-9]{1,2}-[0-9]-[0-9]\Z"
+    r"\Aiglu:[a-z0-9_\-]{1,8}(\.[a-z0-9_\-]{1,8}){0,2}/[a-zA-Z0-9_\-]{1,8}/jsonschema/"
+    r"[0-9]{1,2}-[0-9]-[0-9]\Z"
 )
 URIS = mostly(
     VALID_URIS,
@@ -89,6 +90,7 @@ URIS = mostly(
         [
             "iglu:com.acme/x/jsonschema/1-0",
             "iglu:com.acme/x/jsonschema/1-0-0\n",
+            "iglu:../x/jsonschema/1-0-0",
             "com.acme/x/jsonschema/1-0-0",
             "iglu:com.acme/" + "x" * 500 + "/jsonschema/1-0-0",
             "",
