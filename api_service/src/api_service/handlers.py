@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -60,6 +61,16 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
+def _caller_context(request: Request) -> Context | None:
+    """The caller's W3C trace context, if it sent one: the request span joins its trace.
+
+    Only looked for when a ``traceparent`` header is present, so plain trackers pay nothing.
+    """
+    if "traceparent" not in request.headers:
+        return None
+    return propagate.extract(request.headers)
+
+
 class Ingest:
     """The routes' shared machinery: auth, limits, parsing, checking and publishing."""
 
@@ -100,7 +111,7 @@ class Ingest:
         # Cut to what the bad-event contract keeps: it also keys bad events and tags log lines.
         request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:128]
         with tracer.start_as_current_span(
-            f"{request.method} {route}", kind=SpanKind.SERVER
+            f"{request.method} {route}", context=_caller_context(request), kind=SpanKind.SERVER
         ) as span:
             span.set_attribute("http.route", route)
             try:

@@ -93,6 +93,32 @@ async def test_records_carry_the_trace_context_of_the_request_span(api: Api) -> 
     assert all(dict(message.headers)["content-type"] == b"application/json" for message in messages)
 
 
+async def test_a_callers_trace_context_is_continued(api: Api) -> None:
+    configure_telemetry("api-service-unit-tests")
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}
+
+    answer = await api.v1(page_view(), headers=headers)
+
+    assert answer.status_code == 200
+    [message] = api.publisher.on("events")
+    parent = dict(message.headers)["traceparent"].decode()
+    assert parent.split("-")[1] == caller_trace
+    assert parent.split("-")[2] != "00f067aa0ba902b7"  # the API's own span, a child
+
+
+@pytest.mark.parametrize("traceparent", ["garbage", "00-" + "0" * 32 + "-" + "0" * 16 + "-01", ""])
+async def test_a_malformed_trace_context_starts_a_new_trace(api: Api, traceparent: str) -> None:
+    configure_telemetry("api-service-unit-tests")
+
+    answer = await api.v1(page_view(), headers={"traceparent": traceparent})
+
+    assert answer.status_code == 200
+    [message] = api.publisher.on("events")
+    assert TRACEPARENT.match(dict(message.headers)["traceparent"])
+    assert b"-" + b"0" * 32 + b"-" not in dict(message.headers)["traceparent"]
+
+
 async def test_a_503_reports_nothing_as_accepted(api: Api) -> None:
     api.publisher.fail_with = "timeout"
 
