@@ -7,6 +7,7 @@ is inflated with a cap on the output, so a small bomb cannot expand into memory.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -19,19 +20,33 @@ __all__ = ["check_depth", "inflate", "parse_json", "read_capped"]
 
 
 async def read_capped(
-    chunks: AsyncIterator[bytes], headers: Mapping[str, str], max_bytes: int
+    chunks: AsyncIterator[bytes],
+    headers: Mapping[str, str],
+    max_bytes: int,
+    *,
+    timeout_s: float | None = None,
 ) -> bytes:
-    """The whole body, or RequestRefusedError(413) once it passes ``max_bytes``."""
+    """The whole body; RequestRefusedError(413) once it passes ``max_bytes``, or (408) when it
+    has not all arrived within ``timeout_s``."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(f"the body is {declared} bytes; the limit is {max_bytes}")
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(f"the body is over the {max_bytes}-byte limit")
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(f"the body is over the {max_bytes}-byte limit")
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestRefusedError(
+            408,
+            "body_timeout",
+            f"the body did not arrive within {timeout_s:g} s ({size} bytes received)",
+            headers={"connection": "close"},
+        ) from None
     return b"".join(parts)
 
 

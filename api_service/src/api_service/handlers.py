@@ -213,7 +213,12 @@ class Ingest:
         """The request's JSON document, within every size and depth limit."""
         request = context.request
         settings = self.settings
-        raw = await read_capped(request.stream(), request.headers, settings.api_max_body_bytes)
+        raw = await read_capped(
+            request.stream(),
+            request.headers,
+            settings.api_max_body_bytes,
+            timeout_s=settings.api_body_timeout_s,
+        )
         encoding = request.headers.get("content-encoding")
         body = inflate(raw, encoding, settings.api_max_inflated_bytes)
         try:

@@ -205,6 +205,7 @@ RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     ),
     401: _answer("No API key, or a wrong one.", _ERROR),
     403: _answer("A browser origin outside API_ALLOWED_ORIGINS (tracker routes).", _ERROR),
+    408: _answer("The body did not all arrive within API_BODY_TIMEOUT_S.", _ERROR),
     413: _answer("The body, inflated body or event count is over a limit.", _ERROR),
     415: _answer("An unsupported Content-Encoding.", _ERROR),
     429: _answer("Over the rate limit.", _ERROR, retry_after=True),

@@ -77,6 +77,13 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body, as sent (413 beyond)."
     )
+    api_body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Deadline for receiving a whole request body (408 beyond): a client "
+        "trickling its body cannot hold a connection open indefinitely.",
+    )
     api_max_inflated_bytes: int = Field(
         default=4_194_304, ge=1024, description="Largest body after gzip inflation (413 beyond)."
     )

@@ -22,6 +22,7 @@ from tracking_common.record import decode_record
 from tests.integration.api_service.api_it import (
     AUTH,
     BUTTON_CLICK,
+    KEY,
     USER_ENTITY,
     Topics,
     api_process,
@@ -144,3 +145,30 @@ async def test_a_request_in_flight_when_serving_stops_is_finished_and_stored(
     assert popen.returncode == 0, process.log()
     [record] = await topics.events_records(1)
     assert decode_record(record.value).event_id == event["event_id"]
+
+
+async def test_a_client_trickling_its_body_gets_408_and_the_connection_closed(
+    topics: Topics, tmp_path: Path
+) -> None:
+    process, url, _admin = api_process(topics, tmp_path, API_BODY_TIMEOUT_S="1")
+    address = urlsplit(url)
+    with process:
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        writer.write(
+            b"POST /v1/events HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {KEY}\r\nContent-Length: 200\r\n\r\n".encode()
+            + b'{"event_type": "page_view",'
+        )
+        await writer.drain()
+        try:
+            async with asyncio.timeout(15):
+                answer = await reader.read()  # the server answers, then closes
+        finally:
+            writer.close()
+        # The server is still serving others.
+        async with httpx.AsyncClient(timeout=10) as client:
+            ok = await client.post(f"{url}/v1/events", json=page_view(), headers=AUTH)
+
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b'"code":"body_timeout"' in answer
+    assert ok.status_code == 200

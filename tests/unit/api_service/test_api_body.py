@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator, Sequence
 
@@ -29,6 +30,20 @@ async def test_a_body_within_the_cap_is_read_whole() -> None:
     body = await read_capped(_chunks([b"ab", b"cd"], taken), {}, max_bytes=4)
 
     assert body == b"abcd"
+
+
+async def test_a_body_that_stops_arriving_is_refused_at_the_deadline() -> None:
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b'{"event_type":'
+        await asyncio.Event().wait()  # the client never sends the rest
+        yield b"never"
+
+    with pytest.raises(RequestRefusedError) as refused:
+        await read_capped(trickle(), {}, max_bytes=1024, timeout_s=0.05)
+
+    assert (refused.value.status, refused.value.code) == (408, "body_timeout")
+    assert "14 bytes received" in refused.value.message
+    assert refused.value.headers == {"connection": "close"}
 
 
 async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
