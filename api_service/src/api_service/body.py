@@ -95,21 +95,25 @@ def parse_json(body: bytes, max_depth: int) -> Any:
 
 
 def check_depth(document: Any, max_depth: int) -> None:
-    """RequestRefusedError(400) if ``document`` nests deeper than ``max_depth`` (iteratively)."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
+    """RequestRefusedError(400) if ``document`` nests deeper than ``max_depth`` (iteratively).
+
+    Walks one level at a time with comprehensions that keep only containers: scalars, most of
+    any document, cost no Python-level step of their own.
+    """
+    level = [document] if type(document) is dict or type(document) is list else []
+    depth = 1
+    while level:
         if depth > max_depth:
             raise RequestRefusedError(
                 400, "too_deep", f"the JSON nests deeper than {max_depth} levels"
             )
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        level = [
+            child
+            for value in level
+            for child in (value.values() if type(value) is dict else value)
+            if type(child) is dict or type(child) is list
+        ]
+        depth += 1
 
 
 def _too_large(message: str) -> RequestRefusedError:

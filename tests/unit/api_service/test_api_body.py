@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from api_service.body import check_depth, inflate, parse_json, read_capped
 from api_service.errors import RequestRefusedError
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 async def _chunks(parts: Sequence[bytes], taken: list[bytes]) -> AsyncIterator[bytes]:
@@ -154,3 +156,29 @@ def test_parse_json_refusals(body: bytes, code: str) -> None:
         parse_json(body, max_depth=2)
 
     assert (refused.value.status, refused.value.code) == (400, code)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
+    max_leaves=30,
+)
+
+
+@given(_JSON, st.integers(1, 8))
+def test_depth_check_agrees_with_a_recursive_count(document: object, max_depth: int) -> None:
+    refused = False
+    try:
+        check_depth(document, max_depth)
+    except RequestRefusedError:
+        refused = True
+
+    assert refused == (_depth(document) > max_depth)
