@@ -113,6 +113,7 @@ class KafkaPublisher:
         self._connected = False
         self._task: asyncio.Task[None] | None = None
         self._partitioner = CachedPartitioner()
+        self._handing_over = asyncio.Lock()  # one request at a time hands over (see publish)
 
     @property
     def ready(self) -> bool:
@@ -138,25 +139,14 @@ class KafkaPublisher:
             raise PublishError("buffer_full", "the Kafka buffer is full")
         self._buffered += size
         futures: list[asyncio.Future[Any]] = []
-        # Partitions chosen here, once per topic per request: given no partition, aiokafka
-        # rebuilds the topic's partition sets for every message.
-        cluster = producer.client.cluster
-        known: dict[str, list[int] | None] = {}
         try:
             async with asyncio.timeout(self._timeout_s):
-                for message in messages:
-                    topic, key = message.topic, message.key
-                    if topic not in known:
-                        found = cluster.partitions_for_topic(topic)
-                        known[topic] = list(found) if found else None
-                    partitions = known[topic]
-                    partition = (
-                        self._partitioner.keyed(key, partitions) if key and partitions else None
-                    )
-                    future = await producer.send(
-                        topic, message.value, key=key, partition=partition, headers=message.headers
-                    )
-                    futures.append(future)
+                # One request at a time hands its messages over, in arrival order. aiokafka
+                # lets one full batch per partition wait for the sender, and every request
+                # blocked behind it woke at each drain to try again: with 48 connections
+                # posting batches that cost a third of the throughput and put p99 in seconds.
+                async with self._handing_over:
+                    await self._hand_over(producer, messages, futures)
                 # In order rather than gather(): a batch's futures resolve together, so this
                 # suspends about once per batch and adds no callback to every future.
                 for future in futures:
@@ -167,6 +157,28 @@ class KafkaPublisher:
             raise PublishError("error", f"Kafka refused the messages: {exc!r}") from exc
         finally:
             self._release(futures, size)
+
+    async def _hand_over(
+        self,
+        producer: AIOKafkaProducer,
+        messages: Sequence[Message],
+        futures: list[asyncio.Future[Any]],
+    ) -> None:
+        # Partitions chosen here, once per topic per request: given no partition, aiokafka
+        # rebuilds the topic's partition sets for every message.
+        cluster = producer.client.cluster
+        known: dict[str, list[int] | None] = {}
+        for message in messages:
+            topic, key = message.topic, message.key
+            if topic not in known:
+                found = cluster.partitions_for_topic(topic)
+                known[topic] = list(found) if found else None
+            partitions = known[topic]
+            partition = self._partitioner.keyed(key, partitions) if key and partitions else None
+            future = await producer.send(
+                topic, message.value, key=key, partition=partition, headers=message.headers
+            )
+            futures.append(future)
 
     def _release(self, futures: list[asyncio.Future[Any]], size: int) -> None:
         # The budget frees when Kafka is done with the bytes, not when the caller gave up.
