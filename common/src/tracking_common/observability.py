@@ -36,7 +36,11 @@ __all__ = ["JsonLogFormatter", "Telemetry", "configure_logging", "configure_tele
 _LOCK: Final = threading.Lock()
 _STANDARD_RECORD_KEYS: Final = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime"}
+) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of msg with terminal colour codes
+}
 
 
 @dataclass(frozen=True, slots=True)

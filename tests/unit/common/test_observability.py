@@ -52,6 +52,15 @@ def test_the_timestamp_is_utc_whatever_the_local_zone(monkeypatch: pytest.Monkey
     assert entry["ts"] == "2023-11-14T22:13:20.250Z"
 
 
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    record = _record("Started server process [%d]", 7, color_message="Started [\x1b[36m%d\x1b[0m]")
+
+    entry = orjson.loads(JsonLogFormatter(service="api").format(record))
+
+    assert entry["msg"] == "Started server process [7]"
+    assert "color_message" not in entry
+
+
 def test_private_extras_are_left_out_and_odd_values_become_text() -> None:
     entry = orjson.loads(
         JsonLogFormatter(service="api").format(_record("m", _internal="k", where=object()))
