@@ -25,7 +25,12 @@ from tracking_common.iglu import (
     SchemaNotFoundError,
     SchemaValidationError,
 )
-from tracking_common.protocol import from_payload, issues_from_validation_error, to_payload
+from tracking_common.protocol import (
+    from_payload,
+    issues_from_validation_error,
+    payload_path,
+    to_payload,
+)
 from tracking_common.record import (
     PAYLOAD_KEYS,
     Source,
@@ -211,7 +216,10 @@ class Ingestor:
             event = from_payload(item)
         except PayloadError as exc:
             return None, None, issues + list(exc.issues)
-        issues += self._schema_issues(event)
+        issues += [
+            ValidationIssue(payload_path(issue.path, item), issue.code, issue.message)
+            for issue in self._schema_issues(event)
+        ]
         payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
         payload.setdefault("eid", str(event.event_id))
         for key, value in enrich.items():

@@ -39,6 +39,7 @@ __all__ = [
     "decode_base64_json",
     "from_payload",
     "issues_from_validation_error",
+    "payload_path",
     "to_payload",
 ]
 
@@ -299,6 +300,52 @@ def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
     return fields
 
 
+_KEYS_BY_FIELD: Final = {
+    "/event_id": "eid",
+    "/platform": "p",
+    "/tracker_version": "tv",
+    "/app_id": "aid",
+    "/namespace": "tna",
+    "/created_at": "dtm",
+    "/sent_at": "stm",
+    "/true_timestamp": "ttm",
+    "/page/url": "url",
+    "/page/title": "page",
+    "/page/referrer": "refr",
+    "/subject/session_index": "vid",
+    "/subject/color_depth": "cd",
+    "/subject/screen_resolution": "res",
+    "/subject/viewport": "vp",
+    "/category": "se_ca",
+    "/action": "se_ac",
+    "/label": "se_la",
+    "/property": "se_pr",
+    "/value": "se_va",
+    **{f"/subject/{attribute}": key for attribute, key in _SUBJECT_TEXT},
+    **{f"/{attribute}": key for attribute, key in _PING_OFFSETS},
+    "/page": "url",  # a page view without a page: its url is what is missing
+}
+
+
+def payload_path(path: str, payload: Mapping[str, str]) -> str:
+    """Translate an event-model path (``/app_id``, ``/entities/0/data/x``) into the
+    tracker-protocol payload's terms (``/aid``, ``/co/data/0/data/x``), so a tracker's
+    errors name the keys it sent. Paths inside ``ue_pr``/``co`` (or their base64 forms) point
+    into the JSON those keys hold. A path with no counterpart is returned as it is.
+    """
+    for prefix, plain, encoded, inner in (
+        ("/entities", "co", "cx", "/data"),
+        ("/event", "ue_pr", "ue_px", "/data"),
+    ):
+        if path == prefix or path.startswith(prefix + "/"):
+            key = encoded if payload.get(encoded) and not payload.get(plain) else plain
+            return f"/{key}{inner}{path.removeprefix(prefix)}"
+    for field, key in _KEYS_BY_FIELD.items():
+        if path == field or path.startswith(field + "/"):
+            return f"/{key}{path.removeprefix(field)}"
+    return path
+
+
 def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
     """Read a tracker-protocol payload into the event model.
 
@@ -345,7 +392,12 @@ def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
     try:
         return event_adapter().validate_python(document)
     except ValidationError as exc:
-        raise PayloadError(issues_from_validation_error(exc)) from exc
+        raise PayloadError(
+            [
+                ValidationIssue(payload_path(issue.path, payload), issue.code, issue.message)
+                for issue in issues_from_validation_error(exc)
+            ]
+        ) from exc
 
 
 def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list[ValidationIssue]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import orjson
+from tracking_common.protocol import CONTEXTS_URI, UNSTRUCT_EVENT_URI
 from tracking_common.record import decode_record
 
-from tests.unit.api_service.api_support import Api, MakeApi, tracker_page_view
+from tests.unit.api_service.api_support import BUTTON_CLICK, Api, MakeApi, tracker_page_view
 
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
 
@@ -112,3 +113,45 @@ async def test_a_pixel_without_a_query_or_with_a_bad_event_is_400(api: Api) -> N
     assert bad.status_code == 400
     assert bad.json()["rejected"] == 1
     assert len(api.publisher.on("events_bad")) == 1
+
+
+async def test_tp2_errors_name_the_keys_the_tracker_sent(api: Api) -> None:
+    unstruct = {
+        "schema": UNSTRUCT_EVENT_URI,
+        "data": {"schema": BUTTON_CLICK, "data": {"button_id": "far-too-long-id"}},
+    }
+    contexts = {
+        "schema": CONTEXTS_URI,
+        "data": [{"schema": BUTTON_CLICK, "data": {"button_id": 7}}],
+    }
+    item = tracker_page_view(
+        e="ue",
+        aid="a" * 300,
+        ue_pr=orjson.dumps(unstruct).decode(),
+        co=orjson.dumps(contexts).decode(),
+    )
+    schema_only = tracker_page_view(e="ue", ue_pr=orjson.dumps(unstruct).decode())
+
+    answer = await api.tp2([item, schema_only])
+
+    assert answer.status_code == 400
+    first, second = answer.json()["errors"]
+    assert [error["path"] for error in first["errors"]] == ["/aid"]
+    paths = {error["path"] for error in second["errors"]}
+    assert paths == {"/ue_pr/data/data/button_id"}
+
+
+async def test_tp2_entity_errors_point_into_co(api: Api) -> None:
+    contexts = {
+        "schema": CONTEXTS_URI,
+        "data": [
+            {"schema": BUTTON_CLICK, "data": {"button_id": "ok"}},
+            {"schema": BUTTON_CLICK, "data": {"button_id": 7}},
+        ],
+    }
+
+    answer = await api.tp2([tracker_page_view(co=orjson.dumps(contexts).decode())])
+
+    assert answer.status_code == 400
+    [rejected] = answer.json()["errors"]
+    assert [error["path"] for error in rejected["errors"]] == ["/co/data/1/data/button_id"]

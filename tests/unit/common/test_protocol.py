@@ -17,6 +17,7 @@ from tracking_common.protocol import (
     UNSTRUCT_EVENT_URI,
     decode_base64_json,
     from_payload,
+    payload_path,
     to_payload,
 )
 
@@ -281,7 +282,7 @@ def test_malformed_fields_are_reported_at_their_key(
     assert _issues(text_payload) == expected
 
 
-def test_model_issues_carry_model_paths_without_the_variant_tag() -> None:
+def test_model_issues_name_the_tracker_keys_not_the_model_fields() -> None:
     contexts = {"schema": CONTEXTS_URI, "data": [ENTITY] * (MAX_ENTITIES + 1)}
 
     issues = _issues(
@@ -294,15 +295,15 @@ def test_model_issues_carry_model_paths_without_the_variant_tag() -> None:
         }
     )
 
-    assert ("/page", "missing") in issues
-    assert ("/app_id", "string_too_long") in issues
-    assert ("/platform", "enum") in issues
-    assert ("/event_id", "uuid_parsing") in issues
-    assert ("/entities", "too_long") in issues
+    assert ("/url", "missing") in issues
+    assert ("/aid", "string_too_long") in issues
+    assert ("/p", "enum") in issues
+    assert ("/eid", "uuid_parsing") in issues
+    assert ("/co/data", "too_long") in issues
 
 
 def test_a_struct_event_without_category_and_action_names_both() -> None:
-    assert _issues({"e": "se"}) == [("/category", "missing"), ("/action", "missing")]
+    assert _issues({"e": "se"}) == [("/se_ca", "missing"), ("/se_ac", "missing")]
 
 
 def test_payload_error_summarises_and_lists_distinct_codes() -> None:
@@ -317,3 +318,28 @@ def test_payload_error_summarises_and_lists_distinct_codes() -> None:
         "code": "invalid_timestamp",
         "message": "dtm must be an integer, got 'x'",
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "expected"),
+    [
+        ("/app_id", {}, "/aid"),
+        ("/subject/user_id", {}, "/uid"),
+        ("/subject/screen_resolution", {}, "/res"),
+        ("/page/referrer", {}, "/refr"),
+        ("/page", {}, "/url"),
+        ("/min_x_offset", {}, "/pp_mix"),
+        ("/value", {}, "/se_va"),
+        ("/entities", {"co": "{}"}, "/co/data"),
+        ("/entities/2/data/id", {"co": "{}"}, "/co/data/2/data/id"),
+        ("/entities/0/schema", {"cx": "e30"}, "/cx/data/0/schema"),
+        ("/event/data/button_id", {"ue_px": "e30"}, "/ue_px/data/data/button_id"),
+        ("/event/data/button_id", {"ue_pr": "{}"}, "/ue_pr/data/data/button_id"),
+        ("/values_unknown", {}, "/values_unknown"),
+        ("", {}, ""),
+    ],
+)
+def test_payload_paths_translate_model_fields_to_tracker_keys(
+    path: str, payload: dict[str, str], expected: str
+) -> None:
+    assert payload_path(path, payload) == expected
