@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,7 +32,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-__all__ = ["JsonLogFormatter", "Telemetry", "configure_logging", "configure_telemetry"]
+__all__ = [
+    "NOISY_LOGGERS",
+    "JsonLogFormatter",
+    "RepeatFilter",
+    "Telemetry",
+    "configure_logging",
+    "configure_telemetry",
+]
 
 _LOCK: Final = threading.Lock()
 _STANDARD_RECORD_KEYS: Final = frozenset(
@@ -138,10 +146,60 @@ class JsonLogFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Let one record per logger and message template through every ``window_s`` seconds.
+
+    For libraries that log every failed attempt: while Kafka is down, aiokafka logs about a
+    hundred lines a second, drowning everything else. The first record of a kind passes; the
+    next one after the window passes with ``suppressed``, the count held back meanwhile.
+    Only records from the loggers named in ``prefixes`` and their children are limited.
+    """
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        *,
+        window_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 1024,
+    ) -> None:
+        super().__init__()
+        self._names = prefixes
+        self._prefixes = tuple(prefix + "." for prefix in prefixes)
+        self._window_s = window_s
+        self._clock = clock
+        self._max_kinds = max_kinds
+        self._kinds: dict[tuple[str, object], tuple[float, int]] = {}  # -> (passed at, held)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True to emit ``record``."""
+        name = record.name
+        if name not in self._names and not name.startswith(self._prefixes):
+            return True
+        now = self._clock()
+        kind = (name, record.msg)
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen[0] < self._window_s:
+            self._kinds[kind] = (seen[0], seen[1] + 1)
+            return False
+        if seen is None and len(self._kinds) >= self._max_kinds:
+            self._kinds.clear()  # templates built per call would otherwise grow it forever
+        if seen is not None and seen[1]:
+            record.suppressed = seen[1]
+        self._kinds[kind] = (now, 0)
+        return True
+
+
+NOISY_LOGGERS: Final = ("aiokafka",)
+"""Third-party loggers whose repeats are limited by :class:`RepeatFilter`."""
+
+
 def configure_logging(level: str, *, service: str) -> None:
-    """Send JSON log lines to stderr at ``level`` (replacing existing root handlers)."""
+    """Send JSON log lines to stderr at ``level`` (replacing existing root handlers); repeats
+    from :data:`NOISY_LOGGERS` are limited to one per kind every 30 s."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter(service=service))
+    handler.addFilter(RepeatFilter(NOISY_LOGGERS))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

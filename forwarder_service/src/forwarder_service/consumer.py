@@ -294,10 +294,18 @@ class ForwarderConsumer:
             async with asyncio.timeout(timeout_s):
                 await consumer.commit({tp: (offset, "") for tp, offset in offsets.items()})
         except CommitFailedError as exc:
+            self._metrics.commit_failures.add(1, {"reason": "rebalance"})
             logger.warning("commit rejected, the group is rebalancing: %s", exc)
             return
         except (KafkaError, TimeoutError) as exc:
-            logger.warning("commit failed, will retry: %r", exc)
+            reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+            self._metrics.commit_failures.add(1, {"reason": reason})
+            logger.warning(
+                "commit of %s failed (%r); unless a later commit covers them, those records "
+                "are delivered again after a restart or rebalance",
+                offsets,
+                exc,
+            )
             return
         tracker.committed(offsets, generations)
         self._metrics.commits.add(1)

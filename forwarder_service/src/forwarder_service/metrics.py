@@ -73,6 +73,11 @@ class ForwarderMetrics:
         self.commits = meter.create_counter(
             _PREFIX + "commits", description="Offset commits acknowledged by Kafka."
         )
+        self.commit_failures = meter.create_counter(
+            _PREFIX + "commit_failures",
+            description="Offset commits not acknowledged, by reason (rebalance, error, "
+            "timeout); their records are delivered again after a restart or rebalance.",
+        )
         meter.create_observable_gauge(
             _PREFIX + "consumer_lag",
             callbacks=[self._observe_lag],

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from tracking_common.observability import JsonLogFormatter, configure_logging
+from tracking_common.observability import JsonLogFormatter, RepeatFilter, configure_logging
 
 
 def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -122,3 +122,61 @@ def test_configure_logging_installs_one_json_handler(
     (line,) = capsys.readouterr().err.splitlines()
     entry = orjson.loads(line)
     assert (entry["level"], entry["msg"], entry["port"]) == ("DEBUG", "ready on 8080", 8080)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _named(name: str, message: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, message, args, None)
+
+
+def test_repeats_from_a_noisy_logger_pass_once_per_window_with_a_count() -> None:
+    clock = _Clock()
+    repeats = RepeatFilter(("aiokafka",), window_s=30, clock=clock)
+    template = "Unable connect to node with id %s: %s"
+
+    passed = [repeats.filter(_named("aiokafka", template, n, "refused")) for n in range(50)]
+    other = repeats.filter(_named("aiokafka.consumer.fetcher", "Failed fetch from %s", 1))
+    clock.now += 30
+    later = _named("aiokafka", template, 1, "refused")
+
+    assert passed == [True] + [False] * 49
+    assert other  # another logger, another kind
+    assert repeats.filter(later)
+    assert later.__dict__["suppressed"] == 49
+    assert orjson.loads(JsonLogFormatter(service="f").format(later))["suppressed"] == 49
+
+
+def test_other_loggers_are_never_limited() -> None:
+    repeats = RepeatFilter(("aiokafka",), window_s=30, clock=_Clock())
+
+    for name in ("forwarder_service.consumer", "aiokafkaesque"):
+        assert all(repeats.filter(_named(name, "commit failed")) for _ in range(5))
+
+
+def test_the_kinds_remembered_are_bounded() -> None:
+    repeats = RepeatFilter(("aiokafka",), window_s=30, clock=_Clock(), max_kinds=3)
+
+    for n in range(10):
+        assert repeats.filter(_named("aiokafka", f"built per call {n}"))
+
+    assert len(repeats._kinds) <= 3
+
+
+def test_configure_logging_limits_aiokafka_repeats(
+    restore_root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", service="forwarder")
+
+    for n in range(20):
+        logging.getLogger("aiokafka").error("Unable to update metadata from %s", n)
+    logging.getLogger("forwarder_service").warning("still here")
+
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [entry["msg"] for entry in lines] == ["Unable to update metadata from 0", "still here"]
