@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from snowplow_tracker.emitters import Emitter
+from snowplow_tracker.events.page_view import PageView
+from snowplow_tracker.events.structured_event import StructuredEvent
+from snowplow_tracker.tracker import Tracker
 
 from tests.support.collector import RunningCollector
 from tests.support.kafka import create_topic, unique_name
@@ -98,3 +105,48 @@ async def test_an_event_posted_to_the_api_reaches_the_collector_as_payload_data(
     assert fields["aid"] == "e2e"
     assert fields["url"] == "https://example.com/pricing"
     assert fields["uid"] == "user-42"
+
+
+def _track_with_snowplow(api_url: str, method: Literal["get", "post"]) -> list[int]:
+    """Snowplow's own Python tracker, unchanged, pointed at the API; the failures it saw."""
+    address = urlsplit(api_url)
+    failures: list[int] = []
+    emitter = Emitter(
+        address.hostname or "127.0.0.1",
+        protocol="http",
+        port=address.port,
+        method=method,
+        batch_size=2,
+        on_failure=lambda sent, _unsent: failures.append(sent),
+    )
+    tracker = Tracker(f"e2e-{method}", emitter, app_id="snowplow-e2e", encode_base64=True)
+    tracker.track(PageView(page_url=f"https://shop.example/{method}", page_title="Shop"))
+    tracker.track(StructuredEvent(category="shop", action=f"add-{method}"))
+    tracker.flush()
+    return failures
+
+
+async def test_snowplow_trackers_reach_the_collector_through_the_pipeline_unchanged(
+    pipeline: str, collector: RunningCollector
+) -> None:
+    failures = await asyncio.to_thread(_track_with_snowplow, pipeline, "post")
+    failures += await asyncio.to_thread(_track_with_snowplow, pipeline, "get")
+
+    assert failures == []
+    await collector.wait_for_count(4, timeout_s=30)
+    assert await collector.bad() == []
+    received = [item.get("event", item) for item in await collector.good()]
+    assert sorted((fields["tna"], fields["e"]) for fields in received) == [
+        ("e2e-get", "pv"),
+        ("e2e-get", "se"),
+        ("e2e-post", "pv"),
+        ("e2e-post", "se"),
+    ]
+    for fields in received:
+        assert fields["aid"] == "snowplow-e2e"
+        assert fields["tv"].startswith("py-")  # the tracker's own fields, kept
+        assert fields["stm"].isdigit()  # set again by the forwarder when it sent the event
+    assert {fields["se_ac"] for fields in received if fields["e"] == "se"} == {
+        "add-post",
+        "add-get",
+    }
