@@ -7,11 +7,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from snowplow_tracker.emitters import Emitter
 from snowplow_tracker.events.page_view import PageView
 from snowplow_tracker.events.structured_event import StructuredEvent
 from snowplow_tracker.tracker import Tracker
@@ -19,6 +17,7 @@ from snowplow_tracker.tracker import Tracker
 from tests.support.collector import RunningCollector
 from tests.support.kafka import create_topic, unique_name
 from tests.support.services import ServiceProcess, free_port
+from tests.support.snowplow import snowplow_emitter
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -109,16 +108,8 @@ async def test_an_event_posted_to_the_api_reaches_the_collector_as_payload_data(
 
 def _track_with_snowplow(api_url: str, method: Literal["get", "post"]) -> list[int]:
     """Snowplow's own Python tracker, unchanged, pointed at the API; the failures it saw."""
-    address = urlsplit(api_url)
     failures: list[int] = []
-    emitter = Emitter(
-        address.hostname or "127.0.0.1",
-        protocol="http",
-        port=address.port,
-        method=method,
-        batch_size=2,
-        on_failure=lambda sent, _unsent: failures.append(sent),
-    )
+    emitter = snowplow_emitter(api_url, method, failures, batch_size=2)
     tracker = Tracker(f"e2e-{method}", emitter, app_id="snowplow-e2e", encode_base64=True)
     tracker.track(PageView(page_url=f"https://shop.example/{method}", page_title="Shop"))
     tracker.track(StructuredEvent(category="shop", action=f"add-{method}"))

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import pytest
-from snowplow_tracker.emitters import Emitter
 from snowplow_tracker.events.page_view import PageView
 from snowplow_tracker.events.self_describing import SelfDescribing
 from snowplow_tracker.events.structured_event import StructuredEvent
@@ -30,20 +29,13 @@ from tests.integration.api_service.api_it import (
     wait_until,
     write_iglu_dir,
 )
+from tests.support.snowplow import snowplow_emitter
 
 pytestmark = pytest.mark.kafka
 
 
 def _track(base_url: str, method: Literal["get", "post"], failures: list[int]) -> None:
-    address = urlsplit(base_url)
-    emitter = Emitter(
-        address.hostname or "127.0.0.1",
-        protocol="http",
-        port=address.port,
-        method=method,
-        batch_size=10,
-        on_failure=lambda sent, _unsent: failures.append(sent),
-    )
+    emitter = snowplow_emitter(base_url, method, failures, batch_size=10)
     tracker = Tracker("it", emitter, app_id="tracker-app", encode_base64=True)
     user = SelfDescribingJson(USER_ENTITY, {"id": "u-1"})
     tracker.track(PageView(page_url="https://shop.example/a", context=[user]))
