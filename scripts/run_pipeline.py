@@ -117,17 +117,21 @@ class Pipeline:
         self.spawn("collector", "local-collector", {"COLLECTOR_PORT": str(self.collector_port)})
         self.wait_healthy("collector", f"{self.collector_url}/healthz")
         print(f"  collector  {self.collector_url}  (events: {self.collector_url}/micro/good)")
-        self.spawn(
-            "api",
-            "api-service",
-            {
-                "API_PORT": str(self.api_port),
-                "API_ADMIN_PORT": str(self.api_admin_port),
-                "API_KEYS": self.api_key,
-            },
-        )
+        api_env = {
+            "API_PORT": str(self.api_port),
+            "API_ADMIN_PORT": str(self.api_admin_port),
+            "API_KEYS": self.api_key,
+        }
+        # Snowplow's browser tracker attaches entities (web_page, ...) whose schemas are not
+        # bundled; without a schema directory, development accepts them rather than reject
+        # every browser event. Production keeps the default: unknown schemas are refused.
+        if not os.environ.get("IGLU_SCHEMA_DIR") and "API_ALLOW_UNKNOWN_SCHEMAS" not in os.environ:
+            api_env["API_ALLOW_UNKNOWN_SCHEMAS"] = "true"
+        self.spawn("api", "api-service", api_env)
         self.wait_healthy("api", f"http://127.0.0.1:{self.api_port}/readyz")
         print(f"  api        http://127.0.0.1:{self.api_port}  (docs: /docs)")
+        if api_env.get("API_ALLOW_UNKNOWN_SCHEMAS") == "true":
+            print("             unknown Iglu schemas accepted (set IGLU_SCHEMA_DIR to check them)")
         print(f"             metrics http://127.0.0.1:{self.api_admin_port}/metrics")
         self.spawn(
             "forwarder",
@@ -241,12 +245,18 @@ def _tail(name: str, lines: int = 30) -> str:
 
 @contextlib.contextmanager
 def _interrupts_as_keyboard() -> Iterator[None]:
-    # `make` may deliver SIGTERM instead of SIGINT; both mean "stop everything cleanly".
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # `make` may deliver SIGTERM instead of SIGINT; both mean "stop everything cleanly". SIGINT
+    # is set too: started in the background by a shell without job control, it arrives ignored
+    # and Python would then not turn it into KeyboardInterrupt.
+    previous = {
+        signum: signal.signal(signum, signal.default_int_handler)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main() -> int:
