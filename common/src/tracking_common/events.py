@@ -17,6 +17,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from tracking_common.iglu import IGLU_URI_PATTERN
+
 __all__ = [
     "MAX_ENTITIES",
     "EventType",
@@ -35,12 +37,6 @@ __all__ = [
 
 MAX_ENTITIES: Final = 50
 """Most entities (contexts) one event may carry."""
-
-IGLU_URI_PATTERN: Final = (
-    r"^iglu:[a-zA-Z0-9_\-]+(?:\.[a-zA-Z0-9_\-]+)*/[a-zA-Z0-9_\-]+/[a-zA-Z0-9_\-]+/"
-    r"[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9}$"
-)
-
 
 Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Text128 = Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -24,6 +24,7 @@ import orjson
 __all__ = [
     "BUNDLED_SCHEMA_DIR",
     "CONTEXTS_SCHEMA",
+    "IGLU_URI_PATTERN",
     "PAYLOAD_DATA_SCHEMA",
     "UNSTRUCT_EVENT_SCHEMA",
     "IgluRepository",
@@ -34,10 +35,16 @@ __all__ = [
 ]
 
 # The vendor is dot-separated words ("com.acme"), never "." or "..": the key becomes a path
-# inside the schema directory. Matched whole (fullmatch), so a trailing newline is refused too.
+# inside the schema directory. Keys are matched whole (fullmatch), so a trailing newline is
+# refused too. One grammar, two forms: named groups to parse a key here, and a plain anchored
+# pattern for the event model (JSON Schema patterns have no named groups).
+_WORD: Final = r"[a-zA-Z0-9_\-]+"
+_VENDOR: Final = rf"{_WORD}(?:\.{_WORD})*"
+_VERSION: Final = r"[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9}"
+IGLU_URI_PATTERN: Final = rf"^iglu:{_VENDOR}/{_WORD}/{_WORD}/{_VERSION}$"
+"""An ``iglu:vendor/name/format/M-R-A`` URI, anchored (the event model checks with it)."""
 _KEY_PATTERN: Final = re.compile(
-    r"iglu:(?P<vendor>[a-zA-Z0-9_\-]+(?:\.[a-zA-Z0-9_\-]+)*)/(?P<name>[a-zA-Z0-9_\-]+)/"
-    r"(?P<format>[a-zA-Z0-9_\-]+)/(?P<version>[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9})"
+    rf"iglu:(?P<vendor>{_VENDOR})/(?P<name>{_WORD})/(?P<format>{_WORD})/(?P<version>{_VERSION})"
 )
 
 MAX_CACHED_MISSES: Final = 4096

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 import pytest
-from tracking_common.events import IGLU_URI_PATTERN
 from tracking_common.iglu import (
     BUNDLED_SCHEMA_DIR,
     CONTEXTS_SCHEMA,
+    IGLU_URI_PATTERN,
     PAYLOAD_DATA_SCHEMA,
     UNSTRUCT_EVENT_SCHEMA,
     IgluRepository,

@@ -27,7 +27,6 @@ from typing import Any, Final
 import orjson
 
 from tracking_common.events import (
-    IGLU_URI_PATTERN,
     MAX_ENTITIES,
     Platform,
     Resolution,
@@ -35,6 +34,7 @@ from tracking_common.events import (
     Subject,
     ms_from_datetime,
 )
+from tracking_common.iglu import IGLU_URI_PATTERN
 from tracking_common.protocol import CONTEXTS_URI, UNSTRUCT_EVENT_URI, Payload
 
 __all__ = ["EventIds", "NeedsModel", "PayloadBuilder", "new_event_id"]
