@@ -28,7 +28,7 @@ from tracking_common.iglu import (
 from tracking_common.protocol import (
     from_payload,
     issues_from_validation_error,
-    payload_path,
+    payload_issues,
     to_payload,
 )
 from tracking_common.record import (
@@ -216,10 +216,7 @@ class Ingestor:
             event = from_payload(item)
         except PayloadError as exc:
             return None, None, issues + list(exc.issues)
-        issues += [
-            ValidationIssue(payload_path(issue.path, item), issue.code, issue.message)
-            for issue in self._schema_issues(event)
-        ]
+        issues += payload_issues(self._schema_issues(event), item)
         payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
         payload.setdefault("eid", str(event.event_id))
         for key, value in enrich.items():

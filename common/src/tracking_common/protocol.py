@@ -11,7 +11,7 @@ import base64
 import binascii
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -39,6 +39,7 @@ __all__ = [
     "decode_base64_json",
     "from_payload",
     "issues_from_validation_error",
+    "payload_issues",
     "payload_path",
     "to_payload",
 ]
@@ -323,7 +324,9 @@ _KEYS_BY_FIELD: Final = {
     "/value": "se_va",
     **{f"/subject/{attribute}": key for attribute, key in _SUBJECT_TEXT},
     **{f"/{attribute}": key for attribute, key in _PING_OFFSETS},
-    "/page": "url",  # a page view without a page: its url is what is missing
+    # Last, as payload_path takes the first field that matches: "/page/title" above must win.
+    # A page view without a page: its url is what is missing.
+    "/page": "url",
 }
 
 
@@ -344,6 +347,16 @@ def payload_path(path: str, payload: Mapping[str, str]) -> str:
         if path == field or path.startswith(field + "/"):
             return f"/{key}{path.removeprefix(field)}"
     return path
+
+
+def payload_issues(
+    issues: Iterable[ValidationIssue], payload: Mapping[str, str]
+) -> list[ValidationIssue]:
+    """``issues`` of the event read from ``payload``, with paths in the payload's terms."""
+    return [
+        ValidationIssue(payload_path(issue.path, payload), issue.code, issue.message)
+        for issue in issues
+    ]
 
 
 def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
@@ -392,12 +405,7 @@ def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
     try:
         return event_adapter().validate_python(document)
     except ValidationError as exc:
-        raise PayloadError(
-            [
-                ValidationIssue(payload_path(issue.path, payload), issue.code, issue.message)
-                for issue in issues_from_validation_error(exc)
-            ]
-        ) from exc
+        raise PayloadError(payload_issues(issues_from_validation_error(exc), payload)) from exc
 
 
 def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list[ValidationIssue]:

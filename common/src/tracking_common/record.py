@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, TypeGuard
 
 import orjson
 
@@ -161,7 +161,7 @@ def _check_timestamp(data: dict[str, Any], key: str, *, required: bool) -> int |
     if key not in data and not required:
         return None
     value = data.get(key)
-    if type(value) is not int or value < 0:
+    if not _is_timestamp(value):
         raise _fail(f"/data/{key}", "invalid_type", f"{key} must be a non-negative integer")
     return value
 
@@ -209,8 +209,7 @@ def _accept(document: Any) -> EventRecord | None:
         type(event_id) is not str
         or type(source) is not str
         or type(payload) is not dict
-        or type(collector_tstamp) is not int
-        or collector_tstamp < 0
+        or not _is_timestamp(collector_tstamp)
         or ("device_sent_tstamp" in data and not _is_timestamp(device_sent_tstamp))
         or source not in _SOURCES
         or _UUID.fullmatch(event_id) is None
@@ -236,7 +235,7 @@ def _plain_data(document: Any) -> dict[str, Any] | None:
     return data
 
 
-def _is_timestamp(value: Any) -> bool:
+def _is_timestamp(value: Any) -> TypeGuard[int]:
     return type(value) is int and value >= 0
 
 
