@@ -7,12 +7,13 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
 
-.PHONY: help install lint typecheck test test-quick bench ship-check run kafka-up kafka-down clean
+.PHONY: help install lint typecheck test test-quick fuzz bench ship-check run kafka-up kafka-down clean
 
 help:
 	@echo "make run         start Kafka, the local collector, the API and the forwarder"
 	@echo "make test        lint, types and every test (starts its own Kafka broker)"
 	@echo "make test-quick  unit tests only"
+	@echo "make fuzz        property tests and the API fuzz with random examples, 40x as many"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
 	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
 	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)"
@@ -38,6 +39,11 @@ test: lint typecheck
 
 test-quick: install
 	$(RUN) pytest tests/unit
+
+# make test runs every property test and fuzz derandomized (the same examples each run); this
+# is the longer, random search. A failure prints the blob that reproduces it.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(RUN) pytest tests/unit --timeout=3600 -p no:cacheprovider
 
 bench: install kafka-up
 	$(RUN) python -m bench.run_all

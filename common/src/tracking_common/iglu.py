@@ -47,6 +47,9 @@ _KEY_PATTERN: Final = re.compile(
     rf"iglu:(?P<vendor>{_VENDOR})/(?P<name>{_WORD})/(?P<format>{_WORD})/(?P<version>{_VERSION})"
 )
 
+MAX_FILE_NAME_BYTES: Final = 255
+"""The longest file name the usual filesystems allow (ext4, xfs, btrfs, APFS)."""
+
 MAX_CACHED_MISSES: Final = 4096
 """Unknown keys remembered; beyond it the memory is cleared (keys come from clients)."""
 
@@ -178,6 +181,10 @@ class IgluRepository:
         return len(self._misses)
 
     def _compile(self, key: SchemaKey) -> Validator | None:
+        # A part longer than a file name may be cannot name a schema file; asking the
+        # filesystem anyway raises OSError (ENAMETOOLONG) instead of answering "no such file".
+        if any(len(part.encode()) > MAX_FILE_NAME_BYTES for part in key.relative_path.parts):
+            return None
         for directory in self._directories:
             path = directory / key.relative_path
             if path.is_file():

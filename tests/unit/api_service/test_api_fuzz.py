@@ -20,6 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from tests.support.fuzzing import examples
 from tests.unit.api_service.api_support import AUTH, FakePublisher, make_settings
 
 _SETTINGS = make_settings()
@@ -36,7 +37,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
 
 @schema.parametrize()
 @settings(
-    max_examples=50,
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -17,10 +17,11 @@ from api_service.app import build_ingest, create_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzzing import examples
 from tests.unit.api_service.api_support import AUTH, PAYLOAD_DATA, FakePublisher, make_settings
 
 FUZZ = settings(
-    max_examples=100,
+    max_examples=examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

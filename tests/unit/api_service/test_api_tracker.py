@@ -155,3 +155,16 @@ async def test_tp2_entity_errors_point_into_co(api: Api) -> None:
     assert answer.status_code == 400
     [rejected] = answer.json()["errors"]
     assert [error["path"] for error in rejected["errors"]] == ["/co/data/1/data/button_id"]
+
+
+async def test_tp2_a_schema_key_too_long_for_a_file_name_is_an_unknown_schema(api: Api) -> None:
+    unstruct = {
+        "schema": UNSTRUCT_EVENT_URI,
+        "data": {"schema": f"iglu:{'a' * 300}/ctx/jsonschema/1-0-0", "data": {}},
+    }
+
+    answer = await api.tp2([tracker_page_view(e="ue", ue_pr=orjson.dumps(unstruct).decode())])
+
+    assert answer.status_code == 400
+    [rejected] = answer.json()["errors"]
+    assert [error["code"] for error in rejected["errors"]] == ["unknown_schema"]

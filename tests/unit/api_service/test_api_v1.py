@@ -290,3 +290,14 @@ async def test_an_empty_body_is_400(api: Api) -> None:
 
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "empty_body"
+
+
+async def test_a_schema_key_too_long_for_a_file_name_is_an_unknown_schema(api: Api) -> None:
+    too_long = f"iglu:{'a' * 300}/ctx/jsonschema/1-0-0"
+    event = page_view(entities=[{"schema": too_long, "data": {}}])
+
+    answer = await api.v1(event)
+
+    assert answer.status_code == 400
+    [error] = answer.json()["errors"][0]["errors"]
+    assert error["code"] == "unknown_schema"

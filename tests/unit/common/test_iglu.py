@@ -197,3 +197,18 @@ def test_remembered_misses_are_bounded(tmp_path: Path) -> None:
         assert not repository.has(SchemaKey.parse(f"iglu:com.acme/made_up_{n}/jsonschema/1-0-0"))
 
     assert 0 < repository.cached_misses <= 10
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"iglu:{'v' * 300}/ctx/jsonschema/1-0-0",
+        f"iglu:com.acme/{'n' * 300}/jsonschema/1-0-0",
+        f"iglu:com.acme/ctx/{'f' * 300}/1-0-0",
+    ],
+)
+def test_a_key_too_long_for_a_file_name_is_unknown(tmp_path: Path, uri: str) -> None:
+    repository = IgluRepository(tmp_path)
+
+    with pytest.raises(SchemaNotFoundError):
+        repository.validate(SchemaKey.parse(uri), {})

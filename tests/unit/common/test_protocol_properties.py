@@ -11,6 +11,8 @@ from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.protocol import from_payload, to_payload
 from tracking_common.record import decode_record, encode_record
 
+from tests.support.fuzzing import examples
+
 _text = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30)
 _json_value = st.one_of(
     st.none(),
@@ -95,7 +97,7 @@ _documents = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(document=_documents, base64_encode=st.booleans())
 def test_any_valid_event_round_trips_through_a_valid_payload(
     document: dict[str, Any], base64_encode: bool
@@ -108,7 +110,7 @@ def test_any_valid_event_round_trips_through_a_valid_payload(
     assert from_payload(payload) == event
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(document=_documents)
 def test_any_valid_event_makes_a_record_the_decoder_accepts(document: dict[str, Any]) -> None:
     payload = to_payload(event_adapter().validate_python(document))

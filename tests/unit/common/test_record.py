@@ -31,6 +31,8 @@ from tracking_common.record import (
     record_headers,
 )
 
+from tests.support.fuzzing import examples
+
 RECORD_KEY = SchemaKey.parse(EVENT_RECORD_SCHEMA)
 SCHEMA_FILE = BUNDLED_SCHEMA_DIR / RECORD_KEY.relative_path
 EID = "0b6b4ac8-2f0e-4a57-9b54-5cf9a1a1c0de"
@@ -322,7 +324,7 @@ def _mutate(document: dict[str, Any], target: str, replacement: Any) -> dict[str
     return {"schema": document["schema"], "data": data}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_valid_documents())
 def test_generated_valid_records_pass_the_decoder_and_the_json_schema(
     document: dict[str, Any],
@@ -346,7 +348,7 @@ def test_generated_valid_records_pass_the_decoder_and_the_json_schema(
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     _valid_documents(),
     st.one_of(

@@ -36,6 +36,8 @@ from tracking_common.events import (
 )
 from tracking_common.protocol import Payload, to_payload
 
+from tests.support.fuzzing import examples
+
 NOW_S = 1_700_000_000.123
 
 
@@ -252,7 +254,9 @@ def assert_same(
     assert actual["dtm"] == str(int(NOW_S * 1000))
 
 
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @FAST
