@@ -26,6 +26,7 @@ from tracking_common.tracing import trace_headers
 
 from api_service.auth import ApiKeys, key_from_headers
 from api_service.body import inflate, parse_json, read_capped
+from api_service.client_address import ClientAddress
 from api_service.errors import RequestRefusedError
 from api_service.ingest import Batch, Ingestor, Message
 from api_service.metrics import ApiMetrics
@@ -92,6 +93,11 @@ class Ingest:
             settings.api_rate_limit_per_s, settings.api_rate_limit_burst
         )
         self.origins = settings.allowed_origins
+        self.addresses = ClientAddress(
+            trust_forwarded_for=settings.api_trust_forwarded_for,
+            proxies=settings.trusted_proxies,
+            hops=settings.api_trusted_proxy_hops,
+        )
         self.in_flight = 0
         self.draining = False
 
@@ -200,12 +206,8 @@ class Ingest:
         )
 
     def client_ip(self, request: Request) -> str:
-        """The client's address (the first ``X-Forwarded-For`` hop when trusted)."""
-        if self.settings.api_trust_forwarded_for:
-            forwarded = request.headers.get("x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",")[0].strip()[:128]
-        return request.client.host if request.client else "unknown"
+        """The client's address, for the events' ``ip`` and the per-IP rate limit alike."""
+        return self.addresses.of(request.client.host if request.client else None, request.headers)
 
     # -- bodies ------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
 from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
 
+from api_service.client_address import Network, parse_networks
+
 __all__ = ["MAX_EVENT_BYTES_CEILING", "ApiSettings", "load_settings"]
 
 
@@ -111,7 +113,20 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     )
     api_trust_forwarded_for: bool = Field(
         default=False,
-        description="Take the client IP from `X-Forwarded-For` (behind a trusted proxy).",
+        description="Take the client IP from `X-Forwarded-For`, when the connection comes "
+        "from one of `API_TRUSTED_PROXIES`; otherwise the client is always the socket's peer.",
+    )
+    api_trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated IPs/CIDRs of the proxies whose `X-Forwarded-For` is "
+        "believed (`*` = any peer, only when nothing else can reach the port).",
+    )
+    api_trusted_proxy_hops: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="How many trusted proxies append to `X-Forwarded-For`: the client is the "
+        "entry that many places from the right.",
     )
     api_produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Deadline for Kafka to acknowledge (503 beyond)."
@@ -152,6 +167,12 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
             raise ValueError(f"{value} is not a directory")
         return value
 
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @model_validator(mode="after")
     def _keys_unless_disabled(self) -> ApiSettings:
         if not self.keys and not self.api_auth_disabled:
@@ -166,6 +187,11 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     def keys(self) -> tuple[str, ...]:
         """The API keys."""
         return _split(self.api_keys)
+
+    @property
+    def trusted_proxies(self) -> tuple[Network, ...] | None:
+        """The trusted proxies' networks (``None``: any peer)."""
+        return parse_networks(self.api_trusted_proxies)
 
     @property
     def allowed_origins(self) -> frozenset[str]:

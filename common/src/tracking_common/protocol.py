@@ -414,8 +414,19 @@ def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list
     for error in exc.errors(include_url=False):
         location = [str(part) for part in error["loc"]]
         # Discriminated unions put the variant's tag first in the location; it is noise here.
-        if location and location[0] in {kind.value for kind in EventType}:
+        if location and location[0] in _EVENT_TYPE_NAMES:
             location = location[1:]
         path = prefix + "".join(f"/{part}" for part in location)
-        issues.append(ValidationIssue(path, str(error["type"]), str(error["msg"])))
+        code, message = str(error["type"]), str(error["msg"])
+        if code in {"union_tag_invalid", "union_tag_not_found"}:
+            # pydantic names the expected tags by their enum reprs (<EventType.PAGE_VIEW: ...>).
+            path += "/event_type"
+            expected = ", ".join(kind.value for kind in EventType)
+            found = (error.get("ctx") or {}).get("tag")
+            what = "is missing" if found is None else f"{str(found)[:40]!r} is not supported"
+            message = f"event_type {what}; expected one of: {expected}"
+        issues.append(ValidationIssue(path, code, message))
     return issues
+
+
+_EVENT_TYPE_NAMES: Final = frozenset(kind.value for kind in EventType)

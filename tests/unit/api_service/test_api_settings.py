@@ -35,6 +35,8 @@ def test_defaults_with_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         ("API_PRODUCE_TIMEOUT_S", "0", "API_PRODUCE_TIMEOUT_S"),
         ("KAFKA_BOOTSTRAP_SERVERS", "no-port", "KAFKA_BOOTSTRAP_SERVERS"),
         ("IGLU_SCHEMA_DIR", "/nonexistent/iglu", "IGLU_SCHEMA_DIR"),
+        ("API_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "API_TRUSTED_PROXIES"),
+        ("API_TRUSTED_PROXY_HOPS", "0", "API_TRUSTED_PROXY_HOPS"),
     ],
 )
 def test_a_bad_variable_is_named(

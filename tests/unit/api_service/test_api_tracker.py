@@ -45,7 +45,8 @@ async def test_tp2_keeps_ip_and_ua_the_tracker_sent(api: Api) -> None:
 
 
 async def test_forwarded_for_is_used_only_when_trusted(make_api: MakeApi) -> None:
-    trusting = make_api(api_trust_forwarded_for=True)
+    # Two trusted proxies: an ingress appended 10.0.0.1, the one before it the client's address.
+    trusting = make_api(api_trust_forwarded_for=True, api_trusted_proxy_hops=2)
     wary = make_api()
     headers = {"x-forwarded-for": "203.0.113.9, 10.0.0.1"}
 
