@@ -9,7 +9,7 @@ one becomes a bad event carrying its reasons and its raw input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,8 @@ from tracking_common.iglu import (
     SchemaValidationError,
 )
 from tracking_common.protocol import (
+    RequestFacts,
+    add_request_facts,
     from_payload,
     issues_from_validation_error,
     payload_issues,
@@ -141,19 +143,20 @@ class Ingestor:
         now_ms: int,
         trace: Headers,
         request_id: str,
-        enrich: Mapping[str, str],
+        facts: RequestFacts,
     ) -> Batch:
-        """Check tracker-protocol payloads (``/tp2`` items or a ``/i`` query).
+        """Check tracker-protocol payloads (``/tp2`` items, a ``/i`` or ``/r/tp2`` query).
 
-        The original payload is kept; ``enrich`` (the client's ``ip`` and ``ua``) fills fields
-        the tracker did not send, a missing ``eid`` gets the generated one, and ``stm`` moves to
-        the record's ``device_sent_tstamp`` (the forwarder sets its own on each send).
+        The original payload is kept; ``facts`` (the client's ``ip``, ``ua`` and network user
+        id, or its anonymity) complete it by :func:`~tracking_common.protocol.add_request_facts`,
+        a missing ``eid`` gets the generated one, and ``stm`` moves to the record's
+        ``device_sent_tstamp`` (the forwarder sets its own on each send).
         """
         batch = Batch()
         seen: set[str] = set()
         for index, item in enumerate(items):
             raw = orjson.dumps(item)
-            payload, sent, issues = self._tracker_payload(item, raw, enrich)
+            payload, sent, issues = self._tracker_payload(item, raw, facts)
             event_id = payload.get("eid") if payload is not None else _text_eid(item)
             if event_id is not None and event_id in seen:
                 issues.append(_duplicate(event_id))
@@ -199,7 +202,7 @@ class Ingestor:
     # -- tracker protocol ---------------------------------------------------------------------
 
     def _tracker_payload(
-        self, item: Any, raw: bytes, enrich: Mapping[str, str]
+        self, item: Any, raw: bytes, facts: RequestFacts
     ) -> tuple[dict[str, str] | None, int | None, list[ValidationIssue]]:
         if not isinstance(item, dict):
             return None, None, [ValidationIssue("", "invalid_type", "an event must be an object")]
@@ -219,9 +222,7 @@ class Ingestor:
         issues += payload_issues(self._schema_issues(event), item)
         payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
         payload.setdefault("eid", str(event.event_id))
-        for key, value in enrich.items():
-            if value and key not in payload:
-                payload[key] = value
+        add_request_facts(payload, facts)
         sent = None if event.sent_at is None else _ms(event.sent_at)
         return payload, sent, issues
 

@@ -6,53 +6,13 @@ default; the app must decide alone, by API_TRUST_FORWARDED_FOR and API_TRUSTED_P
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
-from api_service.app import build_ingest, create_app
-from api_service.main import public_config
 from tracking_common.record import decode_record
 
-from scripts.kafka.broker import free_port
-from tests.unit.api_service.api_support import FakePublisher, make_settings, tracker_page_view
-
-PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
-TP2 = "/com.snowplowanalytics.snowplow/tp2"
-
-Served = Callable[..., AbstractAsyncContextManager[tuple[str, FakePublisher]]]
-
-
-@asynccontextmanager
-async def _served(**overrides: Any) -> AsyncIterator[tuple[str, FakePublisher]]:
-    port = free_port()
-    settings = make_settings(api_host="127.0.0.1", api_port=port, **overrides)
-    publisher = FakePublisher()
-    server = uvicorn.Server(
-        public_config(settings, create_app(settings, build_ingest(settings, publisher)))
-    )
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert not task.done(), "the server stopped before it started"
-        assert time.monotonic() < deadline, "the server did not start within 10 s"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", publisher
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
-@pytest.fixture
-def served() -> Served:
-    """Serve the app on a free port with settings overrides: (base URL, publisher)."""
-    return _served
+from tests.integration.api_service.served import PAYLOAD_DATA, TP2, Served
+from tests.unit.api_service.api_support import tracker_page_view
 
 
 async def _recorded_ip(served: Served, forwarded_for: str, **overrides: Any) -> str:

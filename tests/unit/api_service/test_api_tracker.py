@@ -30,7 +30,8 @@ async def test_tp2_keeps_the_payload_and_moves_stm_to_device_sent_tstamp(api: Ap
     assert record.source == "tp2"
     assert record.device_sent_tstamp == 1_700_000_000_100
     expected = {k: v for k, v in payload.items() if k != "stm"}
-    assert record.payload == {**expected, "ip": "127.0.0.1", "ua": "test-agent/1.0"}
+    server_fields = {"ip": "127.0.0.1", "ua": "test-agent/1.0", "tnuid": answer.cookies["sp"]}
+    assert record.payload == {**expected, **server_fields}
     assert message.key == b"shop:d-1"
 
 
