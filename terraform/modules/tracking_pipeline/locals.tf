@@ -19,10 +19,10 @@ locals {
 
   # The API's readiness probe: after SIGTERM /readyz fails at once, but endpoints drop the pod
   # only after failure_threshold failed probes, so API_DRAIN_GRACE_S must outlast this window.
-  api_readiness            = { period_s = 5, failure_threshold = 2 }
-  api_readiness_window_s   = local.api_readiness.period_s * local.api_readiness.failure_threshold
-  forwarder_readiness      = { period_s = 5, failure_threshold = 3 }
-  api_admin_port_name      = "admin"
+  api_readiness             = { period_s = 5, failure_threshold = 2 }
+  api_readiness_window_s    = local.api_readiness.period_s * local.api_readiness.failure_threshold
+  forwarder_readiness       = { period_s = 5, failure_threshold = 3 }
+  api_admin_port_name       = "admin"
   forwarder_admin_port_name = "admin"
 
   # A healthy replica holds up to its backlog bound taken but undelivered, plus what it delivered
@@ -47,8 +47,8 @@ locals {
   )
 
   # Kafka security: the same settings for both services and the KEDA scaler.
-  kafka_sasl = startswith(var.kafka_security.protocol, "SASL_")
-  kafka_tls  = contains(["SSL", "SASL_SSL"], var.kafka_security.protocol)
+  kafka_sasl    = startswith(var.kafka_security.protocol, "SASL_")
+  kafka_tls     = contains(["SSL", "SASL_SSL"], var.kafka_security.protocol)
   kafka_tls_dir = "/etc/tracking/kafka-tls"
   # Secret key => file name under kafka_tls_dir, for the keys the Secret provides.
   kafka_tls_files = var.kafka_security.tls_secret == null ? {} : merge(

@@ -199,12 +199,12 @@ variable "forwarder_scaling" {
     # Events per second one replica delivers when healthy: sizes what it holds between commits.
     replica_events_per_s = optional(number, 2000)
     # HPA behaviour: each scaling step is a group rebalance, so steps are small and slow.
-    scale_up_pods        = optional(number, 2)
-    scale_up_period_s    = optional(number, 60)
-    scale_up_window_s    = optional(number, 60)
-    scale_down_pods      = optional(number, 1)
-    scale_down_period_s  = optional(number, 120)
-    scale_down_window_s  = optional(number, 600)
+    scale_up_pods       = optional(number, 2)
+    scale_up_period_s   = optional(number, 60)
+    scale_up_window_s   = optional(number, 60)
+    scale_down_pods     = optional(number, 1)
+    scale_down_period_s = optional(number, 120)
+    scale_down_window_s = optional(number, 600)
   })
 
   validation {
