@@ -1,0 +1,308 @@
+"""The shared TLS/SASL settings: whole combinations, readable PEM files, a secret kept secret."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import ssl
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from tracking_common.kafka_security import (
+    KafkaSecurityError,
+    KafkaSecuritySettings,
+    check_access,
+    classify_connection_error,
+)
+from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
+
+from scripts.kafka.security import Certificates, make_certificates
+
+PASSWORD = "s3cret-Pa55word-never-shown"  # noqa: S105 - a test value
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("pem"), ["localhost"])
+
+
+def _sasl_ssl(pem: Certificates, **overrides: object) -> dict[str, object]:
+    return {
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_mechanism": "SCRAM-SHA-512",
+        "kafka_sasl_username": "tracking",
+        "kafka_sasl_password": PASSWORD,
+        "kafka_ssl_ca_file": str(pem.ca_file),
+        **overrides,
+    }
+
+
+def _message(**values: object) -> str:
+    with pytest.raises(ValidationError) as caught:
+        KafkaTopicsSettings.model_validate(values)
+    return str(describe_settings_error(caught.value))
+
+
+def test_plaintext_is_the_default_and_adds_no_options() -> None:
+    settings = KafkaTopicsSettings()
+
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert settings.client_options() == {"security_protocol": "PLAINTEXT"}
+    assert settings.describe_security() == "PLAINTEXT"
+
+
+def test_sasl_ssl_builds_a_verifying_context_and_the_client_options(pem: Certificates) -> None:
+    settings = KafkaSecuritySettings.model_validate(_sasl_ssl(pem))
+
+    options = settings.client_options()
+
+    context = options.pop("ssl_context")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert options == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "tracking",
+        "sasl_plain_password": PASSWORD,
+    }
+
+
+def test_mutual_tls_loads_the_client_certificate(pem: Certificates) -> None:
+    settings = KafkaSecuritySettings(
+        kafka_security_protocol="SSL",
+        kafka_ssl_ca_file=pem.ca_file,
+        kafka_ssl_cert_file=pem.client_cert_file,
+        kafka_ssl_key_file=pem.client_key_file,
+    )
+
+    assert "client certificate" in settings.describe_security()
+    assert set(settings.client_options()) == {"security_protocol", "ssl_context"}
+
+
+def test_the_password_never_shows_in_repr_dumps_logs_or_errors(pem: Certificates) -> None:
+    settings = KafkaTopicsSettings.model_validate(_sasl_ssl(pem))
+
+    shown = [
+        repr(settings),
+        str(settings),
+        settings.model_dump_json(),
+        str(settings.model_dump()),
+        settings.describe_security(),
+        _message(**_sasl_ssl(pem, kafka_sasl_mechanism="MD5")),
+        _message(**_sasl_ssl(pem, kafka_security_protocol="PLAINTEXT")),
+    ]
+
+    assert all(PASSWORD not in text for text in shown)
+    assert "'tracking'" in settings.describe_security()
+
+
+@pytest.mark.parametrize("protocol", ["SASL_SSL", "SASL_PLAINTEXT"])
+@pytest.mark.parametrize(
+    "missing", ["kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"]
+)
+def test_a_sasl_protocol_needs_mechanism_user_and_password(
+    pem: Certificates, protocol: str, missing: str
+) -> None:
+    values = _sasl_ssl(pem, kafka_security_protocol=protocol)
+    if protocol == "SASL_PLAINTEXT":
+        del values["kafka_ssl_ca_file"]
+    values[missing] = ""  # an empty variable counts as unset
+
+    assert f"{missing.upper()}: required when KAFKA_SECURITY_PROTOCOL={protocol}" in _message(
+        **values
+    )
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL"])
+def test_sasl_settings_without_a_sasl_protocol_are_an_error(
+    pem: Certificates, protocol: str
+) -> None:
+    message = _message(**_sasl_ssl(pem, kafka_security_protocol=protocol))
+
+    for name in ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        assert f"{name}: set, but KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL" in message
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+def test_tls_files_without_a_tls_protocol_are_an_error(pem: Certificates, protocol: str) -> None:
+    values = _sasl_ssl(pem, kafka_security_protocol=protocol)
+    if protocol == "PLAINTEXT":
+        for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+            del values[name]
+
+    assert f"KAFKA_SSL_CA_FILE: set, but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS" in (
+        _message(**values)
+    )
+
+
+def test_unknown_protocol_and_mechanism_name_their_variable(pem: Certificates) -> None:
+    assert "KAFKA_SECURITY_PROTOCOL: " in _message(kafka_security_protocol="TLS")
+    assert "KAFKA_SASL_MECHANISM: " in _message(**_sasl_ssl(pem, kafka_sasl_mechanism="GSSAPI"))
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [("cert", "KAFKA_SSL_KEY_FILE"), ("key", "KAFKA_SSL_CERT_FILE")],
+)
+def test_a_client_certificate_needs_its_key_and_the_key_its_certificate(
+    pem: Certificates, given: str, missing: str
+) -> None:
+    file = pem.client_cert_file if given == "cert" else pem.client_key_file
+
+    message = _message(**_sasl_ssl(pem, **{f"kafka_ssl_{given}_file": str(file)}))
+
+    assert f"{missing}: required with KAFKA_SSL_{given.upper()}_FILE" in message
+
+
+@pytest.mark.parametrize("variable", ["ca", "cert", "key"])
+def test_a_file_that_does_not_exist_is_named(
+    pem: Certificates, tmp_path: Path, variable: str
+) -> None:
+    missing = tmp_path / "nowhere.pem"
+
+    message = _message(**_sasl_ssl(pem, **{f"kafka_ssl_{variable}_file": str(missing)}))
+
+    assert f"KAFKA_SSL_{variable.upper()}_FILE: " in message
+    assert f"{missing} does not exist" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_file_is_named(pem: Certificates, tmp_path: Path) -> None:
+    locked = tmp_path / "ca.pem"
+    locked.write_bytes(pem.ca_file.read_bytes())
+    locked.chmod(0)
+
+    message = _message(**_sasl_ssl(pem, kafka_ssl_ca_file=str(locked)))
+
+    assert "KAFKA_SSL_CA_FILE: " in message
+    assert "cannot be read" in message
+
+
+def test_a_directory_is_not_a_file(pem: Certificates, tmp_path: Path) -> None:
+    assert f"{tmp_path} is not a file" in _message(**_sasl_ssl(pem, kafka_ssl_ca_file=tmp_path))
+
+
+def test_a_ca_file_that_is_not_pem_is_named(pem: Certificates, tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+
+    assert "KAFKA_SSL_CA_FILE: not a PEM CA bundle" in _message(
+        **_sasl_ssl(pem, kafka_ssl_ca_file=str(garbage))
+    )
+
+
+def test_a_key_that_is_not_the_certificates_is_named(pem: Certificates, tmp_path: Path) -> None:
+    other = make_certificates(tmp_path, ["localhost"])
+
+    message = _message(
+        **_sasl_ssl(
+            pem,
+            kafka_ssl_cert_file=str(pem.client_cert_file),
+            kafka_ssl_key_file=str(other.client_key_file),
+        )
+    )
+
+    assert "KAFKA_SSL_CERT_FILE/KAFKA_SSL_KEY_FILE: not a PEM certificate" in message
+
+
+# -- telling a refusal from an outage ---------------------------------------------------------
+
+
+class _KafkaError(Exception):
+    """Shaped like a Kafka client's protocol error: the code is on ``errno``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"kafka error {code}")
+        self.errno = code
+
+
+def _verification(code: int, message: str) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
+    error.verify_code, error.verify_message = code, message
+    return error
+
+
+def _ssl_error(reason: str) -> ssl.SSLError:
+    error = ssl.SSLError(1, f"[SSL: {reason}] {reason.lower()}")
+    error.reason = reason
+    return error
+
+
+def _wrapped(cause: BaseException) -> Exception:
+    outer = ConnectionError("Connection at kafka:9093 closed")
+    outer.__cause__ = cause
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        (_KafkaError(58), "KAFKA_SASL_PASSWORD"),
+        (_KafkaError(33), "KAFKA_SASL_MECHANISM"),
+        (_verification(19, "self-signed certificate in certificate chain"), "KAFKA_SSL_CA_FILE"),
+        (_verification(62, "Hostname mismatch"), "KAFKA_BOOTSTRAP_SERVERS"),
+        (_wrapped(_ssl_error("TLSV13_ALERT_CERTIFICATE_REQUIRED")), "KAFKA_SSL_CERT_FILE"),
+        (_ssl_error("WRONG_VERSION_NUMBER"), "KAFKA_SECURITY_PROTOCOL"),
+    ],
+)
+def test_refusals_are_permanent_and_name_the_setting(
+    pem: Certificates, error: Exception, setting: str
+) -> None:
+    settings = KafkaSecuritySettings.model_validate(_sasl_ssl(pem))
+
+    refusal = classify_connection_error(error, address="kafka:9093", settings=settings)
+
+    assert refusal is not None
+    assert refusal.setting == setting
+    assert str(refusal).startswith(f"{setting}: ")
+    assert PASSWORD not in str(refusal)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
+        TimeoutError(),
+        _KafkaError(7),  # a request timed out
+        ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+        _wrapped(ConnectionResetError()),
+    ],
+)
+def test_outages_are_transient(pem: Certificates, error: Exception) -> None:
+    settings = KafkaSecuritySettings.model_validate(_sasl_ssl(pem))
+
+    assert classify_connection_error(error, address="kafka:9093", settings=settings) is None
+
+
+async def test_check_access_returns_the_first_broker_that_accepts() -> None:
+    tried: list[tuple[str, int]] = []
+
+    async def connect(host: str, port: int) -> None:
+        tried.append((host, port))
+        if port == 1:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "refused")
+
+    found = await check_access(KafkaSecuritySettings(), ["a:1", "[::1]:2", "c:3"], connect)
+
+    assert found == "[::1]:2"
+    assert tried == [("a", 1), ("::1", 2)]
+
+
+async def test_check_access_reports_none_when_no_broker_answers() -> None:
+    async def connect(host: str, port: int) -> None:
+        await asyncio.sleep(10)
+
+    assert await check_access(KafkaSecuritySettings(), ["a:1"], connect, timeout_s=0.01) is None
+
+
+async def test_check_access_raises_at_the_first_refusal(pem: Certificates) -> None:
+    settings = KafkaSecuritySettings.model_validate(_sasl_ssl(pem))
+
+    async def connect(host: str, port: int) -> None:
+        raise _KafkaError(58)
+
+    with pytest.raises(KafkaSecurityError, match="KAFKA_SASL_PASSWORD: kafka:9093 rejected"):
+        await check_access(settings, ["kafka:9093", "other:9093"], connect)
