@@ -6,7 +6,9 @@ dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`
 ``make kafka-up``/``make kafka-down`` and the test suite both use this module.
 
 Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
-address; default ``127.0.0.1:9092``; state lives in ``.run/kafka``).
+address; default ``127.0.0.1:9092``; state lives in ``.run/kafka``). With
+``KAFKA_SECURITY_PROTOCOL=SASL_SSL`` the listener is ``SASL_SSL`` (see ``security.py``): a
+throwaway CA and SCRAM users, the client settings written to ``.run/kafka/security/client.env``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+from scripts.kafka.security import BrokerSecurity
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 HERE: Final = Path(__file__).resolve().parent
@@ -101,22 +106,25 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+def answers(
+    bootstrap: str, timeout_s: float = 3.0, options: Mapping[str, Any] | None = None
+) -> bool:
     """True if a Kafka broker at ``bootstrap`` answers a metadata request.
 
-    Runs on a thread of its own, so callers inside a running event loop (tests) can use it.
+    ``options`` are the client's security options. Runs on a thread of its own, so callers
+    inside a running event loop (tests) can use it.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _answers(bootstrap, timeout_s)).result()
+        return pool.submit(asyncio.run, _answers(bootstrap, timeout_s, options or {})).result()
 
 
-async def _answers(bootstrap: str, timeout_s: float) -> bool:
+async def _answers(bootstrap: str, timeout_s: float, options: Mapping[str, Any]) -> bool:
     # Imported here so `down` and `status` work without the Python packages installed.
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **options
     )
     try:
         async with asyncio.timeout(timeout_s):
@@ -133,8 +141,16 @@ async def _answers(bootstrap: str, timeout_s: float) -> bool:
 class KafkaBroker:
     """One broker process with its own data folder, config, log and pid file."""
 
-    def __init__(self, workdir: Path, bootstrap: str, *, heap: str = DEFAULT_HEAP) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        bootstrap: str,
+        *,
+        heap: str = DEFAULT_HEAP,
+        security: BrokerSecurity | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.security = security
         self.bootstrap = bootstrap
         self.host, self.port = split_address(bootstrap)
         self.heap = heap
@@ -150,15 +166,16 @@ class KafkaBroker:
     def _write_config(self) -> None:
         controller_port = free_port()
         data = self.workdir / "data"
+        name = "PLAINTEXT" if self.security is None else self.security.listener_name
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "listeners": f"{name}://{self.host}:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"{name}://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": name,
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{name}:{name}",
             "log.dirs": str(data),
             "num.partitions": "1",
             "offsets.topic.num.partitions": "4",
@@ -176,6 +193,8 @@ class KafkaBroker:
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
         }
+        if self.security is not None:
+            properties.update(self.security.listener_properties())
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in properties.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
@@ -201,6 +220,7 @@ class KafkaBroker:
             "kafka.tools.StorageTool",
             "format", f"--cluster-id={cluster_id}",
             "-c", str(self.config_path), "--ignore-formatted",
+            *(self.security.format_args() if self.security is not None else ()),
         )  # fmt: skip
         result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
         if result.returncode != 0:
@@ -224,11 +244,15 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise BrokerError(f"the broker exited ({self._process.returncode}):\n{self.tail()}")
-            if answers(self.bootstrap, timeout_s=2.0):
+            if answers(self.bootstrap, timeout_s=2.0, options=self.client_options()):
                 return
             time.sleep(0.25)
         self.stop()
         raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s:\n{self.tail()}")
+
+    def client_options(self) -> dict[str, Any]:
+        """The security options a client of this broker needs (as its admin user)."""
+        return {} if self.security is None else self.security.admin_client_options()
 
     def pid(self) -> int | None:
         """The broker's pid if it is running."""
@@ -295,13 +319,18 @@ def _terminate(pid: int, timeout_s: float) -> None:
 
 def _default_broker() -> KafkaBroker:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
-    return KafkaBroker(RUN_DIR, bootstrap)
+    security = None
+    if os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper() == "SASL_SSL":
+        security = BrokerSecurity.load_or_create(
+            RUN_DIR / "security", hostnames=[split_address(bootstrap)[0], "localhost"]
+        )
+    return KafkaBroker(RUN_DIR, bootstrap, security=security)
 
 
 def up() -> int:
     """``make kafka-up``: start the project's broker unless one already answers."""
     broker = _default_broker()
-    if answers(broker.bootstrap):
+    if answers(broker.bootstrap, options=broker.client_options()):
         owner = "ours" if broker.pid() is not None else "not started by this project"
         print(f"Kafka is already up at {broker.bootstrap} ({owner})")
         return 0
@@ -314,6 +343,8 @@ def up() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
+    if broker.security is not None:
+        print(f"SASL_SSL: the services' settings are in {broker.security.client_env_file}")
     return 0
 
 
@@ -332,7 +363,7 @@ def down() -> int:
 def status() -> int:
     """Exit 0 if the broker answers."""
     broker = _default_broker()
-    if answers(broker.bootstrap):
+    if answers(broker.bootstrap, options=broker.client_options()):
         print(f"Kafka is up at {broker.bootstrap}")
         return 0
     print(f"Kafka is not answering at {broker.bootstrap}")

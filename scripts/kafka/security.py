@@ -14,13 +14,14 @@ tests only).
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "MECHANISMS",
@@ -32,6 +33,7 @@ __all__ = [
 
 MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
 ADMIN_USER: Final = "admin"
+CLIENT_USER: Final = "tracking"
 _INTER_BROKER_MECHANISM: Final = "SCRAM-SHA-512"
 _DAYS: Final = "7"
 
@@ -155,11 +157,53 @@ class BrokerSecurity:
         """Make the certificates in ``directory`` and describe the listener."""
         return cls(make_certificates(directory, hostnames), dict(users), client_auth)
 
+    @classmethod
+    def load_or_create(cls, directory: Path, *, hostnames: Sequence[str]) -> BrokerSecurity:
+        """The listener kept in ``directory`` (``make kafka-up`` after ``kafka-down``), or a
+        new one with a ``tracking`` user, whose settings go to ``client.env``."""
+        state = directory / "users.json"
+        if state.exists():
+            saved = json.loads(state.read_text())
+            names = ("ca.pem", "broker-keystore.pem", "client.pem", "client.key")
+            certificates = Certificates(*(directory / name for name in names))
+            return cls(certificates, saved["users"], admin_password=saved["admin"])
+        security = cls.create(
+            directory, hostnames=hostnames, users={CLIENT_USER: secrets.token_urlsafe(18)}
+        )
+        state.write_text(json.dumps({"users": security.users, "admin": security.admin_password}))
+        lines = [f"{k}={v}" for k, v in security.client_environment(CLIENT_USER).items()]
+        security.client_env_file.write_text("\n".join(lines) + "\n")
+        for path in (state, security.client_env_file):
+            path.chmod(0o600)
+        return security
+
+    @property
+    def client_env_file(self) -> Path:
+        """``KEY=value`` lines: the settings the services connect as ``tracking`` with."""
+        return self.certificates.ca_file.parent / "client.env"
+
+    def admin_client_options(self) -> dict[str, Any]:
+        """aiokafka options for the broker's own admin user, built by the services' model."""
+        from tracking_common.kafka_security import KafkaSecuritySettings  # noqa: PLC0415
+
+        variables = self.client_environment(ADMIN_USER)
+        settings = KafkaSecuritySettings.model_validate(
+            {name.lower(): value for name, value in variables.items()}
+        )
+        return settings.client_options()
+
     def _all_users(self) -> dict[str, str]:
         return {**self.users, ADMIN_USER: self.admin_password}
 
-    def listener_properties(self, host: str, port: int) -> dict[str, str]:
-        """``server.properties`` entries: the client listener (and inter-broker) is SASL_SSL."""
+    listener_name: Final = "SASL_SSL"
+    """The name (and protocol) of the listener clients and the other brokers use."""
+
+    def listener_properties(self) -> dict[str, str]:
+        """``server.properties`` entries for the ``SASL_SSL`` listener: SASL users, TLS stores.
+
+        The broker names the listener (``listeners``, ``advertised.listeners``,
+        ``inter.broker.listener.name``, the protocol map) with :attr:`listener_name`.
+        """
         users = self._all_users()
         plain_users = " ".join(
             f'user_{name}="{_jaas_quote(password)}"' for name, password in users.items()
@@ -167,10 +211,6 @@ class BrokerSecurity:
         admin = f'username="{ADMIN_USER}" password="{_jaas_quote(self.admin_password)}"'
         prefix = "listener.name.sasl_ssl"
         return {
-            "listeners": f"SASL_SSL://{host}:{port}",
-            "advertised.listeners": f"SASL_SSL://{host}:{port}",
-            "inter.broker.listener.name": "SASL_SSL",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
             "sasl.mechanism.inter.broker.protocol": _INTER_BROKER_MECHANISM,
             f"{prefix}.scram-sha-256.sasl.jaas.config": (

@@ -224,6 +224,12 @@ def classify_connection_error(
     protocol mismatch, or a Kafka SASL error code.
     """
     for cause in _causes(exc):
+        if _answered_in_tls(cause):
+            return KafkaSecurityError(
+                "KAFKA_SECURITY_PROTOCOL",
+                f"{address} answered with TLS; KAFKA_SECURITY_PROTOCOL="
+                f"{settings.kafka_security_protocol} does not use it (SSL or SASL_SSL)",
+            )
         if isinstance(cause, ssl.SSLError):
             refusal = _tls_refusal(cause, address, settings)
         else:
@@ -231,6 +237,14 @@ def classify_connection_error(
         if refusal is not None:
             return refusal
     return None
+
+
+def _answered_in_tls(error: BaseException) -> bool:
+    # A plaintext client reads the TLS record header (0x15 or 0x16, then 0x03 for the version)
+    # of the listener's answer as a Kafka frame length, and the connection ends short of it.
+    if not isinstance(error, asyncio.IncompleteReadError) or error.expected is None:
+        return False
+    return error.expected >> 24 in {0x15, 0x16} and (error.expected >> 16) & 0xFF == 0x03
 
 
 def _tls_refusal(

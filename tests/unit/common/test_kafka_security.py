@@ -246,6 +246,11 @@ def _wrapped(cause: BaseException) -> Exception:
         (_verification(62, "Hostname mismatch"), "KAFKA_BOOTSTRAP_SERVERS"),
         (_wrapped(_ssl_error("TLSV13_ALERT_CERTIFICATE_REQUIRED")), "KAFKA_SSL_CERT_FILE"),
         (_ssl_error("WRONG_VERSION_NUMBER"), "KAFKA_SECURITY_PROTOCOL"),
+        # a plaintext client reading a TLS alert record as the length of a Kafka frame
+        (
+            _wrapped(asyncio.IncompleteReadError(b"\x15\x03\x03", 0x15030300)),
+            "KAFKA_SECURITY_PROTOCOL",
+        ),
     ],
 )
 def test_refusals_are_permanent_and_name_the_setting(
@@ -269,6 +274,7 @@ def test_refusals_are_permanent_and_name_the_setting(
         _KafkaError(7),  # a request timed out
         ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
         _wrapped(ConnectionResetError()),
+        _wrapped(asyncio.IncompleteReadError(b"\x00", 4)),
     ],
 )
 def test_outages_are_transient(pem: Certificates, error: Exception) -> None:
