@@ -36,7 +36,10 @@ from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.conn import create_conn
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
+from tracking_common.kafka_security import check_access
+from tracking_common.settings import parse_bootstrap_servers
 
 from forwarder_service.backpressure import FlowGate
 from forwarder_service.errors import ConsumerCrashedError, FatalForwarderError
@@ -45,7 +48,7 @@ from forwarder_service.pipeline import Pipeline
 from forwarder_service.ports import RecordTag
 from forwarder_service.settings import ForwarderSettings
 
-__all__ = ["ForwarderConsumer", "consumer_options"]
+__all__ = ["ForwarderConsumer", "check_kafka_access", "consumer_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +58,9 @@ _LAG_CALL_TIMEOUT_S = 5.0
 
 
 def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
-    """The AIOKafkaConsumer options the forwarder runs with."""
+    """The AIOKafkaConsumer options the forwarder runs with (TLS and SASL included)."""
     return {
+        **settings.client_options(),
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "group_id": settings.forwarder_group_id,
         "group_instance_id": settings.forwarder_group_instance_id,
@@ -72,6 +76,23 @@ def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
         "rebalance_timeout_ms": settings.forwarder_rebalance_timeout_ms,
         "max_poll_interval_ms": settings.forwarder_max_poll_interval_ms,
     }
+
+
+async def check_kafka_access(settings: ForwarderSettings, options: dict[str, Any]) -> str | None:
+    """The broker that accepted one connection with ``options``, or None if none answered.
+
+    Raises KafkaSecurityError (naming the setting) when a broker refuses the credentials or the
+    TLS setup; aiokafka's clients only log why they could not bootstrap.
+    """
+
+    async def connect(host: str, port: int) -> None:
+        connection = await create_conn(
+            host, port, client_id="tracking-forwarder", request_timeout_ms=10_000, **options
+        )
+        connection.close()
+
+    servers = parse_bootstrap_servers(settings.kafka_bootstrap_servers)
+    return await check_access(settings, servers, connect, timeout_s=_KAFKA_CALL_TIMEOUT_S)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
