@@ -19,11 +19,11 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from tracking_common.kafka_security import KafkaSecurityError, KafkaSecuritySettings, check_access
@@ -273,14 +273,17 @@ class KafkaPublisher:
     async def _refuses_us(self) -> bool:
         # aiokafka's producer logs why its bootstrap failed and raises a bare "unable to
         # bootstrap"; one connection of our own tells a refusal from an outage.
-        connect = functools.partial(
-            _connect_once, self._security_options, self._client_id, self._timeout_s
+        connection = functools.partial(
+            AIOKafkaConnection,
+            client_id=self._client_id,
+            request_timeout_ms=int(self._timeout_s * 1000),
+            **self._security_options,
         )
         try:
             await check_access(
                 self._security,
                 parse_bootstrap_servers(self._bootstrap),
-                connect,
+                connection,
                 timeout_s=self._timeout_s,
             )
         except KafkaSecurityError as refusal:
@@ -317,13 +320,3 @@ class KafkaPublisher:
             partitioner=self._partitioner,
             **self._security_options,
         )
-
-
-async def _connect_once(
-    options: Mapping[str, Any], client_id: str, timeout_s: float, host: str, port: int
-) -> None:
-    """Open one connection (TLS handshake, SASL exchange) to ``host:port`` and close it."""
-    connection = await create_conn(
-        host, port, client_id=client_id, request_timeout_ms=int(timeout_s * 1000), **options
-    )
-    connection.close()

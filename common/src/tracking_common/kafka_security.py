@@ -14,24 +14,26 @@ would either fail obscurely or reach a listener the operator meant to avoid.
 :func:`check_access` tells a broker that refuses *us* (wrong password, untrusted or mismatched
 certificate, wrong protocol: permanent, :class:`KafkaSecurityError` naming the setting) from a
 broker that is not there (retried as before). aiokafka's clients log and swallow the reason a
-bootstrap connection failed, so the check opens one connection of its own per address, through
-a ``connect`` callable the service builds from its Kafka client.
+bootstrap connection failed, so the check opens one connection of its own per address, with a
+connection class the service passes in (its Kafka client's; see :class:`ProbeConnection`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
     "KafkaSecurityError",
     "KafkaSecuritySettings",
+    "ProbeConnection",
     "SaslMechanism",
     "SecurityProtocol",
     "check_access",
@@ -299,8 +301,37 @@ def _sasl_refusal(
     return None
 
 
-Connect = Callable[[str, int], Awaitable[object]]
-"""Opens (and authenticates) one connection to ``host, port``, then closes it; raises on failure."""
+class ProbeConnection(Protocol):
+    """One Kafka connection (aiokafka's ``AIOKafkaConnection`` is one)."""
+
+    async def connect(self) -> object:
+        """Open it: TCP, TLS handshake, version lookup, SASL exchange; raise on failure."""
+        ...
+
+    def close(self) -> Awaitable[object]:
+        """Start closing; the awaitable resolves once the transport is gone."""
+        ...
+
+
+ConnectionFactory = Callable[..., ProbeConnection]
+"""Called as ``factory(host, port, on_close=callback)``; ``callback`` runs when an opened
+transport starts closing."""
+
+
+async def _open_once(factory: ConnectionFactory, host: str, port: int, timeout_s: float) -> None:
+    opened: list[object] = []
+    connection = factory(host, port, on_close=lambda *_: opened.append(True))
+    try:
+        async with asyncio.timeout(timeout_s):
+            await connection.connect()
+    finally:
+        closed = connection.close()
+        # A transport that was opened (even one refused mid-handshake) is waited for, so no
+        # TLS transport is left closing behind the check.
+        if opened:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await closed
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -311,11 +342,12 @@ def _host_port(address: str) -> tuple[str, int]:
 async def check_access(
     settings: KafkaSecuritySettings,
     servers: Sequence[str],
-    connect: Connect,
+    factory: ConnectionFactory,
     *,
     timeout_s: float = 10.0,
 ) -> str | None:
-    """The first of ``servers`` that accepts us, or None if none answered (transient).
+    """The first of ``servers`` that accepts one connection from ``factory``, or None if none
+    answered (transient).
 
     Raises KafkaSecurityError as soon as a broker refuses the credentials or the TLS setup:
     every broker of a cluster would, so retrying cannot help.
@@ -323,8 +355,7 @@ async def check_access(
     for address in servers:
         host, port = _host_port(address)
         try:
-            async with asyncio.timeout(timeout_s):
-                await connect(host, port)
+            await _open_once(factory, host, port, timeout_s)
         except Exception as exc:  # classified below: anything but a refusal is an outage
             refusal = classify_connection_error(exc, address=address, settings=settings)
             if refusal is not None:

@@ -30,13 +30,14 @@ aiokafka traps handled here:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 from tracking_common.kafka_security import check_access
 from tracking_common.settings import parse_bootstrap_servers
@@ -84,15 +85,14 @@ async def check_kafka_access(settings: ForwarderSettings, options: dict[str, Any
     Raises KafkaSecurityError (naming the setting) when a broker refuses the credentials or the
     TLS setup; aiokafka's clients only log why they could not bootstrap.
     """
-
-    async def connect(host: str, port: int) -> None:
-        connection = await create_conn(
-            host, port, client_id="tracking-forwarder", request_timeout_ms=10_000, **options
-        )
-        connection.close()
-
+    connection = functools.partial(
+        AIOKafkaConnection,
+        client_id="tracking-forwarder",
+        request_timeout_ms=int(_KAFKA_CALL_TIMEOUT_S * 1000),
+        **options,
+    )
     servers = parse_bootstrap_servers(settings.kafka_bootstrap_servers)
-    return await check_access(settings, servers, connect, timeout_s=_KAFKA_CALL_TIMEOUT_S)
+    return await check_access(settings, servers, connection, timeout_s=_KAFKA_CALL_TIMEOUT_S)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped

@@ -6,7 +6,9 @@ import asyncio
 import errno
 import os
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -283,32 +285,70 @@ def test_outages_are_transient(pem: Certificates, error: Exception) -> None:
     assert classify_connection_error(error, address="kafka:9093", settings=settings) is None
 
 
-async def test_check_access_returns_the_first_broker_that_accepts() -> None:
-    tried: list[tuple[str, int]] = []
+class _FakeConnection:
+    """A ProbeConnection whose ``connect`` fails as scripted per port; records what happened."""
 
-    async def connect(host: str, port: int) -> None:
-        tried.append((host, port))
-        if port == 1:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "refused")
+    log: ClassVar[list[str]] = []
+    failures: ClassVar[dict[int, BaseException]] = {}
 
-    found = await check_access(KafkaSecuritySettings(), ["a:1", "[::1]:2", "c:3"], connect)
+    def __init__(self, host: str, port: int, *, on_close: Callable[..., None]) -> None:
+        self.address, self.port, self._on_close = f"{host}:{port}", port, on_close
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def connect(self) -> None:
+        self.log.append(f"connect {self.address}")
+        failure = self.failures.get(self.port)
+        if isinstance(failure, TimeoutError):
+            await asyncio.sleep(10)  # never answers: the check's deadline ends it
+        if failure is not None and not isinstance(failure, OSError):
+            self._transport_closes()  # opened, then refused (as a SASL failure is)
+        if failure is not None:
+            raise failure
+
+    def _transport_closes(self) -> None:
+        if not self._closed.done():
+            self._on_close(self, "closing")
+            asyncio.get_running_loop().call_soon(self._closed.set_result, None)
+
+    def close(self) -> asyncio.Future[None]:
+        self._transport_closes()
+        return self._closed
+
+
+@pytest.fixture
+def fake() -> type[_FakeConnection]:
+    _FakeConnection.log, _FakeConnection.failures = [], {}
+    return _FakeConnection
+
+
+async def test_check_access_returns_the_first_broker_that_accepts(
+    fake: type[_FakeConnection],
+) -> None:
+    fake.failures = {1: ConnectionRefusedError(errno.ECONNREFUSED, "refused")}
+
+    found = await check_access(KafkaSecuritySettings(), ["a:1", "[::1]:2", "c:3"], fake)
 
     assert found == "[::1]:2"
-    assert tried == [("a", 1), ("::1", 2)]
+    assert fake.log == ["connect a:1", "connect ::1:2"]
 
 
-async def test_check_access_reports_none_when_no_broker_answers() -> None:
-    async def connect(host: str, port: int) -> None:
-        await asyncio.sleep(10)
+async def test_check_access_reports_none_when_no_broker_answers(
+    fake: type[_FakeConnection],
+) -> None:
+    fake.failures = {1: TimeoutError(), 2: ConnectionRefusedError(errno.ECONNREFUSED, "x")}
 
-    assert await check_access(KafkaSecuritySettings(), ["a:1"], connect, timeout_s=0.01) is None
+    found = await check_access(KafkaSecuritySettings(), ["a:1", "b:2"], fake, timeout_s=0.01)
+
+    assert found is None
 
 
-async def test_check_access_raises_at_the_first_refusal(pem: Certificates) -> None:
+async def test_check_access_raises_at_the_first_refusal_once_the_transport_closed(
+    pem: Certificates, fake: type[_FakeConnection]
+) -> None:
     settings = KafkaSecuritySettings.model_validate(_sasl_ssl(pem))
-
-    async def connect(host: str, port: int) -> None:
-        raise _KafkaError(58)
+    fake.failures = {9093: _KafkaError(58)}
 
     with pytest.raises(KafkaSecurityError, match="KAFKA_SASL_PASSWORD: kafka:9093 rejected"):
-        await check_access(settings, ["kafka:9093", "other:9093"], connect)
+        await check_access(settings, ["kafka:9093", "other:9093"], fake)
+
+    assert fake.log == ["connect kafka:9093"]
