@@ -6,7 +6,7 @@ dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`
 ``make kafka-up``/``make kafka-down`` and the test suite both use this module.
 
 Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
-address; default ``127.0.0.1:9092``; state lives in ``.run/kafka``).
+address; default ``127.0.0.1:9092``; each broker's state lives in ``.run/kafka/<port>``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
@@ -36,6 +39,7 @@ RUN_DIR: Final = REPO_ROOT / ".run" / "kafka"
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 # Two cores shared with the services and the tests: a small heap, and few threads.
 DEFAULT_HEAP: Final = os.environ.get("KAFKA_HEAP", "512m")
+START_TIMEOUT_S: Final = 90.0
 
 _LOG4J2: Final = """\
 status = warn
@@ -140,6 +144,7 @@ class KafkaBroker:
         self.heap = heap
         self.log_path = workdir / "server.log"
         self.pid_path = workdir / "broker.pid"
+        self.lock_path = workdir / "up.lock"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -206,7 +211,7 @@ class KafkaBroker:
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the broker (formatting storage first if needed) and wait until it answers."""
         if not self.config_path.exists():
             self.format()
@@ -293,49 +298,111 @@ def _terminate(pid: int, timeout_s: float) -> None:
             time.sleep(0.05)
 
 
-def _default_broker() -> KafkaBroker:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
-    return KafkaBroker(RUN_DIR, bootstrap)
+def state_dir(run_dir: Path, port: int) -> Path:
+    """The folder of the broker on ``port``: its data, config, log, pid file and lock.
+
+    One per port, so brokers on different ports never share (and never stop) each other.
+    """
+    return run_dir / str(port)
 
 
-def up() -> int:
-    """``make kafka-up``: start the project's broker unless one already answers."""
-    broker = _default_broker()
-    if answers(broker.bootstrap):
-        owner = "ours" if broker.pid() is not None else "not started by this project"
-        print(f"Kafka is already up at {broker.bootstrap} ({owner})")
-        return 0
-    if broker.pid() is not None:
-        broker.stop()  # a broker of ours that no longer answers
-    print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
-    try:
-        broker.start()
-    except BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) until the block ends.
+
+    ``up`` and ``down`` of one broker take it, so two of them never act on a half-started
+    broker at once; the kernel releases it if the holder dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _bootstrap_from_env() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
+
+
+def _broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
+    return KafkaBroker(state_dir(run_dir, split_address(bootstrap)[1]), bootstrap)
+
+
+def _wait_for_answer(broker: KafkaBroker, timeout_s: float) -> bool:
+    """Wait for a broker of ours that is alive but not answering yet (it may be starting)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and broker.pid() is not None:
+        if answers(broker.bootstrap, timeout_s=2.0):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def up(run_dir: Path = RUN_DIR) -> int:
+    """``make kafka-up``: start the project's broker unless one already answers.
+
+    Under the broker's lock: a second ``up`` waits for the first to finish, and a broker of
+    ours that is alive but silent (started by an ``up`` that was interrupted) gets the whole
+    start-up time to answer before it is taken for hung and replaced.
+    """
+    broker = _broker_at(run_dir, _bootstrap_from_env())
+    with locked(broker.lock_path):
+        if answers(broker.bootstrap):
+            owner = "ours" if broker.pid() is not None else "not started by this project"
+            print(f"Kafka is already up at {broker.bootstrap} ({owner})")
+            return 0
+        if broker.pid() is not None:
+            if _wait_for_answer(broker, START_TIMEOUT_S):
+                print(f"Kafka is up at {broker.bootstrap} (it was starting)")
+                return 0
+            broker.stop()  # a broker of ours that no longer answers
+        print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
+        try:
+            broker.start()
+        except BrokerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
     return 0
 
 
-def down() -> int:
-    """``make kafka-down``: stop the project's broker, leaving no process behind."""
-    broker = _default_broker()
-    if broker.pid() is None:
+def down(run_dir: Path = RUN_DIR) -> int:
+    """``make kafka-down``: stop the project's brokers, leaving no process behind.
+
+    With ``KAFKA_BOOTSTRAP_SERVERS`` set, only the broker on that port; otherwise every broker
+    this checkout started.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        brokers = [_broker_at(run_dir, _bootstrap_from_env())]
+    else:
+        brokers = [
+            KafkaBroker(folder, f"127.0.0.1:{folder.name}")
+            for folder in sorted(run_dir.glob("*"))
+            if folder.name.isdigit()
+        ]
+    stopped = 0
+    for broker in brokers:
+        with locked(broker.lock_path):
+            if broker.pid() is None:
+                broker.pid_path.unlink(missing_ok=True)
+                continue
+            broker.stop()
+            stopped += 1
+            print(f"Kafka stopped at {broker.bootstrap}")
+    if stopped == 0:
         print("Kafka is not running (no broker started by this project)")
-        broker.pid_path.unlink(missing_ok=True)
-        return 0
-    broker.stop()
-    print("Kafka stopped")
     return 0
 
 
 def status() -> int:
     """Exit 0 if the broker answers."""
-    broker = _default_broker()
-    if answers(broker.bootstrap):
-        print(f"Kafka is up at {broker.bootstrap}")
+    bootstrap = _bootstrap_from_env()
+    if answers(bootstrap):
+        print(f"Kafka is up at {bootstrap}")
         return 0
-    print(f"Kafka is not answering at {broker.bootstrap}")
+    print(f"Kafka is not answering at {bootstrap}")
     return 1
 
 
@@ -345,11 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(prog="python -m scripts.kafka.broker")
     parser.add_argument("command", choices=["up", "down", "status", "fetch"])
-    command = parser.parse_args(argv).command
-    if command == "fetch":
+    parser.add_argument(
+        "--run-dir", type=Path, default=RUN_DIR, help="where brokers keep their state"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
         print(lib_dir())
         return 0
-    return {"up": up, "down": down, "status": status}[command]()
+    if args.command == "status":
+        return status()
+    return {"up": up, "down": down}[args.command](args.run_dir)
 
 
 if __name__ == "__main__":
