@@ -6,9 +6,9 @@ dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`
 ``make kafka-up``/``make kafka-down`` and the test suite both use this module.
 
 Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
-address; default ``127.0.0.1:9092``; state lives in ``.run/kafka``). With
+address; default ``127.0.0.1:9092``; each broker's state lives in ``.run/kafka/<port>``). With
 ``KAFKA_SECURITY_PROTOCOL=SASL_SSL`` the listener is ``SASL_SSL`` (see ``security.py``): a
-throwaway CA and SCRAM users, the client settings written to ``.run/kafka/security/client.env``.
+throwaway CA and SCRAM users, and the client settings in ``<state>/security/client.env``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +43,7 @@ RUN_DIR: Final = REPO_ROOT / ".run" / "kafka"
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 # Two cores shared with the services and the tests: a small heap, and few threads.
 DEFAULT_HEAP: Final = os.environ.get("KAFKA_HEAP", "512m")
+START_TIMEOUT_S: Final = 90.0
 
 _LOG4J2: Final = """\
 status = warn
@@ -156,6 +159,7 @@ class KafkaBroker:
         self.heap = heap
         self.log_path = workdir / "server.log"
         self.pid_path = workdir / "broker.pid"
+        self.lock_path = workdir / "up.lock"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -226,7 +230,7 @@ class KafkaBroker:
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the broker (formatting storage first if needed) and wait until it answers."""
         if not self.config_path.exists():
             self.format()
@@ -317,56 +321,120 @@ def _terminate(pid: int, timeout_s: float) -> None:
             time.sleep(0.05)
 
 
-def _default_broker() -> KafkaBroker:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
+def state_dir(run_dir: Path, port: int) -> Path:
+    """The folder of the broker on ``port``: its data, config, log, pid file and lock.
+
+    One per port, so brokers on different ports never share (and never stop) each other.
+    """
+    return run_dir / str(port)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) until the block ends.
+
+    ``up`` and ``down`` of one broker take it, so two of them never act on a half-started
+    broker at once; the kernel releases it if the holder dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _bootstrap_from_env() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
+
+
+def _broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
+    host, port = split_address(bootstrap)
+    workdir = state_dir(run_dir, port)
     security = None
     if os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper() == "SASL_SSL":
         security = BrokerSecurity.load_or_create(
-            RUN_DIR / "security", hostnames=[split_address(bootstrap)[0], "localhost"]
+            workdir / "security", hostnames=[host, "localhost"]
         )
-    return KafkaBroker(RUN_DIR, bootstrap, security=security)
+    return KafkaBroker(workdir, bootstrap, security=security)
 
 
-def up() -> int:
-    """``make kafka-up``: start the project's broker unless one already answers."""
-    broker = _default_broker()
-    if answers(broker.bootstrap, options=broker.client_options()):
-        owner = "ours" if broker.pid() is not None else "not started by this project"
-        print(f"Kafka is already up at {broker.bootstrap} ({owner})")
-        return 0
-    if broker.pid() is not None:
-        broker.stop()  # a broker of ours that no longer answers
-    print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
-    try:
-        broker.start()
-    except BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def _wait_for_answer(broker: KafkaBroker, timeout_s: float) -> bool:
+    """Wait for a broker of ours that is alive but not answering yet (it may be starting)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and broker.pid() is not None:
+        if answers(broker.bootstrap, timeout_s=2.0, options=broker.client_options()):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def up(run_dir: Path = RUN_DIR) -> int:
+    """``make kafka-up``: start the project's broker unless one already answers.
+
+    Under the broker's lock: a second ``up`` waits for the first to finish, and a broker of
+    ours that is alive but silent (started by an ``up`` that was interrupted) gets the whole
+    start-up time to answer before it is taken for hung and replaced.
+    """
+    broker = _broker_at(run_dir, _bootstrap_from_env())
+    with locked(broker.lock_path):
+        if answers(broker.bootstrap, options=broker.client_options()):
+            owner = "ours" if broker.pid() is not None else "not started by this project"
+            print(f"Kafka is already up at {broker.bootstrap} ({owner})")
+            return 0
+        if broker.pid() is not None:
+            if _wait_for_answer(broker, START_TIMEOUT_S):
+                print(f"Kafka is up at {broker.bootstrap} (it was starting)")
+                return 0
+            broker.stop()  # a broker of ours that no longer answers
+        print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
+        try:
+            broker.start()
+        except BrokerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
     if broker.security is not None:
         print(f"SASL_SSL: the services' settings are in {broker.security.client_env_file}")
     return 0
 
 
-def down() -> int:
-    """``make kafka-down``: stop the project's broker, leaving no process behind."""
-    broker = _default_broker()
-    if broker.pid() is None:
+def down(run_dir: Path = RUN_DIR) -> int:
+    """``make kafka-down``: stop the project's brokers, leaving no process behind.
+
+    With ``KAFKA_BOOTSTRAP_SERVERS`` set, only the broker on that port; otherwise every broker
+    this checkout started.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        brokers = [_broker_at(run_dir, _bootstrap_from_env())]
+    else:
+        brokers = [
+            KafkaBroker(folder, f"127.0.0.1:{folder.name}")
+            for folder in sorted(run_dir.glob("*"))
+            if folder.name.isdigit()
+        ]
+    stopped = 0
+    for broker in brokers:
+        with locked(broker.lock_path):
+            if broker.pid() is None:
+                broker.pid_path.unlink(missing_ok=True)
+                continue
+            broker.stop()
+            stopped += 1
+            print(f"Kafka stopped at {broker.bootstrap}")
+    if stopped == 0:
         print("Kafka is not running (no broker started by this project)")
-        broker.pid_path.unlink(missing_ok=True)
-        return 0
-    broker.stop()
-    print("Kafka stopped")
     return 0
 
 
 def status() -> int:
     """Exit 0 if the broker answers."""
-    broker = _default_broker()
-    if answers(broker.bootstrap, options=broker.client_options()):
-        print(f"Kafka is up at {broker.bootstrap}")
+    bootstrap = _bootstrap_from_env()
+    if answers(bootstrap, options=_broker_at(RUN_DIR, bootstrap).client_options()):
+        print(f"Kafka is up at {bootstrap}")
         return 0
-    print(f"Kafka is not answering at {broker.bootstrap}")
+    print(f"Kafka is not answering at {bootstrap}")
     return 1
 
 
@@ -376,11 +444,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(prog="python -m scripts.kafka.broker")
     parser.add_argument("command", choices=["up", "down", "status", "fetch"])
-    command = parser.parse_args(argv).command
-    if command == "fetch":
+    parser.add_argument(
+        "--run-dir", type=Path, default=RUN_DIR, help="where brokers keep their state"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
         print(lib_dir())
         return 0
-    return {"up": up, "down": down, "status": status}[command]()
+    if args.command == "status":
+        return status()
+    return {"up": up, "down": down}[args.command](args.run_dir)
 
 
 if __name__ == "__main__":
