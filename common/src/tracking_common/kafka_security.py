@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
+_tracer = trace.get_tracer(__name__)
 _SASL: Final = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 _TLS: Final = frozenset({"SSL", "SASL_SSL"})
 # Kafka protocol error codes (stable across clients): the broker refused the SASL exchange.
@@ -350,16 +353,28 @@ async def check_access(
     answered (transient).
 
     Raises KafkaSecurityError as soon as a broker refuses the credentials or the TLS setup:
-    every broker of a cluster would, so retrying cannot help.
+    every broker of a cluster would, so retrying cannot help. One span, ``kafka.check_access``,
+    carries the outcome (``accepted``, ``refused`` with the setting, ``unreachable``).
     """
-    for address in servers:
-        host, port = _host_port(address)
-        try:
-            await _open_once(factory, host, port, timeout_s)
-        except Exception as exc:  # classified below: anything but a refusal is an outage
-            refusal = classify_connection_error(exc, address=address, settings=settings)
-            if refusal is not None:
-                raise refusal from exc
-            continue
-        return address
-    return None
+    attributes = {
+        "messaging.system": "kafka",
+        "kafka.security_protocol": settings.kafka_security_protocol,
+    }
+    with _tracer.start_as_current_span("kafka.check_access", attributes=attributes) as span:
+        for address in servers:
+            host, port = _host_port(address)
+            try:
+                await _open_once(factory, host, port, timeout_s)
+            except Exception as exc:  # classified below: anything but a refusal is an outage
+                refusal = classify_connection_error(exc, address=address, settings=settings)
+                if refusal is not None:
+                    span.set_attributes(
+                        {"kafka.access": "refused", "kafka.access.setting": refusal.setting}
+                    )
+                    span.set_status(StatusCode.ERROR, str(refusal))
+                    raise refusal from exc
+                continue
+            span.set_attributes({"kafka.access": "accepted", "server.address": address})
+            return address
+        span.set_attribute("kafka.access", "unreachable")
+        return None

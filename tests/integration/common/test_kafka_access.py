@@ -72,45 +72,42 @@ async def test_an_unknown_user_is_a_refusal(secure_kafka: SecureKafka) -> None:
         await _check(env)
 
 
-async def test_an_untrusted_certificate_is_a_refusal_naming_the_ca_file(
-    secure_kafka: SecureKafka, tmp_path: Path
-) -> None:
-    other_ca, _ = make_ca(tmp_path, "other-ca")
-    env = secure_kafka.env(KAFKA_SSL_CA_FILE=str(other_ca))
-
-    with pytest.raises(KafkaSecurityError) as caught:
-        await _check(env)
-
-    assert caught.value.setting == "KAFKA_SSL_CA_FILE"
-    assert "is not trusted (self-signed certificate in certificate chain)" in str(caught.value)
-
-
-async def test_a_name_the_certificate_does_not_carry_is_a_refusal(
-    secure_kafka: SecureKafka,
-) -> None:
-    # The broker's certificate names "localhost", not the address.
-    port = secure_kafka.bootstrap.rpartition(":")[2]
-    env = secure_kafka.env(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}")
-
-    with pytest.raises(KafkaSecurityError) as caught:
-        await _check(env)
-
-    assert caught.value.setting == "KAFKA_BOOTSTRAP_SERVERS"
-    assert "not valid for that name" in str(caught.value)
-
-
-async def test_plaintext_against_a_tls_listener_is_a_refusal_naming_the_protocol(
-    secure_kafka: SecureKafka,
-) -> None:
-    env = {
+def _refused_env(secure_kafka: SecureKafka, refusal: str, tmp_path: Path) -> dict[str, str]:
+    if refusal == "untrusted CA":
+        other_ca, _ = make_ca(tmp_path, "other-ca")
+        return secure_kafka.env(KAFKA_SSL_CA_FILE=str(other_ca))
+    if refusal == "name mismatch":
+        # The broker's certificate names "localhost", not the address.
+        port = secure_kafka.bootstrap.rpartition(":")[2]
+        return secure_kafka.env(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}")
+    return {
         "KAFKA_BOOTSTRAP_SERVERS": secure_kafka.bootstrap,
         "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
     }
 
+
+@pytest.mark.parametrize(
+    ("refusal", "setting", "reason"),
+    [
+        (
+            "untrusted CA",
+            "KAFKA_SSL_CA_FILE",
+            "not trusted (self-signed certificate in certificate chain)",
+        ),
+        ("name mismatch", "KAFKA_BOOTSTRAP_SERVERS", "is not valid for that name"),
+        ("plaintext client", "KAFKA_SECURITY_PROTOCOL", "answered with TLS"),
+    ],
+)
+async def test_a_tls_refusal_names_the_setting_to_fix(
+    secure_kafka: SecureKafka, tmp_path: Path, refusal: str, setting: str, reason: str
+) -> None:
+    env = _refused_env(secure_kafka, refusal, tmp_path)
+
     with pytest.raises(KafkaSecurityError) as caught:
         await _check(env)
 
-    assert caught.value.setting == "KAFKA_SECURITY_PROTOCOL"
+    assert caught.value.setting == setting
+    assert reason in str(caught.value)
 
 
 async def test_no_broker_at_all_is_an_outage_not_a_refusal(secure_kafka: SecureKafka) -> None:
