@@ -43,6 +43,7 @@ from tracking_common.record import encode_record, partition_key, record_headers
 
 from bench.results import ratio_line, record
 from scripts.kafka.broker import DEFAULT_BOOTSTRAP, KafkaBroker, answers
+from scripts.kafka.security import client_options_from_env
 from tests.support.services import BIN, free_port
 
 PARTITIONS = 3
@@ -82,7 +83,7 @@ def _template(n: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
 
 
 async def _create_topic(bootstrap: str, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options_from_env())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
@@ -105,6 +106,7 @@ async def fill(bootstrap: str, topic: str, count: int) -> float:
         linger_ms=20,
         compression_type="lz4",
         max_batch_size=512 * 1024,
+        **client_options_from_env(),
     )
     started = time.monotonic()
     await producer.start()
@@ -295,7 +297,7 @@ def _measure(bootstrap: str, run: str, args: argparse.Namespace) -> tuple[float,
 def kafka() -> Iterator[str]:
     """``KAFKA_BOOTSTRAP_SERVERS`` if a broker answers there, else a broker of our own."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
-    if answers(bootstrap):
+    if answers(bootstrap, options=client_options_from_env()):
         yield bootstrap
         return
     print(f"no broker at {bootstrap}: starting one for this run ...", flush=True)

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from scripts.kafka.broker import RUN_DIR, BrokerError, KafkaBroker, answers
+from scripts.kafka.security import client_options_from_env
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 BIN: Final = Path(sys.executable).parent
@@ -66,7 +67,7 @@ class Pipeline:
 
     def start_broker(self) -> None:
         """Reuse a broker that answers; else start the project's own (stopped on exit)."""
-        if answers(self.bootstrap):
+        if answers(self.bootstrap, options=client_options_from_env()):
             print(f"  kafka      {self.bootstrap} (already running, left running on exit)")
             return
         broker = KafkaBroker(RUN_DIR, self.bootstrap.split(",")[0])
@@ -198,7 +199,7 @@ class Pipeline:
 
 
 async def _create_topics(bootstrap: str, topics: Mapping[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options_from_env())
     await admin.start()
     try:
         for variable, name in topics.items():

@@ -15,6 +15,7 @@ tests only).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "MECHANISMS",
     "BrokerSecurity",
     "Certificates",
+    "client_options_from_env",
     "make_ca",
     "make_certificates",
 ]
@@ -126,6 +128,20 @@ def make_certificates(directory: Path, hostnames: Sequence[str]) -> Certificates
     for path in (broker_key, client_key, keystore, ca[1]):
         path.chmod(0o600)
     return Certificates(ca[0], keystore, client_cert, client_key)
+
+
+def client_options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """aiokafka options from the ``KAFKA_SECURITY_PROTOCOL``/``KAFKA_SASL_*``/``KAFKA_SSL_*``
+    variables, validated by the services' own model: for the scripts' and the bench's clients."""
+    from tracking_common.kafka_security import KafkaSecuritySettings  # noqa: PLC0415
+
+    environ = os.environ if environ is None else environ
+    values = {
+        name: environ[name.upper()]
+        for name in KafkaSecuritySettings.model_fields
+        if name.upper() in environ
+    }
+    return KafkaSecuritySettings.model_validate(values).client_options()
 
 
 def _jaas_quote(value: str) -> str:

@@ -20,7 +20,7 @@ from tracking_common.kafka_security import (
 )
 from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
 
-from scripts.kafka.security import Certificates, make_certificates
+from scripts.kafka.security import Certificates, client_options_from_env, make_certificates
 
 PASSWORD = "s3cret-Pa55word-never-shown"  # noqa: S105 - a test value
 
@@ -352,3 +352,20 @@ async def test_check_access_raises_at_the_first_refusal_once_the_transport_close
         await check_access(settings, ["kafka:9093", "other:9093"], fake)
 
     assert fake.log == ["connect kafka:9093"]
+
+
+def test_scripts_and_the_bench_read_the_same_variables(pem: Certificates) -> None:
+    environ = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "KAFKA_SASL_USERNAME": "tracking",
+        "KAFKA_SASL_PASSWORD": PASSWORD,
+        "KAFKA_SSL_CA_FILE": str(pem.ca_file),
+        "UNRELATED": "x",
+    }
+
+    options = client_options_from_env(environ)
+
+    assert options["sasl_mechanism"] == "SCRAM-SHA-256"
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    assert client_options_from_env({}) == {"security_protocol": "PLAINTEXT"}
