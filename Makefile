@@ -16,8 +16,9 @@ help:
 	@echo "make fuzz        property tests and the API fuzz with random examples, 40x as many"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
 	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
-	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)"
-	@echo "make kafka-down  stop it"
+	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092);"
+	@echo "                 KAFKA_BROKERS=3 make kafka-up starts a three-node cluster there instead"
+	@echo "make kafka-down  stop what kafka-up started"
 
 install:
 	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "uv $(UV_VERSION)" || \
@@ -33,7 +34,7 @@ typecheck: install
 	$(RUN) mypy $(SOURCES)
 
 test: lint typecheck
-	$(RUN) python -m scripts.kafka.broker fetch >/dev/null
+	$(RUN) python -m scripts.kafka.commands fetch >/dev/null
 	$(RUN) python -m scripts.check_terraform tools
 	$(RUN) pytest
 
@@ -55,10 +56,10 @@ run: install
 	$(RUN) python -m scripts.run_pipeline
 
 kafka-up: install
-	@$(RUN) python -m scripts.kafka.broker up
+	@$(RUN) python -m scripts.kafka.commands up
 
 kafka-down:
-	@if [ -x .venv/bin/python ]; then .venv/bin/python -m scripts.kafka.broker down; \
+	@if [ -x .venv/bin/python ]; then .venv/bin/python -m scripts.kafka.commands down; \
 	else echo "Kafka is not running (nothing installed)"; fi
 
 clean: kafka-down

@@ -3,33 +3,29 @@
 The broker is the official ``org.apache.kafka:kafka_2.13`` artifact and its runtime
 dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`` (see
 ``pom.xml``) into ``.cache/kafka/<version>/lib``; the version is pinned in ``VERSION``.
-``make kafka-up``/``make kafka-down`` and the test suite both use this module.
 
-Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
-address; default ``127.0.0.1:9092``; each broker's state lives in ``.run/kafka/<port>``).
+``scripts/kafka/commands.py`` is the command line (``make kafka-up``/``make kafka-down``);
+``scripts/kafka/cluster.py`` runs several of these nodes as one cluster.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import contextlib
-import fcntl
-import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
+
+from scripts.kafka.properties import NodeAddress, node_properties
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 HERE: Final = Path(__file__).resolve().parent
@@ -135,13 +131,30 @@ async def _answers(bootstrap: str, timeout_s: float) -> bool:
 
 
 class KafkaBroker:
-    """One broker process with its own data folder, config, log and pid file."""
+    """One node process with its own data folder, config, log and pid file.
 
-    def __init__(self, workdir: Path, bootstrap: str, *, heap: str = DEFAULT_HEAP) -> None:
+    Alone (the default) it is a single-node cluster with a controller port of its own; in a
+    :class:`~scripts.kafka.cluster.KafkaCluster` it gets its ``node`` address and the
+    ``voters`` of the quorum. ``extra_properties`` go to :func:`node_properties`.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        bootstrap: str,
+        *,
+        heap: str = DEFAULT_HEAP,
+        node: NodeAddress | None = None,
+        voters: list[NodeAddress] | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.bootstrap = bootstrap
         self.host, self.port = split_address(bootstrap)
         self.heap = heap
+        self.node = node
+        self.voters = voters
+        self.extra_properties = extra_properties
         self.log_path = workdir / "server.log"
         self.pid_path = workdir / "broker.pid"
         self.lock_path = workdir / "up.lock"
@@ -153,34 +166,10 @@ class KafkaBroker:
         return self.workdir / "server.properties"
 
     def _write_config(self) -> None:
-        controller_port = free_port()
-        data = self.workdir / "data"
-        properties = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(data),
-            "num.partitions": "1",
-            "offsets.topic.num.partitions": "4",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # Tests join groups constantly; the default 3 s delay would slow every one of them.
-            "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "background.threads": "2",
-            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-            "auto.create.topics.enable": "true",
-            "delete.topic.enable": "true",
-        }
+        node = self.node or NodeAddress(1, self.host, self.port, free_port())
+        properties = node_properties(
+            node, self.voters or [node], self.workdir / "data", extra=self.extra_properties
+        )
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in properties.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
@@ -213,6 +202,14 @@ class KafkaBroker:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the broker (formatting storage first if needed) and wait until it answers."""
+        self.launch()
+        self.wait_until_answering(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process (formatting storage first if needed) without waiting for it.
+
+        After a crash the data folder is kept: Kafka recovers its log on start.
+        """
         if not self.config_path.exists():
             self.format()
         with self.log_path.open("ab") as log:
@@ -225,6 +222,11 @@ class KafkaBroker:
                 start_new_session=True,
             )
         self.pid_path.write_text(f"{self._process.pid}\n")
+
+    def wait_until_answering(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait until the launched broker answers; stop it and raise if it exits or stays mute."""
+        if self._process is None:
+            raise BrokerError("launch() the broker before waiting for it")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -245,11 +247,12 @@ class KafkaBroker:
             return None
         return pid if _alive(pid) else None
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the broker: SIGTERM (a clean shutdown), then SIGKILL after ``timeout_s``."""
+    def stop(self, timeout_s: float = 30.0, signum: int = signal.SIGTERM) -> None:
+        """Stop the broker: ``signum`` (SIGTERM: a clean shutdown; SIGKILL: a crash), then
+        SIGKILL after ``timeout_s``; return once the process is gone."""
         pid = self.pid()
         if pid is not None:
-            _terminate(pid, timeout_s)
+            _terminate(pid, timeout_s, signum)
         if self._process is not None:
             self._process.wait()
             self._process = None
@@ -278,9 +281,9 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _terminate(pid: int, timeout_s: float) -> None:
+def _terminate(pid: int, timeout_s: float, signum: int) -> None:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signum)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s
@@ -306,123 +309,6 @@ def state_dir(run_dir: Path, port: int) -> Path:
     return run_dir / str(port)
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) until the block ends.
-
-    ``up`` and ``down`` of one broker take it, so two of them never act on a half-started
-    broker at once; the kernel releases it if the holder dies.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _bootstrap_from_env() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
-
-
-def _broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
+def broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
+    """The single broker at ``bootstrap`` with its state under ``run_dir``."""
     return KafkaBroker(state_dir(run_dir, split_address(bootstrap)[1]), bootstrap)
-
-
-def _wait_for_answer(broker: KafkaBroker, timeout_s: float) -> bool:
-    """Wait for a broker of ours that is alive but not answering yet (it may be starting)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and broker.pid() is not None:
-        if answers(broker.bootstrap, timeout_s=2.0):
-            return True
-        time.sleep(0.25)
-    return False
-
-
-def up(run_dir: Path = RUN_DIR) -> int:
-    """``make kafka-up``: start the project's broker unless one already answers.
-
-    Under the broker's lock: a second ``up`` waits for the first to finish, and a broker of
-    ours that is alive but silent (started by an ``up`` that was interrupted) gets the whole
-    start-up time to answer before it is taken for hung and replaced.
-    """
-    broker = _broker_at(run_dir, _bootstrap_from_env())
-    with locked(broker.lock_path):
-        if answers(broker.bootstrap):
-            owner = "ours" if broker.pid() is not None else "not started by this project"
-            print(f"Kafka is already up at {broker.bootstrap} ({owner})")
-            return 0
-        if broker.pid() is not None:
-            if _wait_for_answer(broker, START_TIMEOUT_S):
-                print(f"Kafka is up at {broker.bootstrap} (it was starting)")
-                return 0
-            broker.stop()  # a broker of ours that no longer answers
-        print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
-        try:
-            broker.start()
-        except BrokerError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
-    return 0
-
-
-def down(run_dir: Path = RUN_DIR) -> int:
-    """``make kafka-down``: stop the project's brokers, leaving no process behind.
-
-    With ``KAFKA_BOOTSTRAP_SERVERS`` set, only the broker on that port; otherwise every broker
-    this checkout started.
-    """
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
-        brokers = [_broker_at(run_dir, _bootstrap_from_env())]
-    else:
-        brokers = [
-            KafkaBroker(folder, f"127.0.0.1:{folder.name}")
-            for folder in sorted(run_dir.glob("*"))
-            if folder.name.isdigit()
-        ]
-    stopped = 0
-    for broker in brokers:
-        with locked(broker.lock_path):
-            if broker.pid() is None:
-                broker.pid_path.unlink(missing_ok=True)
-                continue
-            broker.stop()
-            stopped += 1
-            print(f"Kafka stopped at {broker.bootstrap}")
-    if stopped == 0:
-        print("Kafka is not running (no broker started by this project)")
-    return 0
-
-
-def status() -> int:
-    """Exit 0 if the broker answers."""
-    bootstrap = _bootstrap_from_env()
-    if answers(bootstrap):
-        print(f"Kafka is up at {bootstrap}")
-        return 0
-    print(f"Kafka is not answering at {bootstrap}")
-    return 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``up``, ``down``, ``status`` or ``fetch``."""
-    # Connection refusals while the broker boots are expected; aiokafka logs each one.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    parser = argparse.ArgumentParser(prog="python -m scripts.kafka.broker")
-    parser.add_argument("command", choices=["up", "down", "status", "fetch"])
-    parser.add_argument(
-        "--run-dir", type=Path, default=RUN_DIR, help="where brokers keep their state"
-    )
-    args = parser.parse_args(argv)
-    if args.command == "fetch":
-        print(lib_dir())
-        return 0
-    if args.command == "status":
-        return status()
-    return {"up": up, "down": down}[args.command](args.run_dir)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from scripts.kafka.broker import KafkaBroker, free_port
+from scripts.kafka.topics import broker_count, new_topic
 
 __all__ = [
     "PrivateBroker",
@@ -38,11 +39,15 @@ def unique_name(prefix: str) -> str:
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
-    """Create ``name`` (replication factor 1) and wait until it has a leader; return it."""
+    """Create ``name`` and wait until it has a leader; return it.
+
+    Replication as the project's scripts do it: 1 on a single broker, 3 with
+    ``min.insync.replicas=2`` on a cluster.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        await admin.create_topics([new_topic(name, partitions, brokers=await broker_count(admin))])
     finally:
         await admin.close()
     await _wait_for_leaders(bootstrap, name, partitions)
