@@ -3,37 +3,29 @@
 The broker is the official ``org.apache.kafka:kafka_2.13`` artifact and its runtime
 dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`` (see
 ``pom.xml``) into ``.cache/kafka/<version>/lib``; the version is pinned in ``VERSION``.
-``make kafka-up``/``make kafka-down`` and the test suite both use this module.
 
-Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
-address; default ``127.0.0.1:9092``; each broker's state lives in ``.run/kafka/<port>``). With
-``KAFKA_SECURITY_PROTOCOL=SASL_SSL`` the listener is ``SASL_SSL`` (see ``security.py``): a
-throwaway CA and SCRAM users, and the client settings in ``<state>/security/client.env``.
+``scripts/kafka/commands.py`` is the command line (``make kafka-up``/``make kafka-down``);
+``scripts/kafka/cluster.py`` runs several of these nodes as one cluster.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import contextlib
-import fcntl
-import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
-from scripts.kafka.security import BrokerSecurity
+from scripts.kafka.properties import NodeAddress, node_properties
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 HERE: Final = Path(__file__).resolve().parent
@@ -114,7 +106,7 @@ def answers(
 ) -> bool:
     """True if a Kafka broker at ``bootstrap`` answers a metadata request.
 
-    ``options`` are the client's security options. Runs on a thread of its own, so callers
+    ``options`` are the client's TLS/SASL options. Runs on a thread of its own, so callers
     inside a running event loop (tests) can use it.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -142,7 +134,14 @@ async def _answers(bootstrap: str, timeout_s: float, options: Mapping[str, Any])
 
 
 class KafkaBroker:
-    """One broker process with its own data folder, config, log and pid file."""
+    """One node process with its own data folder, config, log and pid file.
+
+        Alone (the default) it is a single-node cluster with a controller port of its own; in a
+        :class:`~scripts.kafka.cluster.KafkaCluster` it gets its ``node`` address and the
+        ``voters`` of the quorum. ``extra_properties`` go to :func:`node_properties`, and
+    ``format_args`` to ``kafka-storage format`` (a SASL_SSL listener needs both: see
+    ``scripts/kafka/security.py``).
+    """
 
     def __init__(
         self,
@@ -150,13 +149,19 @@ class KafkaBroker:
         bootstrap: str,
         *,
         heap: str = DEFAULT_HEAP,
-        security: BrokerSecurity | None = None,
+        node: NodeAddress | None = None,
+        voters: list[NodeAddress] | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
-        self.security = security
         self.bootstrap = bootstrap
         self.host, self.port = split_address(bootstrap)
         self.heap = heap
+        self.node = node
+        self.voters = voters
+        self.extra_properties = extra_properties
+        self.format_args = tuple(format_args)  # e.g. --add-scram (scripts/kafka/security.py)
         self.log_path = workdir / "server.log"
         self.pid_path = workdir / "broker.pid"
         self.lock_path = workdir / "up.lock"
@@ -168,37 +173,10 @@ class KafkaBroker:
         return self.workdir / "server.properties"
 
     def _write_config(self) -> None:
-        controller_port = free_port()
-        data = self.workdir / "data"
-        name = "PLAINTEXT" if self.security is None else self.security.listener_name
-        properties = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-            "listeners": f"{name}://{self.host}:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"{name}://{self.host}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": name,
-            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{name}:{name}",
-            "log.dirs": str(data),
-            "num.partitions": "1",
-            "offsets.topic.num.partitions": "4",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # Tests join groups constantly; the default 3 s delay would slow every one of them.
-            "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "background.threads": "2",
-            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-            "auto.create.topics.enable": "true",
-            "delete.topic.enable": "true",
-        }
-        if self.security is not None:
-            properties.update(self.security.listener_properties())
+        node = self.node or NodeAddress(1, self.host, self.port, free_port())
+        properties = node_properties(
+            node, self.voters or [node], self.workdir / "data", extra=self.extra_properties
+        )
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in properties.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
@@ -223,8 +201,7 @@ class KafkaBroker:
         command = self._java(
             "kafka.tools.StorageTool",
             "format", f"--cluster-id={cluster_id}",
-            "-c", str(self.config_path), "--ignore-formatted",
-            *(self.security.format_args() if self.security is not None else ()),
+            "-c", str(self.config_path), "--ignore-formatted", *self.format_args,
         )  # fmt: skip
         result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
         if result.returncode != 0:
@@ -232,6 +209,14 @@ class KafkaBroker:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the broker (formatting storage first if needed) and wait until it answers."""
+        self.launch()
+        self.wait_until_answering(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process (formatting storage first if needed) without waiting for it.
+
+        After a crash the data folder is kept: Kafka recovers its log on start.
+        """
         if not self.config_path.exists():
             self.format()
         with self.log_path.open("ab") as log:
@@ -244,19 +229,20 @@ class KafkaBroker:
                 start_new_session=True,
             )
         self.pid_path.write_text(f"{self._process.pid}\n")
+
+    def wait_until_answering(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait until the launched broker answers; stop it and raise if it exits or stays mute."""
+        if self._process is None:
+            raise BrokerError("launch() the broker before waiting for it")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise BrokerError(f"the broker exited ({self._process.returncode}):\n{self.tail()}")
-            if answers(self.bootstrap, timeout_s=2.0, options=self.client_options()):
+            if answers(self.bootstrap, timeout_s=2.0):
                 return
             time.sleep(0.25)
         self.stop()
         raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s:\n{self.tail()}")
-
-    def client_options(self) -> dict[str, Any]:
-        """The security options a client of this broker needs (as its admin user)."""
-        return {} if self.security is None else self.security.admin_client_options()
 
     def pid(self) -> int | None:
         """The broker's pid if it is running."""
@@ -268,11 +254,12 @@ class KafkaBroker:
             return None
         return pid if _alive(pid) else None
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the broker: SIGTERM (a clean shutdown), then SIGKILL after ``timeout_s``."""
+    def stop(self, timeout_s: float = 30.0, signum: int = signal.SIGTERM) -> None:
+        """Stop the broker: ``signum`` (SIGTERM: a clean shutdown; SIGKILL: a crash), then
+        SIGKILL after ``timeout_s``; return once the process is gone."""
         pid = self.pid()
         if pid is not None:
-            _terminate(pid, timeout_s)
+            _terminate(pid, timeout_s, signum)
         if self._process is not None:
             self._process.wait()
             self._process = None
@@ -301,9 +288,9 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _terminate(pid: int, timeout_s: float) -> None:
+def _terminate(pid: int, timeout_s: float, signum: int) -> None:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signum)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s
@@ -329,132 +316,6 @@ def state_dir(run_dir: Path, port: int) -> Path:
     return run_dir / str(port)
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) until the block ends.
-
-    ``up`` and ``down`` of one broker take it, so two of them never act on a half-started
-    broker at once; the kernel releases it if the holder dies.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _bootstrap_from_env() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
-
-
-def _broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
-    host, port = split_address(bootstrap)
-    workdir = state_dir(run_dir, port)
-    security = None
-    if os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper() == "SASL_SSL":
-        security = BrokerSecurity.load_or_create(
-            workdir / "security", hostnames=[host, "localhost"]
-        )
-    return KafkaBroker(workdir, bootstrap, security=security)
-
-
-def _wait_for_answer(broker: KafkaBroker, timeout_s: float) -> bool:
-    """Wait for a broker of ours that is alive but not answering yet (it may be starting)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and broker.pid() is not None:
-        if answers(broker.bootstrap, timeout_s=2.0, options=broker.client_options()):
-            return True
-        time.sleep(0.25)
-    return False
-
-
-def up(run_dir: Path = RUN_DIR) -> int:
-    """``make kafka-up``: start the project's broker unless one already answers.
-
-    Under the broker's lock: a second ``up`` waits for the first to finish, and a broker of
-    ours that is alive but silent (started by an ``up`` that was interrupted) gets the whole
-    start-up time to answer before it is taken for hung and replaced.
-    """
-    broker = _broker_at(run_dir, _bootstrap_from_env())
-    with locked(broker.lock_path):
-        if answers(broker.bootstrap, options=broker.client_options()):
-            owner = "ours" if broker.pid() is not None else "not started by this project"
-            print(f"Kafka is already up at {broker.bootstrap} ({owner})")
-            return 0
-        if broker.pid() is not None:
-            if _wait_for_answer(broker, START_TIMEOUT_S):
-                print(f"Kafka is up at {broker.bootstrap} (it was starting)")
-                return 0
-            broker.stop()  # a broker of ours that no longer answers
-        print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
-        try:
-            broker.start()
-        except BrokerError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
-    if broker.security is not None:
-        print(f"SASL_SSL: the services' settings are in {broker.security.client_env_file}")
-    return 0
-
-
-def down(run_dir: Path = RUN_DIR) -> int:
-    """``make kafka-down``: stop the project's brokers, leaving no process behind.
-
-    With ``KAFKA_BOOTSTRAP_SERVERS`` set, only the broker on that port; otherwise every broker
-    this checkout started.
-    """
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
-        brokers = [_broker_at(run_dir, _bootstrap_from_env())]
-    else:
-        brokers = [
-            KafkaBroker(folder, f"127.0.0.1:{folder.name}")
-            for folder in sorted(run_dir.glob("*"))
-            if folder.name.isdigit()
-        ]
-    stopped = 0
-    for broker in brokers:
-        with locked(broker.lock_path):
-            if broker.pid() is None:
-                broker.pid_path.unlink(missing_ok=True)
-                continue
-            broker.stop()
-            stopped += 1
-            print(f"Kafka stopped at {broker.bootstrap}")
-    if stopped == 0:
-        print("Kafka is not running (no broker started by this project)")
-    return 0
-
-
-def status() -> int:
-    """Exit 0 if the broker answers."""
-    bootstrap = _bootstrap_from_env()
-    if answers(bootstrap, options=_broker_at(RUN_DIR, bootstrap).client_options()):
-        print(f"Kafka is up at {bootstrap}")
-        return 0
-    print(f"Kafka is not answering at {bootstrap}")
-    return 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``up``, ``down``, ``status`` or ``fetch``."""
-    # Connection refusals while the broker boots are expected; aiokafka logs each one.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    parser = argparse.ArgumentParser(prog="python -m scripts.kafka.broker")
-    parser.add_argument("command", choices=["up", "down", "status", "fetch"])
-    parser.add_argument(
-        "--run-dir", type=Path, default=RUN_DIR, help="where brokers keep their state"
-    )
-    args = parser.parse_args(argv)
-    if args.command == "fetch":
-        print(lib_dir())
-        return 0
-    if args.command == "status":
-        return status()
-    return {"up": up, "down": down}[args.command](args.run_dir)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
+    """The single broker at ``bootstrap`` with its state under ``run_dir``."""
+    return KafkaBroker(state_dir(run_dir, split_address(bootstrap)[1]), bootstrap)

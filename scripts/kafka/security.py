@@ -7,9 +7,9 @@ them as PEM key and trust stores (``ssl.keystore.type=PEM``), so no ``keytool`` 
 ``kafka-storage format --add-scram`` arguments that create the SCRAM users at format time, and
 into the ``KAFKA_*`` variables a client of the project connects with.
 
-The broker authenticates its own inter-broker connections as ``admin`` over the same listener;
-the controller listener stays plaintext on loopback (these brokers are for development and
-tests only).
+The listener is added next to the node's PLAINTEXT one (which stays the inter-broker and
+controller side, on loopback: these brokers are for development and tests only), at
+``localhost`` (the name in its certificate) on a port of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ __all__ = [
 MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
 ADMIN_USER: Final = "admin"
 CLIENT_USER: Final = "tracking"
-_INTER_BROKER_MECHANISM: Final = "SCRAM-SHA-512"
+# The secured listener's host: the only name its certificate carries, so connecting to it as
+# 127.0.0.1 is a host-name mismatch (a test relies on it).
+SECURE_HOST: Final = "localhost"
+# ``make kafka-up`` puts a node's SASL_SSL listener this far above its PLAINTEXT port.
+SECURE_PORT_OFFSET: Final = 1000
 _DAYS: Final = "7"
 
 
@@ -174,9 +178,10 @@ class BrokerSecurity:
         return cls(make_certificates(directory, hostnames), dict(users), client_auth)
 
     @classmethod
-    def load_or_create(cls, directory: Path, *, hostnames: Sequence[str]) -> BrokerSecurity:
+    def load_or_create(cls, directory: Path, *, bootstrap: str) -> BrokerSecurity:
         """The listener kept in ``directory`` (``make kafka-up`` after ``kafka-down``), or a
-        new one with a ``tracking`` user, whose settings go to ``client.env``."""
+        new one with a ``tracking`` user, whose settings (``bootstrap`` included) go to
+        ``client.env``."""
         state = directory / "users.json"
         if state.exists():
             saved = json.loads(state.read_text())
@@ -184,10 +189,14 @@ class BrokerSecurity:
             certificates = Certificates(*(directory / name for name in names))
             return cls(certificates, saved["users"], admin_password=saved["admin"])
         security = cls.create(
-            directory, hostnames=hostnames, users={CLIENT_USER: secrets.token_urlsafe(18)}
+            directory, hostnames=[SECURE_HOST], users={CLIENT_USER: secrets.token_urlsafe(18)}
         )
         state.write_text(json.dumps({"users": security.users, "admin": security.admin_password}))
-        lines = [f"{k}={v}" for k, v in security.client_environment(CLIENT_USER).items()]
+        variables = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            **security.client_environment(CLIENT_USER),
+        }
+        lines = [f"{name}={value}" for name, value in variables.items()]
         security.client_env_file.write_text("\n".join(lines) + "\n")
         for path in (state, security.client_env_file):
             path.chmod(0o600)
@@ -211,14 +220,12 @@ class BrokerSecurity:
     def _all_users(self) -> dict[str, str]:
         return {**self.users, ADMIN_USER: self.admin_password}
 
-    listener_name: Final = "SASL_SSL"
-    """The name (and protocol) of the listener clients and the other brokers use."""
+    def listener_properties(self, port: int) -> dict[str, str]:
+        """``server.properties`` entries adding a ``SASL_SSL`` listener at ``localhost:port``.
 
-    def listener_properties(self) -> dict[str, str]:
-        """``server.properties`` entries for the ``SASL_SSL`` listener: SASL users, TLS stores.
-
-        The broker names the listener (``listeners``, ``advertised.listeners``,
-        ``inter.broker.listener.name``, the protocol map) with :attr:`listener_name`.
+        For :func:`~scripts.kafka.properties.node_properties`'s ``extra``: the listener keys
+        are appended to the node's PLAINTEXT listener, which stays the inter-broker one (and
+        the one the harness checks readiness on).
         """
         users = self._all_users()
         plain_users = " ".join(
@@ -227,8 +234,10 @@ class BrokerSecurity:
         admin = f'username="{ADMIN_USER}" password="{_jaas_quote(self.admin_password)}"'
         prefix = "listener.name.sasl_ssl"
         return {
+            "listeners": f"SASL_SSL://{SECURE_HOST}:{port}",
+            "advertised.listeners": f"SASL_SSL://{SECURE_HOST}:{port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
-            "sasl.mechanism.inter.broker.protocol": _INTER_BROKER_MECHANISM,
             f"{prefix}.scram-sha-256.sasl.jaas.config": (
                 f"org.apache.kafka.common.security.scram.ScramLoginModule required {admin};"
             ),

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from scripts.kafka.broker import KafkaBroker, free_port
-from scripts.kafka.security import BrokerSecurity
+from scripts.kafka.security import SECURE_HOST, BrokerSecurity
+from scripts.kafka.topics import broker_count, new_topic
 
 __all__ = [
     "PrivateBroker",
@@ -49,11 +50,15 @@ Options = Mapping[str, Any]
 async def create_topic(
     bootstrap: str, name: str, partitions: int = 1, *, options: Options | None = None
 ) -> str:
-    """Create ``name`` (replication factor 1) and wait until it has a leader; return it."""
+    """Create ``name`` and wait until it has a leader; return it.
+
+    Replication as the project's scripts do it: 1 on a single broker, 3 with
+    ``min.insync.replicas=2`` on a cluster.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        await admin.create_topics([new_topic(name, partitions, brokers=await broker_count(admin))])
     finally:
         await admin.close()
     await _wait_for_leaders(bootstrap, name, partitions, options or {})
@@ -218,17 +223,24 @@ class SecureKafka:
 
 @pytest.fixture(scope="session")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
-    """The session's SASL_SSL broker, named ``localhost`` by its certificate (not 127.0.0.1)."""
+    """The session's broker with a SASL_SSL listener at ``localhost`` (the only name in its
+    certificate), next to the PLAINTEXT one the harness checks readiness on."""
     workdir = tmp_path_factory.mktemp("secure-kafka")
     security = BrokerSecurity.create(
         workdir / "security",
-        hostnames=["localhost"],
+        hostnames=[SECURE_HOST],
         users={"tracking": uuid.uuid4().hex},
         client_auth="requested",
     )
-    broker = KafkaBroker(workdir / "kafka", f"localhost:{free_port()}", security=security)
+    secure_port = free_port()
+    broker = KafkaBroker(
+        workdir / "kafka",
+        f"127.0.0.1:{free_port()}",
+        extra_properties=security.listener_properties(secure_port),
+        format_args=security.format_args(),
+    )
     broker.start(timeout_s=180)
     try:
-        yield SecureKafka(broker.bootstrap, security)
+        yield SecureKafka(f"{SECURE_HOST}:{secure_port}", security)
     finally:
         broker.stop()

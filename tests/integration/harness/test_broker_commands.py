@@ -1,4 +1,4 @@
-"""``python -m scripts.kafka.broker up|down`` (the make targets) as separate processes."""
+"""``python -m scripts.kafka.commands up|down`` (the make targets) as separate processes."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _command(run_dir: Path, verb: str, bootstrap: str | None) -> subprocess.Pope
     if bootstrap is not None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "scripts.kafka.broker", "--run-dir", str(run_dir), verb],
+        [sys.executable, "-m", "scripts.kafka.commands", "--run-dir", str(run_dir), verb],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
