@@ -348,6 +348,7 @@ async def check_access(
     factory: ConnectionFactory,
     *,
     timeout_s: float = 10.0,
+    tracer: trace.Tracer | None = None,
 ) -> str | None:
     """The first of ``servers`` that accepts one connection from ``factory``, or None if none
     answered (transient).
@@ -360,7 +361,9 @@ async def check_access(
         "messaging.system": "kafka",
         "kafka.security_protocol": settings.kafka_security_protocol,
     }
-    with _tracer.start_as_current_span("kafka.check_access", attributes=attributes) as span:
+    with (tracer or _tracer).start_as_current_span(
+        "kafka.check_access", attributes=attributes
+    ) as span:
         for address in servers:
             host, port = _host_port(address)
             try:

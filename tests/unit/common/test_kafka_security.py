@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 from tracking_common.kafka_security import (
     KafkaSecurityError,
@@ -369,3 +372,28 @@ def test_scripts_and_the_bench_read_the_same_variables(pem: Certificates) -> Non
     assert options["sasl_mechanism"] == "SCRAM-SHA-256"
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert client_options_from_env({}) == {"security_protocol": "PLAINTEXT"}
+
+
+async def test_check_access_records_one_span_with_the_outcome(
+    pem: Certificates, fake: type[_FakeConnection]
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    settings = KafkaSecuritySettings.model_validate(_sasl_ssl(pem))
+    fake.failures = {9093: _KafkaError(58)}
+
+    assert await check_access(settings, ["a:9092"], fake, tracer=tracer) == "a:9092"
+    with pytest.raises(KafkaSecurityError):
+        await check_access(settings, ["kafka:9093"], fake, tracer=tracer)
+
+    accepted, refused = exporter.get_finished_spans()
+    assert accepted.name == refused.name == "kafka.check_access"
+    assert accepted.attributes is not None
+    assert refused.attributes is not None
+    assert accepted.attributes["kafka.access"] == "accepted"
+    assert accepted.attributes["kafka.security_protocol"] == "SASL_SSL"
+    assert refused.attributes["kafka.access"] == "refused"
+    assert refused.attributes["kafka.access.setting"] == "KAFKA_SASL_PASSWORD"
+    assert PASSWORD not in str(refused.status.description)
