@@ -240,10 +240,17 @@ def raw_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
     return float(figures["events_per_s"])
 
 
-def forwarder_rate(bootstrap: str, topic: str, events: int, log: Path) -> float:
+def forwarder_rate(
+    bootstrap: str,
+    topic: str,
+    events: int,
+    log: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+) -> float:
     """Events/s of the forwarder delivering ``topic`` to a count-only collector."""
     with collector_process() as collector_url:
-        env = forwarder_env(bootstrap, topic, collector_url)
+        env = {**forwarder_env(bootstrap, topic, collector_url), **(overrides or {})}
         admin = f"http://127.0.0.1:{env['FORWARDER_ADMIN_PORT']}"
         with forwarder_process(env, log) as process:
             started = _wait_for(admin + "/readyz", 60, process)

@@ -3,10 +3,11 @@
 Delivery guarantee (at least once): the loop hands records to the
 :class:`~forwarder_service.pipeline.Pipeline` and commits, per partition, only the watermark the
 :class:`~forwarder_service.offsets.OffsetTracker` offers: one past the highest offset below which
-every record was delivered (2xx) or acknowledged by the dead-letter topic. Commits happen every
-``commit_interval_s``, on revoke and on shutdown, and only for partitions this instance is
-assigned. After a crash, a rebalance or a timed-out request, records at or above the committed
-offset are read again: duplicates are possible (downstream deduplicates on ``eid``), loss is not.
+every record was delivered (2xx) or acknowledged by the dead-letter topic. Commits happen as
+soon as the watermark advances, at most once per ``commit_interval_s`` (1 s), and at once on
+revoke and on shutdown, only for partitions this instance is assigned. After a crash, a
+rebalance or a timed-out request, records at or above the committed offset are read again:
+duplicates are possible (downstream deduplicates on ``eid``), loss is not.
 
 aiokafka traps handled here:
 
@@ -206,7 +207,7 @@ class ForwarderConsumer:
             settings.forwarder_poll_timeout_ms,
             settings.forwarder_max_poll_records,
         )
-        next_commit = time.monotonic() + settings.forwarder_commit_interval_s
+        next_commit = time.monotonic()
         next_lag = time.monotonic()
         while not self._stop_requested():
             self._raise_if_failed()
@@ -233,8 +234,10 @@ class ForwarderConsumer:
                 await self._pipeline.wait_for_progress(poll_ms / 1000)
                 self._apply_gate()
             now = time.monotonic()
-            if now >= next_commit:
-                await self.commit()
+            # Coalesced: the first poll after the watermark advances commits, at most once
+            # per interval; with nothing new the clock is not reset, so the next advance is
+            # committed at once (fewer records to repeat after a crash).
+            if now >= next_commit and await self.commit():
                 next_commit = time.monotonic() + settings.forwarder_commit_interval_s
             if now >= next_lag:
                 self._refresh_lag()
@@ -298,18 +301,20 @@ class ForwarderConsumer:
         partitions: Collection[TopicPartition] | None = None,
         *,
         timeout_s: float = _COMMIT_TIMEOUT_S,
-    ) -> None:
+    ) -> bool:
         """Commit the settled watermark of ``partitions`` (default: all) still assigned; a
-        commit not acknowledged within ``timeout_s`` is logged and left for the next one."""
+        commit not acknowledged within ``timeout_s`` is logged and left for the next one.
+
+        Returns whether there was anything to commit (a commit was attempted)."""
         consumer = self._consumer
         if consumer is None or self._closed:
-            return
+            return False
         assigned = consumer.assignment()
         chosen = assigned if partitions is None else assigned & set(partitions)
         tracker = self._pipeline.tracker
         offsets: dict[Hashable, int] = tracker.committable(chosen)
         if not offsets:
-            return
+            return False
         generations = tracker.generations(offsets)
         try:
             async with asyncio.timeout(timeout_s):
@@ -317,7 +322,7 @@ class ForwarderConsumer:
         except CommitFailedError as exc:
             self._metrics.commit_failures.add(1, {"reason": "rebalance"})
             logger.warning("commit rejected, the group is rebalancing: %s", exc)
-            return
+            return True
         except (KafkaError, TimeoutError) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "error"
             self._metrics.commit_failures.add(1, {"reason": reason})
@@ -327,10 +332,11 @@ class ForwarderConsumer:
                 offsets,
                 exc,
             )
-            return
+            return True
         tracker.committed(offsets, generations)
         self._metrics.commits.add(1)
         logger.debug("committed %s", offsets)
+        return True
 
     # -- rebalances ------------------------------------------------------------------------
 
