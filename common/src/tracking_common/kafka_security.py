@@ -75,7 +75,13 @@ def _readable_file(path: Path | None) -> Path | None:
     return path
 
 
+def _upper(value: object) -> object:
+    # `sasl_ssl` and `scram-sha-512` are what people type; the names are case-insensitive.
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 _Unset = BeforeValidator(_blank_is_unset)
+_Upper = BeforeValidator(_upper)
 PemFile = Annotated[Path | None, _Unset]
 
 
@@ -90,11 +96,11 @@ class KafkaSecurityError(ValueError):
 class KafkaSecuritySettings(BaseModel):
     """TLS and SASL for every Kafka client; the password is never shown."""
 
-    kafka_security_protocol: SecurityProtocol = Field(
+    kafka_security_protocol: Annotated[SecurityProtocol, _Upper] = Field(
         default="PLAINTEXT",
         description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` (TLS and SASL).",
     )
-    kafka_sasl_mechanism: Annotated[SaslMechanism | None, _Unset] = Field(
+    kafka_sasl_mechanism: Annotated[SaslMechanism | None, _Upper, _Unset] = Field(
         default=None,
         description="`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; required with a SASL protocol.",
     )

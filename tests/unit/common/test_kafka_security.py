@@ -397,3 +397,12 @@ async def test_check_access_records_one_span_with_the_outcome(
     assert refused.attributes["kafka.access"] == "refused"
     assert refused.attributes["kafka.access.setting"] == "KAFKA_SASL_PASSWORD"
     assert PASSWORD not in str(refused.status.description)
+
+
+def test_protocol_and_mechanism_are_case_insensitive(pem: Certificates) -> None:
+    settings = KafkaSecuritySettings.model_validate(
+        _sasl_ssl(pem, kafka_security_protocol=" sasl_ssl", kafka_sasl_mechanism="scram-sha-256")
+    )
+
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-256"
