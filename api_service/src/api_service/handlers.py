@@ -116,7 +116,20 @@ class Ingest:
         )
         self.redirects = RedirectTargets(settings.redirect_domains)
         self.in_flight = 0
+        self._started = False
         self.draining = False
+        self._shedding = False
+
+    @property
+    def started(self) -> bool:
+        """True from the publisher's first connection on, whatever Kafka does afterwards.
+
+        A new instance takes no traffic before it can produce; a running one stays in the
+        Service through an outage all replicas share (see ``app.not_ready_reasons``).
+        """
+        if not self._started and self.publisher.ready:
+            self._started = True
+        return self._started
 
     # -- the shape of every route ---------------------------------------------------------------
 
@@ -138,6 +151,11 @@ class Ingest:
         ) as span:
             span.set_attribute("http.route", route)
             try:
+                if self.in_flight > self.settings.api_max_concurrent_requests:
+                    raise self._shed()
+                if self._shedding:
+                    self._shedding = False
+                    logger.info("back under API_MAX_CONCURRENT_REQUESTS; taking requests again")
                 client = self._admit(request, open_route=open_route)
                 context = IngestContext(request, route, request_id, client)
                 response = await handler(context)
@@ -165,6 +183,23 @@ class Ingest:
         self.metrics.requests.add(1, attributes)
         self.metrics.request_duration.record(time.perf_counter() - started, {"route": route})
         return response
+
+    def _shed(self) -> RequestRefusedError:
+        """The 503 for a request beyond the concurrency bound (logged once per episode)."""
+        self.metrics.requests_shed.add(1)
+        if not self._shedding:
+            self._shedding = True
+            logger.warning(
+                "%d requests in flight, over API_MAX_CONCURRENT_REQUESTS (%d): answering 503",
+                self.in_flight - 1,
+                self.settings.api_max_concurrent_requests,
+            )
+        return RequestRefusedError(
+            503,
+            "overloaded",
+            "too many requests in progress; retry later",
+            headers={"retry-after": str(self.settings.api_retry_after_s)},
+        )
 
     def _admit(self, request: Request, *, open_route: bool) -> str:
         headers = request.headers

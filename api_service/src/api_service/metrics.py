@@ -4,21 +4,30 @@ Names, as ``/metrics`` shows them (prefix ``tracking_api_``): ``requests_total{r
 ``events_total{source,outcome}`` (outcome accepted or rejected),
 ``events_rejected_total{source,reason}``, ``request_duration_seconds{route}``,
 ``produce_duration_seconds``, ``kafka_errors_total{kind}``, ``auth_failures_total``,
-``rate_limited_total``, ``producer_buffer_bytes``, ``in_flight_requests`` and ``ready``.
+``rate_limited_total``, ``requests_shed_total``, ``producer_buffer_bytes``,
+``in_flight_requests``, ``kafka_available`` and ``ready``.
+
+:meth:`ApiMetrics.start_at_zero` exports the counters with known labels at 0, so
+``increase()`` sees the first failure and panels show 0 rather than "No data".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from tracking_common.telemetry import LATENCY_BUCKETS_S
 
-__all__ = ["ApiMetrics", "GaugeSources"]
+__all__ = ["KAFKA_ERROR_KINDS", "UNMATCHED_ROUTE", "ApiMetrics", "GaugeSources"]
 
 _PREFIX = "tracking_api_"
+KAFKA_ERROR_KINDS: Final = ("unavailable", "timeout", "buffer_full", "error")
+"""The ``kind`` values of :class:`~api_service.publisher.PublishError`."""
+UNMATCHED_ROUTE: Final = "unmatched"
+"""The one ``route`` label of requests no route matched (404, 405): paths never become labels."""
 
 
 @dataclass(slots=True)
@@ -28,6 +37,7 @@ class GaugeSources:
     buffered_bytes: Callable[[], int] = lambda: 0
     in_flight: Callable[[], int] = lambda: 0
     ready: Callable[[], bool] = lambda: False
+    kafka_available: Callable[[], bool] = lambda: False
 
 
 class ApiMetrics:
@@ -71,6 +81,11 @@ class ApiMetrics:
         self.rate_limited = meter.create_counter(
             _PREFIX + "rate_limited", description="Requests refused with 429."
         )
+        self.requests_shed = meter.create_counter(
+            _PREFIX + "requests_shed",
+            description="Requests refused with 503 because API_MAX_CONCURRENT_REQUESTS were "
+            "already being handled.",
+        )
         meter.create_observable_gauge(
             _PREFIX + "producer_buffer_bytes",
             callbacks=[self._observe(lambda: self.sources.buffered_bytes())],  # noqa: PLW0108
@@ -84,8 +99,21 @@ class ApiMetrics:
         meter.create_observable_gauge(
             _PREFIX + "ready",
             callbacks=[self._observe(lambda: int(self.sources.ready()))],
-            description="1 while the API is ready to take traffic.",
+            description="1 while /readyz answers 200 (started and not shutting down).",
         )
+        meter.create_observable_gauge(
+            _PREFIX + "kafka_available",
+            callbacks=[self._observe(lambda: int(self.sources.kafka_available()))],
+            description="1 while the producer is connected to Kafka and under its buffer budget.",
+        )
+
+    def start_at_zero(self) -> None:
+        """Export each counter at 0 for every known label value (call once, at start-up)."""
+        for counter in (self.auth_failures, self.rate_limited, self.requests_shed):
+            counter.add(0)
+        for kind in KAFKA_ERROR_KINDS:
+            self.kafka_errors.add(0, {"kind": kind})
+        self.requests.add(0, {"route": UNMATCHED_ROUTE, "status": "404"})
 
     @staticmethod
     def _observe(

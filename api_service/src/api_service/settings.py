@@ -104,6 +104,13 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     api_max_events_per_request: int = Field(
         default=500, ge=1, le=10_000, description="Most events in one request (413 beyond)."
     )
+    api_max_concurrent_requests: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="Ingest requests handled at once by one process; beyond it 503 with "
+        "`Retry-After`, so memory stays bounded (each holds at most one body).",
+    )
     api_max_json_depth: int = Field(
         default=32, ge=4, le=256, description="Deepest JSON nesting accepted (400 beyond)."
     )

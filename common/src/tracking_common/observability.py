@@ -39,6 +39,7 @@ __all__ = [
     "Telemetry",
     "configure_logging",
     "configure_telemetry",
+    "service_name",
 ]
 
 _LOCK: Final = threading.Lock()
@@ -82,14 +83,20 @@ def _otlp_wanted(signal: str) -> bool:
     )
 
 
-def configure_telemetry(service_name: str) -> Telemetry:
-    """Install the SDK providers once per process and return them (idempotent)."""
+def service_name(default: str) -> str:
+    """The service's one name, in its log lines and its telemetry: ``OTEL_SERVICE_NAME`` when
+    set, else ``default``."""
+    return os.environ.get("OTEL_SERVICE_NAME", "").strip() or default
+
+
+def configure_telemetry(default_name: str) -> Telemetry:
+    """Install the SDK providers once per process and return them (idempotent); the resource's
+    ``service.name`` is :func:`service_name` of ``default_name``, as in the log lines."""
     global _CONFIGURED  # noqa: PLW0603 - OpenTelemetry providers are process-global by design
     with _LOCK:
         if _CONFIGURED is not None:
             return _CONFIGURED
-        attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
-        resource = Resource.create(attributes)
+        resource = Resource.create({"service.name": service_name(default_name)})
         tracer_provider = TracerProvider(resource=resource)
         if _otlp_wanted("traces"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
@@ -195,10 +202,11 @@ NOISY_LOGGERS: Final = ("aiokafka",)
 
 
 def configure_logging(level: str, *, service: str) -> None:
-    """Send JSON log lines to stderr at ``level`` (replacing existing root handlers); repeats
-    from :data:`NOISY_LOGGERS` are limited to one per kind every 30 s."""
+    """Send JSON log lines to stderr at ``level`` (replacing existing root handlers), with
+    :func:`service_name` of ``service``; repeats from :data:`NOISY_LOGGERS` are limited to one
+    per kind every 30 s."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter(service=service))
+    handler.setFormatter(JsonLogFormatter(service=service_name(service)))
     handler.addFilter(RepeatFilter(NOISY_LOGGERS))
     root = logging.getLogger()
     root.handlers[:] = [handler]

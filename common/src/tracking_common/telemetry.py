@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BATCH_SIZE_BUCKETS", "LATENCY_BUCKETS_S"]
+__all__ = ["AGE_BUCKETS_S", "BATCH_SIZE_BUCKETS", "LATENCY_BUCKETS_S"]
 
 LATENCY_BUCKETS_S: Final = (
     0.0005,
@@ -31,3 +31,12 @@ LATENCY_BUCKETS_S: Final = (
 
 BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 200, 500, 1000, 5000)
 """Bucket boundaries for histograms of events per batch."""
+
+AGE_BUCKETS_S: Final = (
+    0.1,
+    *LATENCY_BUCKETS_S[LATENCY_BUCKETS_S.index(0.5) :],  # then half a second to 30 s
+    *(60.0 * minutes for minutes in (1, 5, 15, 60, 360)),
+    *(86400.0 * days for days in (1, 3, 7)),
+)
+"""Bucket boundaries, in seconds, for event ages (freshness): from sub-second to a week, the
+span of a topic's retention."""

@@ -175,7 +175,6 @@ class ForwarderConsumer:
             return
         self._closed = True
         self._stopping = True
-        self._metrics.gauges.ready = False
         task, self._lag_task = self._lag_task, None
         if task is not None:
             task.cancel()
@@ -375,7 +374,6 @@ class ForwarderConsumer:
         assigned = set(assigned)
         self._pipeline.tracker.assign(assigned)
         self._joined = True
-        self._metrics.gauges.ready = not self._stopping
         consumer = self._require()
         if assigned and (self._gate.state.paused or self._stopping):
             consumer.pause(*assigned)

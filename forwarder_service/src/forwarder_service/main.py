@@ -28,7 +28,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from tracking_common.kafka_security import KafkaSecurityError
@@ -43,9 +43,10 @@ from forwarder_service.errors import FatalForwarderError
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
+from forwarder_service.readiness import Readiness
 from forwarder_service.replay import parse_replay_args, run_replay
 from forwarder_service.settings import ForwarderSettings, load_settings
-from forwarder_service.sink import build_sink
+from forwarder_service.sink import build_sink, setup_statuses
 
 __all__ = ["main", "serve"]
 
@@ -120,6 +121,16 @@ async def _replay(args: argparse.Namespace, settings: ForwarderSettings) -> int:
     return await run_replay(args, settings)
 
 
+def _observe(
+    metrics: ForwarderMetrics, readiness: Readiness, pipeline: Pipeline, settings: ForwarderSettings
+) -> None:
+    """Point the gauges at their sources and export the counters at 0."""
+    metrics.gauges.ready = readiness.ready
+    metrics.gauges.backlog_source = pipeline.backlog
+    metrics.gauges.oldest_undelivered_age_s = pipeline.oldest_undelivered_age_s
+    metrics.start_at_zero(setup_statuses=setup_statuses(settings))
+
+
 async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
     """Run the forwarder until a signal or a fatal error; return the exit code."""
     if (security := await _accepted_options(settings)) is None:
@@ -135,7 +146,6 @@ async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
     pipeline = Pipeline(tracker=tracker, dead_letters=dead_letters, metrics=metrics)
     sink = build_sink(settings, listener=pipeline)
     pipeline.bind(sink)
-    metrics.gauges.backlog_source = pipeline.backlog
     gate = FlowGate(
         BacklogBound(
             max_events=settings.forwarder_max_backlog_events,
@@ -151,18 +161,19 @@ async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
         options=consumer_options(settings),
     )
 
-    def checks() -> Mapping[str, bool]:
-        return {
-            "consumer_joined": consumer.ready,
-            "dead_letter_producer": dead_letters.healthy,
-            "pipeline": pipeline.failure is None,
-            "collector_setup": not sink.setup_failing,
+    readiness = Readiness(
+        {
+            "consumer_joined": lambda: consumer.ready,
+            "dead_letter_producer": lambda: dead_letters.healthy,
+            "pipeline": lambda: pipeline.failure is None,
+            "collector_setup": lambda: not sink.setup_failing,
         }
-
+    )
+    _observe(metrics, readiness, pipeline, settings)
     admin = AdminServer(
         host=settings.forwarder_admin_host,
         port=settings.forwarder_admin_port,
-        checks=checks,
+        checks=readiness.checks,
         metrics_text=telemetry.metrics_text,
     )
     signals = _Signals(consumer)

@@ -36,6 +36,7 @@ from tracking_common.tracing import context_from_headers
 
 from forwarder_service.dead_letter import DeadLetter, DeadLetterSink, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError, FatalForwarderError
+from forwarder_service.freshness import TakenAges
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.ports import (
@@ -117,6 +118,7 @@ class Pipeline:
         self._progress = asyncio.Event()
         self._settled = asyncio.Event()  # the consumer loop's wake-up (drain uses _progress)
         self._failure: FatalForwarderError | None = None
+        self._ages = TakenAges()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -154,6 +156,11 @@ class Pipeline:
         """The offset tracker."""
         return self._tracker
 
+    def oldest_undelivered_age_s(self) -> float:
+        """Seconds since the oldest event taken and not yet settled was accepted (0: none)."""
+        oldest_ms = self._ages.oldest_ms(self._tracker.progress())
+        return 0.0 if oldest_ms is None else max(0, _now_ms() - oldest_ms) / 1000
+
     def backlog(self) -> tuple[int, int]:
         """Events and bytes not yet settled: in the sink plus dead letters being written."""
         events, size = self.sink.backlog()
@@ -174,12 +181,14 @@ class Pipeline:
         submit = self.sink.submit
         invalid: list[_Letter] = []
         stopped_at: int | None = None
+        first_ms: int | None = None
         for index, record in enumerate(records):
-            tag = RecordTag(tp, generation, record)
             try:
                 event = decode_record(record.value)
             except RecordContractError as exc:
-                invalid.append((self._invalid_letter(record, exc), tag))
+                invalid.append(
+                    (self._invalid_letter(record, exc), RecordTag(tp, generation, record))
+                )
                 continue
             except Exception as exc:
                 # A decoder bug must not wedge the partition: raising would stop the service
@@ -190,16 +199,29 @@ class Pipeline:
                     tp,
                     record.offset,
                 )
-                invalid.append((self._invalid_letter(record, exc), tag))
+                invalid.append(
+                    (self._invalid_letter(record, exc), RecordTag(tp, generation, record))
+                )
                 continue
+            tag = RecordTag(tp, generation, record, event.collector_tstamp)
             try:
                 submit(event.payload, tag=tag)
             except SinkFullError:
                 stopped_at = index
                 break
+            if first_ms is None:
+                first_ms = tag.accepted_ms
         if stopped_at is not None:
             self._tracker.untake_from(tp, records[stopped_at].offset)
-        self._metrics.events_consumed.add(len(records) if stopped_at is None else stopped_at)
+        taken = len(records) if stopped_at is None else stopped_at
+        if taken:
+            self._ages.taken(
+                tp,
+                generation,
+                records[taken - 1].offset,
+                records[0].timestamp if first_ms is None else first_ms,
+            )
+        self._metrics.events_consumed.add(taken)
         if invalid:
             self._enqueue_dead_letters(invalid)
         return stopped_at
@@ -233,6 +255,10 @@ class Pipeline:
     def delivered(self, tags: Sequence[RecordTag]) -> None:
         """Settle the offsets of delivered events (stale generations are ignored)."""
         self._metrics.events_delivered.add(len(tags))
+        if tags:
+            # One observation per batch, its oldest event: the worst freshness it delivered.
+            oldest_ms = min(tag.accepted_ms for tag in tags)
+            self._metrics.event_age.record(max(0, _now_ms() - oldest_ms) / 1000)
         self._settle(tags)
 
     def failed(self, failures: Sequence[SendFailure]) -> None:

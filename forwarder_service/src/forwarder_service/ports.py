@@ -48,12 +48,17 @@ class RecordLike(Protocol):
 class RecordTag:
     """What travels with an event through the sink: where it came from, for settling."""
 
-    __slots__ = ("generation", "record", "tp")
+    __slots__ = ("accepted_ms", "generation", "record", "tp")
 
-    def __init__(self, tp: object, generation: int, record: RecordLike) -> None:
+    def __init__(
+        self, tp: object, generation: int, record: RecordLike, accepted_ms: int | None = None
+    ) -> None:
         self.tp = tp
         self.generation = generation
         self.record = record
+        # When the API accepted the event (its collector_tstamp), for the freshness metrics;
+        # the Kafka timestamp stands in for records that could not be decoded.
+        self.accepted_ms = record.timestamp if accepted_ms is None else accepted_ms
 
     def __repr__(self) -> str:
         return f"RecordTag({self.tp!r}@{self.record.offset}, gen={self.generation})"

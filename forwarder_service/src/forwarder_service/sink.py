@@ -7,12 +7,14 @@ consumer seeks back), it just costs a re-fetch.
 
 from __future__ import annotations
 
-from forwarder_service.classification import StatusTable
+from forwarder_service.classification import StatusClass, StatusTable
 from forwarder_service.http_sink import HttpSink, RetryPolicy
 from forwarder_service.ports import DeliveryListener, EventSink
 from forwarder_service.settings import ForwarderSettings
 
-__all__ = ["build_sink"]
+__all__ = ["build_sink", "setup_statuses"]
+
+_NO_STATUS = "none"  # a TLS or DNS error: no HTTP answer (the label Pipeline.setup_failure uses)
 
 
 def build_sink(settings: ForwarderSettings, *, listener: DeliveryListener) -> EventSink:
@@ -37,3 +39,12 @@ def build_sink(settings: ForwarderSettings, *, listener: DeliveryListener) -> Ev
         capacity_events=settings.forwarder_max_backlog_events + headroom,
         capacity_bytes=settings.forwarder_max_backlog_bytes + headroom * 4096,
     )
+
+
+def setup_statuses(settings: ForwarderSettings) -> list[str]:
+    """The ``status`` labels a setup failure is counted under: every 4xx/5xx the status table
+    (with ``FORWARDER_STATUS_OVERRIDES``) classes as setup, and ``none``. Redirects (3xx) are
+    setup failures too, but one is counted only when it happens."""
+    table = StatusTable.from_text(settings.forwarder_status_overrides)
+    statuses = [str(s) for s in range(400, 600) if table.classify(s) is StatusClass.SETUP]
+    return [*statuses, _NO_STATUS]

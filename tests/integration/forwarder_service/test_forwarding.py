@@ -190,6 +190,8 @@ async def test_setup_failures_pause_without_dead_lettering_then_resume_when_clea
     status, body = await forwarder.get("/readyz")
     assert status == 503
     assert '"collector_setup": false' in body
+    # The gauge reads the probe's checks: it falls with the setup failure, not only on rebalance.
+    assert await forwarder.metric("tracking_forwarder_ready") == 0
     assert await collector.count() == 0
     await collector.clear_faults()
     await collector.wait_for_count(100, timeout_s=60)
@@ -199,6 +201,7 @@ async def test_setup_failures_pause_without_dead_lettering_then_resume_when_clea
         return await forwarder.metric("tracking_forwarder_paused_partitions") == 0
 
     await wait_until(resumed, timeout_s=30, what="partitions resumed")
+    assert await forwarder.metric("tracking_forwarder_ready") == 1
     assert await forwarder.metric("tracking_forwarder_events_dead_lettered_total") == 0
     assert await forwarder.stop() == 0, forwarder.log()
 

@@ -12,6 +12,7 @@ import pytest
 from api_service.app import build_ingest, create_app
 from api_service.handlers import Ingest
 from api_service.ingest import Message
+from api_service.metrics import ApiMetrics
 from api_service.publisher import PublishError
 from api_service.settings import ApiSettings
 
@@ -71,10 +72,12 @@ def make_settings(**overrides: Any) -> ApiSettings:
 class Api:
     """The app under test, its publisher and an httpx client bound to it."""
 
-    def __init__(self, settings: ApiSettings, publisher: FakePublisher) -> None:
+    def __init__(
+        self, settings: ApiSettings, publisher: FakePublisher, metrics: ApiMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.ingest: Ingest = build_ingest(settings, publisher)
+        self.ingest: Ingest = build_ingest(settings, publisher, metrics)
         self.app = create_app(settings, self.ingest)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://api.test"

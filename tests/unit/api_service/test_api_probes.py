@@ -30,15 +30,30 @@ async def test_rejected_events_must_be_acknowledged_too(api: Api) -> None:
     assert [partial.status_code, tracker.status_code, pixel.status_code] == [503, 503, 503]
 
 
-async def test_healthz_stays_alive_when_kafka_is_down(api: Api) -> None:
+async def test_a_kafka_outage_fails_neither_probe(api: Api) -> None:
+    # Every replica shares the outage: failing readiness would empty the Service and leave
+    # clients the ingress's bare 502 instead of the API's 503 with Retry-After and CORS.
+    assert (await api.client.get("/readyz")).status_code == 200
     api.publisher.connected = False
 
     alive = await api.client.get("/healthz")
     ready = await api.client.get("/readyz")
 
     assert alive.status_code == 200
-    assert ready.status_code == 503
-    assert ready.json()["reasons"] == ["kafka_unavailable_or_buffer_full"]
+    assert ready.status_code == 200
+
+
+async def test_readiness_waits_for_the_first_kafka_connection_only(api: Api) -> None:
+    api.publisher.connected = False
+    starting = await api.client.get("/readyz")
+    api.publisher.connected = True
+    connected = await api.client.get("/readyz")
+    api.publisher.connected = False
+    outage = await api.client.get("/readyz")
+
+    assert starting.status_code == 503
+    assert starting.json()["reasons"] == ["starting"]
+    assert [connected.status_code, outage.status_code] == [200, 200]
 
 
 async def test_readiness_fails_while_draining(api: Api) -> None:

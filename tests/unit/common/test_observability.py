@@ -10,7 +10,12 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from tracking_common.observability import JsonLogFormatter, RepeatFilter, configure_logging
+from tracking_common.observability import (
+    JsonLogFormatter,
+    RepeatFilter,
+    configure_logging,
+    service_name,
+)
 
 
 def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -122,6 +127,24 @@ def test_configure_logging_installs_one_json_handler(
     (line,) = capsys.readouterr().err.splitlines()
     entry = orjson.loads(line)
     assert (entry["level"], entry["msg"], entry["port"]) == ("DEBUG", "ready on 8080", 8080)
+
+
+def test_log_lines_carry_the_name_the_telemetry_resource_gets(
+    restore_root_logger: logging.Logger,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    assert service_name("api-service") == "api-service"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "tracking-api")
+    configure_logging("info", service="api-service")
+
+    logging.getLogger("tracking.test").info("started")
+
+    assert service_name("api-service") == "tracking-api"
+    assert restore_root_logger.handlers
+    (line,) = capsys.readouterr().err.splitlines()
+    assert orjson.loads(line)["service"] == "tracking-api"
 
 
 class _Clock:
