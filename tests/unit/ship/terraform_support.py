@@ -30,20 +30,7 @@ _OPTIONS = hcl2.SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
 )
 
-# Settings of the deployment contract (docs/deploy.md) that the module and compose.yaml pass:
-# the Kafka security settings both services read, and the API's forwarded-header trust and
-# concurrency bound. They count as known even where a settings class does not declare them yet.
-CONTRACT_ENV: dict[str, frozenset[str]] = {
-    "api": frozenset(
-        {
-            "API_TRUSTED_PROXIES",
-            "API_TRUSTED_PROXY_HOPS",
-            "API_MAX_CONCURRENT_REQUESTS",
-        }
-    ),
-    "forwarder": frozenset(),
-    "collector": frozenset(),
-}
+# The Kafka security settings both services read (the module passes them from Secrets).
 KAFKA_SECURITY_ENV = frozenset(
     {
         "KAFKA_SECURITY_PROTOCOL",
@@ -67,15 +54,13 @@ VALID_INPUTS: dict[str, object] = {
 
 
 def known_env(service: str) -> set[str]:
-    """Variables ``service`` reads: the fields of its settings class, and the contract's."""
+    """Variables ``service`` reads: the fields of its settings class."""
     settings: dict[str, type[BaseSettings]] = {
         "api": ApiSettings,
         "forwarder": ForwarderSettings,
         "collector": CollectorSettings,
     }
-    names = {name.upper() for name in settings[service].model_fields}
-    kafka = KAFKA_SECURITY_ENV if service != "collector" else frozenset()
-    return names | CONTRACT_ENV[service] | kafka
+    return {name.upper() for name in settings[service].model_fields}
 
 
 def is_known(name: str, service: str) -> bool:
