@@ -35,13 +35,10 @@ TRACKER_PATH = "/com.snowplowanalytics.snowplow/tp2"
 SEND_TIMEOUT_MS = 15_000
 ARRIVAL_TIMEOUT_S = 30.0
 
-NEEDS_IGLU_CENTRAL = pytest.mark.xfail(
-    strict=True, reason="web_page's schema is not bundled yet (Iglu Central, branch iglu-resolver)"
-)
 NEEDS_NETWORK_USER_ID = pytest.mark.xfail(
     strict=True,
     reason="the sp cookie as tnuid, SP-Anonymous and its anonymisation are missing "
-    "(branch api-tracker); web_page's schema too (branch iglu-resolver)",
+    "(branch api-tracker)",
 )
 
 
@@ -164,7 +161,6 @@ async def browser() -> AsyncIterator[Browser]:
         yield running
 
 
-@NEEDS_IGLU_CENTRAL
 async def test_page_views_arrive_with_their_web_page_entity_checked(
     site: Site, browser: Browser
 ) -> None:
