@@ -16,6 +16,7 @@ help:
 	@echo "make test-quick  unit tests only"
 	@echo "make fuzz        property tests and the API fuzz with random examples, 40x as many"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
+	@echo "make browser-deps  Chromium (Debian's, if missing) and the browser tracker for the browser test"
 	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
 	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)"
 	@echo "make kafka-down  stop it"
