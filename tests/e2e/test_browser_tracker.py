@@ -55,10 +55,9 @@ class Site:
         """The test page's origin: the API's host, another port."""
         return f"http://127.0.0.1:{self.page_port}"
 
-    def page_url(self, app_id: str, *, anonymous: bool = False) -> str:
-        """The test page, set up to track to the API as ``app_id``."""
-        query = {"collector": self.api, "app": app_id, "anonymous": "1" if anonymous else "0"}
-        return f"{self.page_origin}/?{urlencode(query)}"
+    def page_url(self, app_id: str, **options: str) -> str:
+        """The test page, tracking to the API as ``app_id``; options as ``page.html`` reads them."""
+        return f"{self.page_origin}/?{urlencode({'collector': self.api, 'app': app_id, **options})}"
 
 
 @pytest.fixture(scope="module")
@@ -84,30 +83,40 @@ def site(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Site(api, collector, page_port)
 
 
-async def _view_pages(
-    browser: Browser, site: Site, app_id: str, *, views: int, anonymous: bool = False
-) -> dict[str, str]:
-    """Load the page ``views`` times in one browser context; return the API's cookies there.
+@dataclass(frozen=True)
+class Visit:
+    """What one browser context saw: the API's answer to each page view, and its cookies."""
 
-    Each load waits for the tracker's POST and requires the API's answer to be a 200; a request
-    the browser refused (CORS) fails at once with the browser's console errors.
+    answers: list[tuple[int, str]]
+    cookies: dict[str, str]
+
+
+async def _view_pages(
+    browser: Browser, site: Site, app_id: str, *, views: int, **page: str
+) -> Visit:
+    """Load the page ``views`` times in one browser context, its query given by ``page``.
+
+    Each load waits for the tracker's POST and its answer; a request the browser refused
+    (CORS) fails at once with the browser's console errors.
     """
     context = await browser.new_context()
     trouble: list[str] = []
+    answers: list[tuple[int, str]] = []
     try:
-        page = await context.new_page()
-        page.on("console", lambda message: _note_console(trouble, message))
-        page.on("requestfailed", lambda request: _note_failure(trouble, request))
+        tab = await context.new_page()
+        tab.on("console", lambda message: _note_console(trouble, message))
+        tab.on("requestfailed", lambda request: _note_failure(trouble, request))
         for view in range(views):
             try:
-                async with page.expect_request(_is_tracker_post, timeout=SEND_TIMEOUT_MS) as sent:
-                    await page.goto(site.page_url(app_id, anonymous=anonymous))
+                async with tab.expect_request(_is_tracker_post, timeout=SEND_TIMEOUT_MS) as sent:
+                    await tab.goto(site.page_url(app_id, **page))
             except PlaywrightTimeoutError:
                 raise AssertionError(f"page view {view}: nothing sent: {trouble}") from None
             response = await (await sent.value).response()
             assert response is not None, f"page view {view}: no answer from the API: {trouble}"
-            assert response.status == 200, f"page view {view}: {await response.text()}"
-        return {cookie["name"]: cookie["value"] for cookie in await context.cookies(site.api)}
+            answers.append((response.status, await response.text()))
+        cookies = {cookie["name"]: cookie["value"] for cookie in await context.cookies(site.api)}
+        return Visit(answers, cookies)
     finally:
         await context.close()
 
@@ -165,7 +174,8 @@ async def test_page_views_arrive_with_their_web_page_entity_checked(
     site: Site, browser: Browser
 ) -> None:
     async with serve_pages(site.page_port):
-        await _view_pages(browser, site, "browser-web-page", views=2)
+        visit = await _view_pages(browser, site, "browser-web-page", views=2)
+    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
 
     entries = await _arrived(site.collector, "browser-web-page", 2)
     page_ids = set()
@@ -180,12 +190,27 @@ async def test_page_views_arrive_with_their_web_page_entity_checked(
     assert len(page_ids) == 2, "each page load has its own web_page id"
 
 
+async def test_a_page_view_with_a_web_page_entity_against_its_schema_is_rejected(
+    site: Site, browser: Browser
+) -> None:
+    async with serve_pages(site.page_port):
+        visit = await _view_pages(browser, site, "browser-broken", views=1, broken_web_page="1")
+
+    [(status, body)] = visit.answers
+    assert status == 400, body
+    answer = json.loads(body)
+    assert answer["accepted"] == 0
+    [rejected] = answer["errors"]
+    assert {error["code"] for error in rejected["errors"]} == {"schema_violation"}, rejected
+
+
 @NEEDS_NETWORK_USER_ID
 async def test_page_views_in_one_browser_share_the_network_user_id_cookie(
     site: Site, browser: Browser
 ) -> None:
     async with serve_pages(site.page_port):
-        cookies = await _view_pages(browser, site, "browser-named", views=2)
+        visit = await _view_pages(browser, site, "browser-named", views=2)
+    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
 
     entries = await _arrived(site.collector, "browser-named", 2)
     tnuids = {entry["event"].get("tnuid") for entry in entries}
@@ -194,7 +219,7 @@ async def test_page_views_in_one_browser_share_the_network_user_id_cookie(
     assert tnuid is not None
     assert tnuid != ZERO_ID
     assert str(uuid.UUID(tnuid)) == tnuid
-    assert cookies.get("sp") == tnuid, "the id is the one the API's cookie holds"
+    assert visit.cookies.get("sp") == tnuid, "the id is the one the API's cookie holds"
     assert {entry["event"].get("ip") for entry in entries} == {"127.0.0.1"}
 
 
@@ -203,7 +228,8 @@ async def test_anonymous_page_views_arrive_without_ip_and_with_the_zero_network_
     site: Site, browser: Browser
 ) -> None:
     async with serve_pages(site.page_port):
-        cookies = await _view_pages(browser, site, "browser-anonymous", views=2, anonymous=True)
+        visit = await _view_pages(browser, site, "browser-anonymous", views=2, anonymous="1")
+    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
 
     entries = await _arrived(site.collector, "browser-anonymous", 2)
     for entry in entries:
@@ -211,4 +237,4 @@ async def test_anonymous_page_views_arrive_without_ip_and_with_the_zero_network_
         assert "ip" not in fields, fields["ip"]
         assert fields.get("tnuid") == ZERO_ID
         assert WEB_PAGE in entry["contexts"]
-    assert "sp" not in cookies, "no cookie is set for an anonymous tracker"
+    assert "sp" not in visit.cookies, "no cookie is set for an anonymous tracker"
