@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import shlex
@@ -66,14 +67,17 @@ class Pipeline:
 
     def start_broker(self) -> None:
         """Reuse a broker that answers; else start the project's own (stopped on exit)."""
-        if answers(self.bootstrap):
+        with _quiet_kafka_client():
+            running = answers(self.bootstrap)
+        if running:
             print(f"  kafka      {self.bootstrap} (already running, left running on exit)")
             return
         broker = KafkaBroker(RUN_DIR, self.bootstrap.split(",")[0])
         if broker.pid() is not None:
             broker.stop()
         print(f"  kafka      starting at {self.bootstrap} ...", flush=True)
-        broker.start()
+        with _quiet_kafka_client():
+            broker.start()
         self.broker = broker
         print(f"  kafka      {self.bootstrap} (log: {broker.log_path})")
 
@@ -244,6 +248,21 @@ def _tail(name: str, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+@contextlib.contextmanager
+def _quiet_kafka_client() -> Iterator[None]:
+    """Silence aiokafka while a broker is awaited: each refused probe logs an error
+    ("Unable connect to ...", printed by logging's last-resort handler, about ten times while
+    the broker starts); we say once that it is starting instead.
+    """
+    client_logger = logging.getLogger("aiokafka")
+    level = client_logger.level
+    client_logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        client_logger.setLevel(level)
 
 
 @contextlib.contextmanager

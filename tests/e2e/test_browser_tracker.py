@@ -35,12 +35,6 @@ TRACKER_PATH = "/com.snowplowanalytics.snowplow/tp2"
 SEND_TIMEOUT_MS = 15_000
 ARRIVAL_TIMEOUT_S = 30.0
 
-NEEDS_NETWORK_USER_ID = pytest.mark.xfail(
-    strict=True,
-    reason="the sp cookie as tnuid, SP-Anonymous and its anonymisation are missing "
-    "(branch api-tracker)",
-)
-
 
 @dataclass(frozen=True)
 class Site:
@@ -204,7 +198,6 @@ async def test_a_page_view_with_a_web_page_entity_against_its_schema_is_rejected
     assert {error["code"] for error in rejected["errors"]} == {"schema_violation"}, rejected
 
 
-@NEEDS_NETWORK_USER_ID
 async def test_page_views_in_one_browser_share_the_network_user_id_cookie(
     site: Site, browser: Browser
 ) -> None:
@@ -223,7 +216,6 @@ async def test_page_views_in_one_browser_share_the_network_user_id_cookie(
     assert {entry["event"].get("ip") for entry in entries} == {"127.0.0.1"}
 
 
-@NEEDS_NETWORK_USER_ID
 async def test_anonymous_page_views_arrive_without_ip_and_with_the_zero_network_user_id(
     site: Site, browser: Browser
 ) -> None:

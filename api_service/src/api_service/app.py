@@ -6,6 +6,7 @@ unit tests), so the app itself never decides where events go.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from tracking_common.iglu import bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
+from tracking_common.protocol import redirect_payload
 from tracking_common.record import now_ms
 
 from api_service import openapi
@@ -26,9 +28,12 @@ from api_service.metrics import ApiMetrics
 from api_service.publisher import Publisher
 from api_service.settings import ApiSettings
 
-__all__ = ["TRACKER_POST_PATH", "create_app"]
+__all__ = ["REDIRECT_PATH", "TRACKER_POST_PATH", "create_app"]
+
+logger = logging.getLogger(__name__)
 
 TRACKER_POST_PATH = "/com.snowplowanalytics.snowplow/tp2"
+REDIRECT_PATH = "/r/tp2"
 NO_NATIVE_TELEMETRY: TelemetryConfig = {
     "tracing": False,
     "metrics": False,
@@ -42,6 +47,8 @@ answer, by index, with all of their errors, and kept on the bad-events topic wit
 
 - `POST /v1/events`: one event, or `{"events": [...]}`; JSON, optionally gzip. Needs an API key.
 - `POST /com.snowplowanalytics.snowplow/tp2` and `GET /i`: the Snowplow tracker protocol.
+- `GET /r/tp2?u=<url>`: a click redirect to a host of `API_REDIRECT_DOMAINS`, recorded as a
+  `uri_redirect` event.
 """
 
 
@@ -99,33 +106,33 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
         document = await ingest.read_json(context, "tp2")
         items = await _tp2_items(ingest, document, context)
         ingest.check_count(items)
-        batch = await ingest.ingestor.tracker(
-            items,
-            source="tp2",
-            now_ms=now_ms(),
-            trace=ingest.trace(),
-            request_id=context.request_id,
-            enrich=_enrichment(ingest, context.request),
-        )
-        await ingest.publish(batch, "tp2", context)
+        batch = await ingest.track(items, "tp2", context)
         return Ingest.outcome(batch)
 
     async def pixel(context: IngestContext) -> Response:
         payload = dict(context.request.query_params)
         if not payload:
             raise RequestRefusedError(400, "no_events", "the query string carries no event")
-        batch = await ingest.ingestor.tracker(
-            [payload],
-            source="pixel",
-            now_ms=now_ms(),
-            trace=ingest.trace(),
-            request_id=context.request_id,
-            enrich=_enrichment(ingest, context.request),
-        )
-        await ingest.publish(batch, "pixel", context)
+        batch = await ingest.track([payload], "pixel", context)
         if batch.rejections:
             return Ingest.outcome(batch)
         return Response(GIF, media_type="image/gif", headers={"cache-control": "no-store"})
+
+    async def redirect(context: IngestContext) -> Response:
+        query = context.request.query_params
+        try:
+            target = ingest.redirects.check(query.get("u"))
+        except RequestRefusedError as refused:
+            logger.info(
+                "refused a redirect: %s",
+                refused.code,
+                extra={"request_id": context.request_id, "route": context.route},
+            )
+            raise
+        # Redirected even when the event was rejected (it is kept on the bad-events topic):
+        # the target was checked, and a visitor's click should not fail over tracking fields.
+        await ingest.track([redirect_payload(dict(query))], "pixel", context)
+        return Response(status_code=302, headers={"location": target, "cache-control": "no-store"})
 
     @app.post(
         "/v1/events",
@@ -148,7 +155,8 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
         return await ingest.serve(request, TRACKER_POST_PATH, tp2, open_route=True)
 
     @app.options(TRACKER_POST_PATH, include_in_schema=False)
-    async def preflight_tp2(request: Request) -> Response:
+    @app.options("/i", include_in_schema=False)
+    async def preflight_tracker(request: Request) -> Response:
         return ingest.preflight(request)
 
     @app.get(
@@ -163,6 +171,22 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
     )
     async def get_pixel(request: Request) -> Response:
         return await ingest.serve(request, "/i", pixel, open_route=True)
+
+    @app.get(
+        REDIRECT_PATH,
+        summary="Click redirect: records a uri_redirect event, then redirects to u",
+        responses={
+            302: {
+                "description": "Redirect to u (the event was stored)",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+            **openapi.REDIRECT_RESPONSES,
+        },
+        openapi_extra={"parameters": openapi.REDIRECT_PARAMETERS},
+        tags=["snowplow"],
+    )
+    async def get_redirect(request: Request) -> Response:
+        return await ingest.serve(request, REDIRECT_PATH, redirect, open_route=True)
 
     @app.get("/healthz", tags=["probes"], summary="Alive (a Kafka outage does not fail it)")
     async def healthz() -> Response:
@@ -211,10 +235,6 @@ def readiness(ingest: Ingest) -> Response:
     if reasons:
         return json_response(503, {"status": "not_ready", "reasons": reasons})
     return json_response(200, {"status": "ready"})
-
-
-def _enrichment(ingest: Ingest, request: Request) -> dict[str, str]:
-    return {"ip": ingest.client_ip(request), "ua": request.headers.get("user-agent", "")[:1000]}
 
 
 async def _v1_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:

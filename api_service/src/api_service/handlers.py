@@ -21,16 +21,20 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from tracking_common.errors import ValidationIssue
+from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
 from tracking_common.tracing import trace_headers
 
 from api_service.auth import ApiKeys, key_from_headers
 from api_service.body import inflate, parse_json, read_capped
+from api_service.client_address import ClientAddress
 from api_service.errors import RequestRefusedError
 from api_service.ingest import Batch, Ingestor, Message
 from api_service.metrics import ApiMetrics
+from api_service.nuid_cookie import NetworkUserCookie
 from api_service.publisher import Publisher, PublishError
 from api_service.ratelimit import RateLimiter
+from api_service.redirects import RedirectTargets
 from api_service.settings import ApiSettings
 
 __all__ = ["Ingest", "IngestContext"]
@@ -44,6 +48,8 @@ GIF: Final = (
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
 JSON: Final = "application/json"
+ANONYMOUS_HEADER: Final = "sp-anonymous"
+PREFLIGHT_ALLOWED_HEADERS: Final = "Content-Type, Authorization, X-API-Key, SP-Anonymous"
 
 
 @dataclass(slots=True)
@@ -54,6 +60,7 @@ class IngestContext:
     route: str
     request_id: str
     client: str  # key fingerprint, else the client IP
+    set_cookie: str | None = None  # the network user id cookie to send with a success
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -92,6 +99,22 @@ class Ingest:
             settings.api_rate_limit_per_s, settings.api_rate_limit_burst
         )
         self.origins = settings.allowed_origins
+        self.addresses = ClientAddress(
+            trust_forwarded_for=settings.api_trust_forwarded_for,
+            proxies=settings.trusted_proxies,
+            hops=settings.api_trusted_proxy_hops,
+        )
+        self.nuid_cookie = (
+            NetworkUserCookie(
+                name=settings.api_nuid_cookie_name,
+                domains=settings.nuid_cookie_domains,
+                max_age_days=settings.api_nuid_cookie_max_age_days,
+                secure=settings.api_nuid_cookie_secure,
+            )
+            if settings.api_nuid_cookie_name
+            else None
+        )
+        self.redirects = RedirectTargets(settings.redirect_domains)
         self.in_flight = 0
         self.draining = False
 
@@ -116,7 +139,10 @@ class Ingest:
             span.set_attribute("http.route", route)
             try:
                 client = self._admit(request, open_route=open_route)
-                response = await handler(IngestContext(request, route, request_id, client))
+                context = IngestContext(request, route, request_id, client)
+                response = await handler(context)
+                if context.set_cookie is not None:
+                    response.headers.append("set-cookie", context.set_cookie)
             except RequestRefusedError as refused:
                 response = json_response(refused.status, refused.body(), refused.headers)
                 span.set_attribute("tracking.refused", refused.code)
@@ -193,19 +219,33 @@ class Ingest:
                 "access-control-allow-origin": origin,
                 "access-control-allow-credentials": "true",
                 "access-control-allow-methods": "POST, GET, OPTIONS",
-                "access-control-allow-headers": "Content-Type, Authorization, X-API-Key",
+                "access-control-allow-headers": PREFLIGHT_ALLOWED_HEADERS,
                 "access-control-max-age": "86400",
                 "vary": "Origin",
             },
         )
 
+    def request_facts(self, context: IngestContext) -> RequestFacts:
+        """What a tracker request tells of its client, for :func:`add_request_facts`.
+
+        With ``SP-Anonymous`` no address is taken and no cookie is read or set; otherwise the
+        network user id cookie is read (or a new id made) and renewed with the answer.
+        """
+        request = context.request
+        useragent = request.headers.get("user-agent", "")[:1000]
+        if ANONYMOUS_HEADER in request.headers:
+            trace.get_current_span().set_attribute("tracking.anonymous", True)
+            return RequestFacts(useragent=useragent, anonymous=True)
+        network_user_id = None
+        if self.nuid_cookie is not None:
+            network_user_id, context.set_cookie = self.nuid_cookie.identify(request)
+        return RequestFacts(
+            ip=self.client_ip(request), useragent=useragent, network_user_id=network_user_id
+        )
+
     def client_ip(self, request: Request) -> str:
-        """The client's address (the first ``X-Forwarded-For`` hop when trusted)."""
-        if self.settings.api_trust_forwarded_for:
-            forwarded = request.headers.get("x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",")[0].strip()[:128]
-        return request.client.host if request.client else "unknown"
+        """The client's address, for the events' ``ip`` and the per-IP rate limit alike."""
+        return self.addresses.of(request.client.host if request.client else None, request.headers)
 
     # -- bodies ------------------------------------------------------------------------------
 
@@ -262,6 +302,19 @@ class Ingest:
     def trace(self) -> list[tuple[str, bytes]]:
         """The current span's context, for the record headers."""
         return trace_headers()
+
+    async def track(self, items: Sequence[Any], source: Source, context: IngestContext) -> Batch:
+        """Check tracker-protocol ``items`` with the request's facts and publish the batch."""
+        batch = await self.ingestor.tracker(
+            items,
+            source=source,
+            now_ms=now_ms(),
+            trace=self.trace(),
+            request_id=context.request_id,
+            facts=self.request_facts(context),
+        )
+        await self.publish(batch, source, context)
+        return batch
 
     async def publish(self, batch: Batch, source: Source, context: IngestContext) -> None:
         """Publish the batch's messages (good and bad) or raise RequestRefusedError(503)."""

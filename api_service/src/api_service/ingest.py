@@ -16,7 +16,7 @@ one becomes a bad event carrying its reasons and its raw input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ from tracking_common.iglu import (
 )
 from tracking_common.iglu.resolver import IgluResolver, Resolution
 from tracking_common.protocol import (
+    RequestFacts,
+    add_request_facts,
     from_payload,
     issues_from_validation_error,
     payload_issues,
@@ -170,13 +172,14 @@ class Ingestor:
         now_ms: int,
         trace: Headers,
         request_id: str,
-        enrich: Mapping[str, str],
+        facts: RequestFacts,
     ) -> Batch:
-        """Check tracker-protocol payloads (``/tp2`` items or a ``/i`` query).
+        """Check tracker-protocol payloads (``/tp2`` items, a ``/i`` or ``/r/tp2`` query).
 
-        The original payload is kept; ``enrich`` (the client's ``ip`` and ``ua``) fills fields
-        the tracker did not send, a missing ``eid`` gets the generated one, and ``stm`` moves to
-        the record's ``device_sent_tstamp`` (the forwarder sets its own on each send).
+        The original payload is kept; ``facts`` (the client's ``ip``, ``ua`` and network user
+        id, or its anonymity) complete it by :func:`~tracking_common.protocol.add_request_facts`,
+        a missing ``eid`` gets the generated one, and ``stm`` moves to the record's
+        ``device_sent_tstamp`` (the forwarder sets its own on each send).
         Raises RequestRefusedError(503) when the schemas cannot be resolved now.
         """
         parsed = [self._tracker_event(item) for item in items]
@@ -186,7 +189,7 @@ class Ingestor:
         for index, (item, (raw, event, issues)) in enumerate(zip(items, parsed, strict=True)):
             payload, sent = None, None
             if event is not None:
-                payload, sent = self._tracker_payload(item, event, issues, resolution, enrich)
+                payload, sent = self._tracker_payload(item, event, issues, resolution, facts)
             event_id = payload.get("eid") if payload is not None else _text_eid(item)
             if event_id is not None and event_id in seen:
                 issues.append(_duplicate(event_id))
@@ -261,15 +264,13 @@ class Ingestor:
         event: TrackedEvent,
         issues: list[ValidationIssue],
         resolution: Resolution,
-        enrich: Mapping[str, str],
+        facts: RequestFacts,
     ) -> tuple[dict[str, str], int | None]:
         """The record payload; schema issues are added to ``issues``."""
         issues += payload_issues(self._schema_issues(event, resolution), item)
         payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
         payload.setdefault("eid", str(event.event_id))
-        for key, value in enrich.items():
-            if value and key not in payload:
-                payload[key] = value
+        add_request_facts(payload, facts)
         sent = None if event.sent_at is None else _ms(event.sent_at)
         return payload, sent
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import uvicorn
 import uvloop
+from starlette.types import ASGIApp
 from tracking_common.observability import configure_logging, configure_telemetry
 from tracking_common.settings import SettingsError
 
@@ -29,7 +30,7 @@ from api_service.handlers import Ingest
 from api_service.publisher import KafkaPublisher
 from api_service.settings import ApiSettings, load_settings
 
-__all__ = ["main"]
+__all__ = ["main", "public_config"]
 
 logger = logging.getLogger("api_service")
 
@@ -85,6 +86,22 @@ class _AdminServer(uvicorn.Server):
         yield
 
 
+def public_config(settings: ApiSettings, app: ASGIApp) -> uvicorn.Config:
+    """The public server's uvicorn configuration."""
+    return uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # uvicorn would otherwise rewrite the peer from X-Forwarded-For for 127.0.0.1
+        # (FORWARDED_ALLOW_IPS); the app alone decides the client (api_service.client_address).
+        proxy_headers=False,
+        timeout_graceful_shutdown=math.ceil(settings.api_shutdown_timeout_s),
+    )
+
+
 async def serve(settings: ApiSettings) -> None:
     """Run the API and its admin server until a signal ends them."""
     # Exemplars cost about a third of every histogram and counter update on the hot path, and
@@ -99,19 +116,7 @@ async def serve(settings: ApiSettings) -> None:
     )
     ingest = build_ingest(settings, publisher)
     app = create_app(settings, ingest)
-    server = _DrainingServer(
-        uvicorn.Config(
-            app,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=math.ceil(settings.api_shutdown_timeout_s),
-        ),
-        ingest,
-        settings.api_drain_grace_s,
-    )
+    server = _DrainingServer(public_config(settings, app), ingest, settings.api_drain_grace_s)
     admin = _AdminServer(
         uvicorn.Config(
             create_admin_app(ingest, telemetry.metrics_text),

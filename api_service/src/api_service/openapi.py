@@ -13,6 +13,8 @@ from tracking_common.events import TrackedEvent
 
 __all__ = [
     "PIXEL_PARAMETERS",
+    "REDIRECT_PARAMETERS",
+    "REDIRECT_RESPONSES",
     "RESPONSES",
     "TP2_REQUEST_BODY",
     "V1_REQUEST_BODY",
@@ -239,3 +241,25 @@ PIXEL_PARAMETERS: Final = [
     _query("ue_px", "Self-describing event, base64url"),
 ]
 """The commonest tracker-protocol fields of ``GET /i``; any other payload_data field is read too."""
+
+REDIRECT_PARAMETERS: Final = [
+    _query(
+        "u",
+        "Where to redirect: an absolute http(s) URL on a host of API_REDIRECT_DOMAINS",
+        required=True,
+        example="https://shop.example/pricing",
+    ),
+    _query("e", "Event type code; when set, the redirect is attached to it as an entity"),
+    _query("aid", "App id", example="shop"),
+    _query("p", "Platform (default web)"),
+    _query("tv", "Tracker version (default r-tp2)"),
+    _query("eid", "Event id (a UUID; generated when absent)"),
+    _query("co", "Entities (contexts JSON)"),
+]
+"""``GET /r/tp2``'s own ``u`` and common tracker fields; any other payload_data field is read."""
+
+REDIRECT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    400: _answer("No u, or a target that may not be redirected to.", _ERROR),
+    404: _answer("Redirects are off (API_REDIRECT_DOMAINS is empty).", _ERROR),
+    **{status: RESPONSES[status] for status in (401, 403, 429, 503)},
+}

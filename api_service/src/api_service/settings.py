@@ -7,6 +7,7 @@ Shared names (``KAFKA_BOOTSTRAP_SERVERS``, the topics) come from
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -15,6 +16,8 @@ from tracking_common.iglu.resolver_config import load_resolver_config
 from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
 from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
 
+from api_service.client_address import Network, parse_networks
+
 __all__ = ["MAX_EVENT_BYTES_CEILING", "ApiSettings", "load_settings"]
 
 
@@ -22,6 +25,10 @@ __all__ = ["MAX_EVENT_BYTES_CEILING", "ApiSettings", "load_settings"]
 # one field (``ue_pr``, ``co``) inside an envelope of under 200 characters, so events up to this
 # size always make a record the forwarder accepts.
 MAX_EVENT_BYTES_CEILING = MAX_PAYLOAD_VALUE_CHARS - 1024
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -124,7 +131,44 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     )
     api_trust_forwarded_for: bool = Field(
         default=False,
-        description="Take the client IP from `X-Forwarded-For` (behind a trusted proxy).",
+        description="Take the client IP from `X-Forwarded-For`, when the connection comes "
+        "from one of `API_TRUSTED_PROXIES`; otherwise the client is always the socket's peer.",
+    )
+    api_trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated IPs/CIDRs of the proxies whose `X-Forwarded-For` is "
+        "believed (`*` = any peer, only when nothing else can reach the port).",
+    )
+    api_trusted_proxy_hops: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="How many trusted proxies append to `X-Forwarded-For`: the client is the "
+        "entry that many places from the right.",
+    )
+    api_nuid_cookie_name: str = Field(
+        default="sp",
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]*$",
+        description="Cookie of the network user id on the tracker endpoints, written into each "
+        "event as `tnuid` unless the tracker set one (empty = no cookie).",
+    )
+    api_nuid_cookie_domains: str = Field(
+        default="",
+        description="Comma-separated cookie domains; the first that the request's host is or "
+        "is under is used (unset or none matching = the request's host only).",
+    )
+    api_nuid_cookie_max_age_days: int = Field(
+        default=365, ge=1, le=400, description="Lifetime of the network user id cookie."
+    )
+    api_nuid_cookie_secure: bool = Field(
+        default=True,
+        description="`Secure; SameSite=None` on the cookie (sent cross-site over HTTPS); false "
+        "gives `SameSite=Lax` (plain-HTTP development). Always `HttpOnly`.",
+    )
+    api_redirect_domains: str = Field(
+        default="",
+        description="Comma-separated hosts `GET /r/tp2?u=` may redirect to (unset = the "
+        "redirect route answers 404).",
     )
     api_produce_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="Deadline for Kafka to acknowledge (503 beyond)."
@@ -172,6 +216,20 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
             load_resolver_config(value)  # its ResolverConfigError is a ValueError: names the field
         return value
 
+    @field_validator("api_nuid_cookie_domains", "api_redirect_domains")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for host in _split(value):
+            if not _HOST.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name")
+        return value
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @model_validator(mode="after")
     def _keys_unless_disabled(self) -> ApiSettings:
         if not self.keys and not self.api_auth_disabled:
@@ -186,6 +244,21 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     def keys(self) -> tuple[str, ...]:
         """The API keys."""
         return _split(self.api_keys)
+
+    @property
+    def trusted_proxies(self) -> tuple[Network, ...] | None:
+        """The trusted proxies' networks (``None``: any peer)."""
+        return parse_networks(self.api_trusted_proxies)
+
+    @property
+    def nuid_cookie_domains(self) -> tuple[str, ...]:
+        """The cookie domains to choose from."""
+        return _split(self.api_nuid_cookie_domains)
+
+    @property
+    def redirect_domains(self) -> tuple[str, ...]:
+        """The hosts redirects may go to."""
+        return _split(self.api_redirect_domains)
 
     @property
     def allowed_origins(self) -> frozenset[str]:

@@ -12,6 +12,7 @@ import binascii
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -32,15 +33,20 @@ from tracking_common.events import (
 )
 
 __all__ = [
+    "ANONYMOUS_NETWORK_USER_ID",
     "CONTEXTS_URI",
     "E_CODES",
     "UNSTRUCT_EVENT_URI",
+    "URI_REDIRECT_URI",
     "Payload",
+    "RequestFacts",
+    "add_request_facts",
     "decode_base64_json",
     "from_payload",
     "issues_from_validation_error",
     "payload_issues",
     "payload_path",
+    "redirect_payload",
     "to_payload",
 ]
 
@@ -49,6 +55,9 @@ Payload = dict[str, str]
 UNSTRUCT_EVENT_URI: Final = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
 CONTEXTS_URI: Final = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0"
 _CONTEXTS_URIS: Final = frozenset({CONTEXTS_URI, CONTEXTS_URI[:-1] + "1"})
+URI_REDIRECT_URI: Final = "iglu:com.snowplowanalytics.snowplow/uri_redirect/jsonschema/1-0-0"
+ANONYMOUS_NETWORK_USER_ID: Final = "00000000-0000-0000-0000-000000000000"
+"""The network user id of every event sent with ``SP-Anonymous`` (as Snowplow's collector)."""
 
 E_CODES: Final[Mapping[EventType, str]] = {
     EventType.PAGE_VIEW: "pv",
@@ -414,8 +423,85 @@ def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list
     for error in exc.errors(include_url=False):
         location = [str(part) for part in error["loc"]]
         # Discriminated unions put the variant's tag first in the location; it is noise here.
-        if location and location[0] in {kind.value for kind in EventType}:
+        if location and location[0] in _EVENT_TYPE_NAMES:
             location = location[1:]
         path = prefix + "".join(f"/{part}" for part in location)
-        issues.append(ValidationIssue(path, str(error["type"]), str(error["msg"])))
+        code, message = str(error["type"]), str(error["msg"])
+        if code in {"union_tag_invalid", "union_tag_not_found"}:
+            # pydantic names the expected tags by their enum reprs (<EventType.PAGE_VIEW: ...>).
+            path += "/event_type"
+            expected = ", ".join(kind.value for kind in EventType)
+            found = (error.get("ctx") or {}).get("tag")
+            what = "is missing" if found is None else f"{str(found)[:40]!r} is not supported"
+            message = f"event_type {what}; expected one of: {expected}"
+        issues.append(ValidationIssue(path, code, message))
     return issues
+
+
+_EVENT_TYPE_NAMES: Final = frozenset(kind.value for kind in EventType)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the server knows of a tracker request that the tracker may not: its client's
+    address, user agent and network user id (the collector's cookie), and whether the tracker
+    asked for server-side anonymisation (the ``SP-Anonymous`` header).
+    """
+
+    ip: str | None = None
+    useragent: str | None = None
+    network_user_id: str | None = None
+    anonymous: bool = False
+
+
+def add_request_facts(payload: Payload, facts: RequestFacts) -> None:
+    """Fill ``ip``, ``ua`` and ``tnuid`` where the tracker sent none; a tracker's own win.
+
+    Anonymous requests record no IP at all (a tracker-sent ``ip`` is removed too) and carry
+    :data:`ANONYMOUS_NETWORK_USER_ID` as ``tnuid``, whatever the tracker sent.
+    """
+    if facts.anonymous:
+        payload.pop("ip", None)
+        payload["tnuid"] = ANONYMOUS_NETWORK_USER_ID
+    else:
+        if facts.ip and "ip" not in payload:
+            payload["ip"] = facts.ip
+        if facts.network_user_id and "tnuid" not in payload:
+            payload["tnuid"] = facts.network_user_id
+    if facts.useragent and "ua" not in payload:
+        payload["ua"] = facts.useragent
+
+
+def redirect_payload(query: Mapping[str, str]) -> Payload:
+    """The payload a click redirect (``/r/tp2?u=<uri>&...``) stands for, as Snowplow reads it.
+
+    ``u`` becomes a ``uri_redirect`` self-describing event; when the query already names an
+    event (``e``), the redirect is attached to it as an entity instead. ``tv`` and ``p`` default
+    to ``r-tp2`` and ``web``. Raises KeyError without ``u``.
+    """
+    redirect: dict[str, Any] = {"schema": URI_REDIRECT_URI, "data": {"uri": query["u"]}}
+    payload = {key: value for key, value in query.items() if key != "u"}
+    payload.setdefault("tv", "r-tp2")
+    payload.setdefault("p", "web")
+    if not payload.get("e"):
+        payload["e"] = "ue"
+        payload.pop("ue_px", None)
+        wrapper = {"schema": UNSTRUCT_EVENT_URI, "data": redirect}
+        payload["ue_pr"] = _encode(wrapper, base64_encode=False)
+        return payload
+    encoded = bool(payload.get("cx"))
+    key = "cx" if encoded else "co"
+    try:
+        contexts = (
+            decode_base64_json(payload[key])
+            if encoded
+            else orjson.loads(payload.get(key) or '{"data": []}')
+        )
+    except ValueError:
+        return payload  # malformed contexts: from_payload reports them
+    data = contexts.get("data") if isinstance(contexts, dict) else None
+    if not isinstance(data, list):
+        return payload
+    merged = {"schema": contexts.get("schema", CONTEXTS_URI), "data": [*data, redirect]}
+    payload[key] = _encode(merged, base64_encode=encoded)
+    return payload

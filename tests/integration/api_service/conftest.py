@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.integration.api_service.api_it import LiveApi, Topics
+from tests.integration.api_service.served import served
+
+__all__ = ["served"]
 
 
 @pytest.fixture

@@ -37,6 +37,8 @@ def test_defaults_with_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         ("IGLU_SCHEMA_DIR", "/nonexistent/iglu", "IGLU_SCHEMA_DIR"),
         ("IGLU_RESOLVER_CONFIG", "/nonexistent/resolver.json", "IGLU_RESOLVER_CONFIG"),
         ("IGLU_RESOLVE_TIMEOUT_S", "0", "IGLU_RESOLVE_TIMEOUT_S"),
+        ("API_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "API_TRUSTED_PROXIES"),
+        ("API_TRUSTED_PROXY_HOPS", "0", "API_TRUSTED_PROXY_HOPS"),
     ],
 )
 def test_a_bad_variable_is_named(

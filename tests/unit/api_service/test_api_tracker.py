@@ -30,7 +30,8 @@ async def test_tp2_keeps_the_payload_and_moves_stm_to_device_sent_tstamp(api: Ap
     assert record.source == "tp2"
     assert record.device_sent_tstamp == 1_700_000_000_100
     expected = {k: v for k, v in payload.items() if k != "stm"}
-    assert record.payload == {**expected, "ip": "127.0.0.1", "ua": "test-agent/1.0"}
+    server_fields = {"ip": "127.0.0.1", "ua": "test-agent/1.0", "tnuid": answer.cookies["sp"]}
+    assert record.payload == {**expected, **server_fields}
     assert message.key == b"shop:d-1"
 
 
@@ -45,7 +46,8 @@ async def test_tp2_keeps_ip_and_ua_the_tracker_sent(api: Api) -> None:
 
 
 async def test_forwarded_for_is_used_only_when_trusted(make_api: MakeApi) -> None:
-    trusting = make_api(api_trust_forwarded_for=True)
+    # Two trusted proxies: an ingress appended 10.0.0.1, the one before it the client's address.
+    trusting = make_api(api_trust_forwarded_for=True, api_trusted_proxy_hops=2)
     wary = make_api()
     headers = {"x-forwarded-for": "203.0.113.9, 10.0.0.1"}
 

@@ -301,3 +301,16 @@ async def test_a_schema_key_too_long_for_a_file_name_is_an_unknown_schema(api: A
     assert answer.status_code == 400
     [error] = answer.json()["errors"][0]["errors"]
     assert error["code"] == "unknown_schema"
+
+
+async def test_an_unknown_event_type_lists_the_plain_values(api: Api) -> None:
+    answer = await api.v1({"event_type": "transaction"})
+
+    assert answer.status_code == 400
+    [error] = answer.json()["errors"][0]["errors"]
+    assert error["path"] == "/event_type"
+    assert error["message"] == (
+        "event_type 'transaction' is not supported; "
+        "expected one of: page_view, page_ping, struct, self_describing"
+    )
+    assert "EventType" not in answer.text

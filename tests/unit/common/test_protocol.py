@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 from tracking_common.errors import PayloadError
 from tracking_common.events import MAX_ENTITIES, TrackedEvent, event_adapter
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
@@ -17,6 +18,7 @@ from tracking_common.protocol import (
     UNSTRUCT_EVENT_URI,
     decode_base64_json,
     from_payload,
+    issues_from_validation_error,
     payload_path,
     to_payload,
 )
@@ -343,3 +345,19 @@ def test_payload_paths_translate_model_fields_to_tracker_keys(
     path: str, payload: dict[str, str], expected: str
 ) -> None:
     assert payload_path(path, payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("document", "said"),
+    [({"event_type": "nope"}, "event_type 'nope' is not supported"), ({}, "event_type is missing")],
+)
+def test_event_type_issues_name_the_plain_values(document: dict[str, Any], said: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        event_adapter().validate_python(document)
+
+    [issue] = issues_from_validation_error(caught.value)
+
+    assert issue.path == "/event_type"
+    assert (
+        issue.message == f"{said}; expected one of: page_view, page_ping, struct, self_describing"
+    )
