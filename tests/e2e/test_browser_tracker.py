@@ -27,7 +27,9 @@ from tests.support.collector import RunningCollector, start_collector
 from tests.support.pipeline import create_topics, run_pipeline
 from tests.support.services import free_port
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+# The first test also waits for the module's pipeline and, first in a run, the session's broker
+# (over a minute on a busy machine); each test's own browser work takes a few seconds.
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
 ZERO_ID = "00000000-0000-0000-0000-000000000000"
