@@ -77,8 +77,10 @@ module "topics" {
 module "pipeline" {
   source = "../../modules/tracking_pipeline"
 
+  # docs/deploy.md creates the namespace (and the API keys' Secret in it) before the first
+  # apply, so the module must not create it again.
   namespace               = "tracking"
-  create_namespace        = true
+  create_namespace        = false
   api_image               = var.api_image
   forwarder_image         = var.forwarder_image
   kafka_bootstrap_servers = var.kafka_bootstrap_servers
@@ -93,15 +95,23 @@ module "pipeline" {
     partitions    = var.manage_topics ? module.topics[0].events_partitions : var.events_partitions
     min_replicas  = 1
     max_replicas  = var.events_partitions
-    lag_threshold = 5000
+    lag_threshold = 50000
   }
 
-  api_resources       = { cpu_request = "250m", memory_request = "256Mi", cpu_limit = "1", memory_limit = "512Mi" }
+  # The API's memory limit is sized from api_limits (see the module's README).
+  api_limits          = { max_concurrent_requests = 64 }
+  api_resources       = { cpu_request = "250m", memory_request = "256Mi", cpu_limit = "1" }
   forwarder_resources = { cpu_request = "250m", memory_request = "384Mi", cpu_limit = "1", memory_limit = "768Mi" }
 
   otel = {
     exporter_otlp_endpoint = "http://otel-collector.observability.svc:4318"
     resource_attributes    = "deployment.environment=example"
+  }
+
+  # Egress only to these (plus DNS, and the collector's port: it is outside the cluster).
+  network_policy = {
+    kafka = [{ namespace_labels = { "kubernetes.io/metadata.name" = "kafka" } }]
+    otlp  = [{ namespace_labels = { "kubernetes.io/metadata.name" = "observability" } }]
   }
 }
 

@@ -11,49 +11,6 @@ terraform {
   }
 }
 
-variable "topics" {
-  description = "EVENTS_TOPIC, BAD_EVENTS_TOPIC and DLQ_TOPIC names."
-  type = object({
-    events     = optional(string, "events")
-    bad_events = optional(string, "events_bad")
-    dlq        = optional(string, "events_dlq")
-  })
-  default = {}
-}
-
-variable "partitions" {
-  description = "Partitions of the events topic: the ceiling on forwarder consumers. Only ever raised (raising moves keys between partitions)."
-  type        = number
-  default     = 12
-
-  validation {
-    condition     = var.partitions >= 1
-    error_message = "partitions must be at least 1."
-  }
-}
-
-variable "replication_factor" {
-  description = "Replication factor of every topic."
-  type        = number
-  default     = 3
-}
-
-variable "min_insync_replicas" {
-  description = "min.insync.replicas (the API and replay produce with acks=all)."
-  type        = number
-  default     = 2
-}
-
-variable "retention_hours" {
-  description = "Retention of each topic, in hours; the DLQ keeps longer so failures can be replayed."
-  type = object({
-    events     = optional(number, 72)
-    bad_events = optional(number, 168)
-    dlq        = optional(number, 336)
-  })
-  default = {}
-}
-
 locals {
   topics = {
     events     = { name = var.topics.events, partitions = var.partitions, hours = var.retention_hours.events }
@@ -64,6 +21,11 @@ locals {
 
 resource "kafka_topic" "this" {
   for_each = local.topics
+
+  # Destroying a topic deletes its events; removing one must be a deliberate edit of this line.
+  lifecycle {
+    prevent_destroy = true
+  }
 
   name               = each.value.name
   partitions         = each.value.partitions

@@ -68,7 +68,7 @@ resource "kubernetes_deployment_v1" "api" {
             container_port = var.api_port
           }
           port {
-            name           = "metrics"
+            name           = local.api_admin_port_name
             container_port = var.api_admin_port
           }
 
@@ -88,6 +88,18 @@ resource "kubernetes_deployment_v1" "api" {
               }
             }
           }
+          dynamic "env" {
+            for_each = local.kafka_secret_env
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = env.value.secret
+                  key  = env.value.key
+                }
+              }
+            }
+          }
 
           resources {
             requests = {
@@ -96,14 +108,15 @@ resource "kubernetes_deployment_v1" "api" {
             }
             limits = {
               cpu    = var.api_resources.cpu_limit
-              memory = var.api_resources.memory_limit
+              memory = local.api_memory_limit
             }
           }
 
+          # Probes go to the admin server, whose /readyz reflects only the API's own state.
           liveness_probe {
             http_get {
               path = "/healthz"
-              port = "http"
+              port = local.api_admin_port_name
             }
             period_seconds    = 10
             timeout_seconds   = 2
@@ -112,16 +125,16 @@ resource "kubernetes_deployment_v1" "api" {
           readiness_probe {
             http_get {
               path = "/readyz"
-              port = "http"
+              port = local.api_admin_port_name
             }
-            period_seconds    = 5
+            period_seconds    = local.api_readiness.period_s
             timeout_seconds   = 2
-            failure_threshold = 2
+            failure_threshold = local.api_readiness.failure_threshold
           }
           startup_probe {
             http_get {
               path = "/healthz"
-              port = "http"
+              port = local.api_admin_port_name
             }
             period_seconds    = 2
             failure_threshold = 30
@@ -141,12 +154,50 @@ resource "kubernetes_deployment_v1" "api" {
             name       = "tmp"
             mount_path = "/tmp"
           }
+          dynamic "volume_mount" {
+            for_each = length(local.kafka_tls_files) > 0 ? [local.kafka_tls_dir] : []
+            content {
+              name       = "kafka-tls"
+              mount_path = volume_mount.value
+              read_only  = true
+            }
+          }
         }
 
         volume {
           name = "tmp"
           empty_dir {
             size_limit = "64Mi"
+          }
+        }
+        dynamic "volume" {
+          for_each = length(local.kafka_tls_files) > 0 ? [var.kafka_security.tls_secret.name] : []
+          content {
+            name = "kafka-tls"
+            secret {
+              secret_name  = volume.value
+              default_mode = "0440"
+              dynamic "items" {
+                for_each = local.kafka_tls_files
+                content {
+                  key  = items.value.key
+                  path = items.value.path
+                }
+              }
+            }
+          }
+        }
+
+        # Spread over zones and hosts; ScheduleAnyway so a single-zone cluster still schedules.
+        dynamic "topology_spread_constraint" {
+          for_each = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+          content {
+            max_skew           = 1
+            topology_key       = topology_spread_constraint.value
+            when_unsatisfiable = "ScheduleAnyway"
+            label_selector {
+              match_labels = local.api_selector
+            }
           }
         }
       }
@@ -169,15 +220,12 @@ resource "kubernetes_service_v1" "api" {
     type     = var.service_type
     selector = local.api_selector
 
+    # Only the API port: /metrics stays on the pods' admin port (scraped per pod), so no
+    # Service type can publish it.
     port {
       name        = "http"
       port        = 80
       target_port = "http"
-    }
-    port {
-      name        = "metrics"
-      port        = var.api_admin_port
-      target_port = "metrics"
     }
   }
 }
@@ -212,17 +260,62 @@ resource "kubernetes_horizontal_pod_autoscaler_v2" "api" {
   }
 }
 
-resource "kubernetes_pod_disruption_budget_v1" "api" {
+# A manifest rather than kubernetes_pod_disruption_budget_v1, whose schema has no
+# unhealthyPodEvictionPolicy: with AlwaysAllow an unready pod never blocks a node drain.
+resource "kubernetes_manifest" "api_pdb" {
+  manifest = {
+    apiVersion = "policy/v1"
+    kind       = "PodDisruptionBudget"
+    metadata = {
+      name      = local.api_name
+      namespace = local.namespace
+      labels    = merge(local.common_labels, local.api_selector)
+    }
+    spec = {
+      maxUnavailable             = 1
+      unhealthyPodEvictionPolicy = "AlwaysAllow"
+      selector                   = { matchLabels = local.api_selector }
+    }
+  }
+}
+
+resource "kubernetes_ingress_v1" "api" {
+  count = var.ingress.enabled ? 1 : 0
+
   metadata {
-    name      = local.api_name
-    namespace = local.namespace
-    labels    = merge(local.common_labels, local.api_selector)
+    name        = local.api_name
+    namespace   = local.namespace
+    labels      = merge(local.common_labels, local.api_selector)
+    annotations = var.ingress.annotations
   }
 
   spec {
-    max_unavailable = "1"
-    selector {
-      match_labels = local.api_selector
+    ingress_class_name = var.ingress.class_name
+
+    dynamic "tls" {
+      for_each = var.ingress.tls_secret == null ? [] : [var.ingress.tls_secret]
+      content {
+        hosts       = [var.ingress.host]
+        secret_name = tls.value
+      }
+    }
+
+    rule {
+      host = var.ingress.host
+      http {
+        path {
+          path      = var.ingress.path
+          path_type = "Prefix"
+          backend {
+            service {
+              name = kubernetes_service_v1.api.metadata[0].name
+              port {
+                name = "http"
+              }
+            }
+          }
+        }
+      }
     }
   }
 }

@@ -64,7 +64,7 @@ resource "kubernetes_deployment_v1" "forwarder" {
           image_pull_policy = var.image_pull_policy
 
           port {
-            name           = "admin"
+            name           = local.forwarder_admin_port_name
             container_port = var.forwarder_admin_port
           }
 
@@ -73,6 +73,18 @@ resource "kubernetes_deployment_v1" "forwarder" {
             content {
               name  = env.key
               value = env.value
+            }
+          }
+          dynamic "env" {
+            for_each = local.kafka_secret_env
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = env.value.secret
+                  key  = env.value.key
+                }
+              }
             }
           }
           resources {
@@ -89,7 +101,7 @@ resource "kubernetes_deployment_v1" "forwarder" {
           liveness_probe {
             http_get {
               path = "/healthz"
-              port = "admin"
+              port = local.forwarder_admin_port_name
             }
             period_seconds    = 10
             timeout_seconds   = 2
@@ -98,16 +110,16 @@ resource "kubernetes_deployment_v1" "forwarder" {
           readiness_probe {
             http_get {
               path = "/readyz"
-              port = "admin"
+              port = local.forwarder_admin_port_name
             }
-            period_seconds    = 5
+            period_seconds    = local.forwarder_readiness.period_s
             timeout_seconds   = 2
-            failure_threshold = 3
+            failure_threshold = local.forwarder_readiness.failure_threshold
           }
           startup_probe {
             http_get {
               path = "/healthz"
-              port = "admin"
+              port = local.forwarder_admin_port_name
             }
             period_seconds    = 2
             failure_threshold = 30
@@ -127,12 +139,50 @@ resource "kubernetes_deployment_v1" "forwarder" {
             name       = "tmp"
             mount_path = "/tmp"
           }
+          dynamic "volume_mount" {
+            for_each = length(local.kafka_tls_files) > 0 ? [local.kafka_tls_dir] : []
+            content {
+              name       = "kafka-tls"
+              mount_path = volume_mount.value
+              read_only  = true
+            }
+          }
         }
 
         volume {
           name = "tmp"
           empty_dir {
             size_limit = "64Mi"
+          }
+        }
+        dynamic "volume" {
+          for_each = length(local.kafka_tls_files) > 0 ? [var.kafka_security.tls_secret.name] : []
+          content {
+            name = "kafka-tls"
+            secret {
+              secret_name  = volume.value
+              default_mode = "0440"
+              dynamic "items" {
+                for_each = local.kafka_tls_files
+                content {
+                  key  = items.value.key
+                  path = items.value.path
+                }
+              }
+            }
+          }
+        }
+
+        # Spread over zones and hosts; ScheduleAnyway so a single-zone cluster still schedules.
+        dynamic "topology_spread_constraint" {
+          for_each = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+          content {
+            max_skew           = 1
+            topology_key       = topology_spread_constraint.value
+            when_unsatisfiable = "ScheduleAnyway"
+            label_selector {
+              match_labels = local.fwd_selector
+            }
           }
         }
       }
@@ -152,6 +202,12 @@ resource "kubernetes_deployment_v1" "forwarder" {
 # KEDA's Kafka scaler: one more consumer per lag_threshold records of lag, never more
 # consumers than partitions (an extra one would be idle). Needs the KEDA CRDs installed
 # before plan (kubernetes_manifest reads the CRD schema).
+# - lag_threshold exceeds what a healthy replica holds between commits (checks.tf).
+# - excludePersistentLag: a partition whose committed offset did not move since the last poll
+#   is left out. While the collector is down the forwarder pauses its partitions and commits
+#   nothing, so that lag does not add replicas that would only rebalance (no stampede).
+# - The HPA behaviour adds and removes a few replicas per period (each step is a rebalance)
+#   and waits scale_down_window_s before removing one.
 resource "kubernetes_manifest" "forwarder_scaler" {
   count = var.forwarder_scaling.keda ? 1 : 0
 
@@ -173,6 +229,28 @@ resource "kubernetes_manifest" "forwarder_scaler" {
       maxReplicaCount = local.forwarder_max
       pollingInterval = var.forwarder_scaling.polling_interval
       cooldownPeriod  = var.forwarder_scaling.cooldown_period
+      advanced = {
+        horizontalPodAutoscalerConfig = {
+          behavior = {
+            scaleUp = {
+              stabilizationWindowSeconds = var.forwarder_scaling.scale_up_window_s
+              policies = [{
+                type          = "Pods"
+                value         = var.forwarder_scaling.scale_up_pods
+                periodSeconds = var.forwarder_scaling.scale_up_period_s
+              }]
+            }
+            scaleDown = {
+              stabilizationWindowSeconds = var.forwarder_scaling.scale_down_window_s
+              policies = [{
+                type          = "Pods"
+                value         = var.forwarder_scaling.scale_down_pods
+                periodSeconds = var.forwarder_scaling.scale_down_period_s
+              }]
+            }
+          }
+        }
+      }
       triggers = [merge(
         {
           type = "kafka"
@@ -184,14 +262,19 @@ resource "kubernetes_manifest" "forwarder_scaler" {
             activationLagThreshold = tostring(var.forwarder_scaling.activation_lag)
             offsetResetPolicy      = "earliest"
             allowIdleConsumers     = "false"
+            excludePersistentLag   = "true"
+            sasl                   = local.keda_sasl
+            tls                    = local.keda_tls
           }
         },
-        var.forwarder_scaling.keda_auth_ref == null ? {} : {
-          authenticationRef = { name = var.forwarder_scaling.keda_auth_ref }
+        local.keda_auth_name == null ? {} : {
+          authenticationRef = { name = local.keda_auth_name }
         },
       )]
     }
   }
+
+  depends_on = [kubernetes_manifest.forwarder_kafka_auth]
 
   lifecycle {
     precondition {
@@ -201,17 +284,48 @@ resource "kubernetes_manifest" "forwarder_scaler" {
   }
 }
 
-resource "kubernetes_pod_disruption_budget_v1" "forwarder" {
-  metadata {
-    name      = local.fwd_name
-    namespace = local.namespace
-    labels    = merge(local.common_labels, local.fwd_selector)
-  }
+# The scaler reads the secured cluster with the credentials the services use: the same Secrets,
+# referenced, never copied.
+resource "kubernetes_manifest" "forwarder_kafka_auth" {
+  count = (
+    var.forwarder_scaling.keda && var.forwarder_scaling.keda_auth_ref == null
+    && length(local.keda_secret_refs) > 0
+  ) ? 1 : 0
 
-  spec {
-    max_unavailable = "1"
-    selector {
-      match_labels = local.fwd_selector
+  manifest = {
+    apiVersion = "keda.sh/v1alpha1"
+    kind       = "TriggerAuthentication"
+    metadata = {
+      name      = local.keda_auth_name
+      namespace = local.namespace
+      labels    = merge(local.common_labels, local.fwd_selector)
+    }
+    spec = {
+      secretTargetRef = [for parameter, ref in local.keda_secret_refs : {
+        parameter = parameter
+        name      = ref.secret
+        key       = ref.key
+      }]
+    }
+  }
+}
+
+# A manifest rather than kubernetes_pod_disruption_budget_v1, whose schema has no
+# unhealthyPodEvictionPolicy. One consumer at a time (each eviction is a group rebalance), and
+# AlwaysAllow so unready forwarders (e.g. while the collector is down) never block a drain.
+resource "kubernetes_manifest" "forwarder_pdb" {
+  manifest = {
+    apiVersion = "policy/v1"
+    kind       = "PodDisruptionBudget"
+    metadata = {
+      name      = local.fwd_name
+      namespace = local.namespace
+      labels    = merge(local.common_labels, local.fwd_selector)
+    }
+    spec = {
+      maxUnavailable             = 1
+      unhealthyPodEvictionPolicy = "AlwaysAllow"
+      selector                   = { matchLabels = local.fwd_selector }
     }
   }
 }

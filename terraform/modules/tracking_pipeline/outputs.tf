@@ -4,7 +4,7 @@ output "namespace" {
 }
 
 output "api_service_name" {
-  description = "Name of the API's Service (port 80: the API; admin port: /metrics)."
+  description = "Name of the API's Service (port 80: the API only; /metrics is scraped from the pods)."
   value       = kubernetes_service_v1.api.metadata[0].name
 }
 
@@ -26,4 +26,14 @@ output "forwarder_termination_grace_period_s" {
 output "api_termination_grace_period_s" {
   description = "Grace period given to a stopping API pod (drain, then shutdown, then margin)."
   value       = local.api_grace_s
+}
+
+output "api_memory_limit" {
+  description = "The API container's memory limit: api_limits.baseline_mib + producer buffer + concurrency x largest inflated body, unless api_resources.memory_limit is given."
+  value       = local.api_memory_limit
+}
+
+output "api_ingress_host" {
+  description = "Host of the API's Ingress (null: no Ingress)."
+  value       = var.ingress.enabled ? var.ingress.host : null
 }

@@ -41,6 +41,14 @@ async def test_a_known_browser_keeps_its_id_and_the_cookie_is_renewed(api: Api) 
     assert _recorded(api)[0]["tnuid"] == known
 
 
+async def test_an_upper_case_uuid_is_kept_in_its_canonical_form(api: Api) -> None:
+    answer = await api.tp2(
+        [tracker_page_view()], headers={"cookie": "sp=0F8FAD5B-D9CB-469F-A165-70867728950E"}
+    )
+
+    assert answer.cookies["sp"] == "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
 async def test_a_cookie_that_is_no_uuid_is_replaced(api: Api) -> None:
     answer = await api.tp2([tracker_page_view()], headers={"cookie": "sp=../../etc"})
 
@@ -72,6 +80,7 @@ async def test_an_empty_cookie_name_turns_the_cookie_off(make_api: MakeApi) -> N
         ("collector.blog.example", "; Domain=blog.example"),
         ("notshop.example", ""),  # a suffix, not a parent domain
         ("api.test", ""),
+        ("[::1]", ""),
     ],
 )
 async def test_the_cookie_domain_is_the_first_the_host_is_under(

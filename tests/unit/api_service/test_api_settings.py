@@ -39,6 +39,11 @@ def test_defaults_with_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         ("IGLU_RESOLVE_TIMEOUT_S", "0", "IGLU_RESOLVE_TIMEOUT_S"),
         ("API_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "API_TRUSTED_PROXIES"),
         ("API_TRUSTED_PROXY_HOPS", "0", "API_TRUSTED_PROXY_HOPS"),
+        ("API_NUID_COOKIE_NAME", "s p", "API_NUID_COOKIE_NAME"),
+        ("API_NUID_COOKIE_NAME", "sp;domain=evil", "API_NUID_COOKIE_NAME"),
+        ("API_NUID_COOKIE_DOMAINS", "shop.example, https://x", "API_NUID_COOKIE_DOMAINS"),
+        ("API_NUID_COOKIE_MAX_AGE_DAYS", "0", "API_NUID_COOKIE_MAX_AGE_DAYS"),
+        ("API_REDIRECT_DOMAINS", "shop.example/path", "API_REDIRECT_DOMAINS"),
     ],
 )
 def test_a_bad_variable_is_named(

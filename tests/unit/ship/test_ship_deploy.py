@@ -2,77 +2,37 @@
 
 HCL is parsed with python-hcl2; checkov and ``tofu fmt`` run through
 :mod:`scripts.check_terraform`, which obtains the tools itself (see its docstring for why
-``tofu validate`` needs a provider mirror).
+``tofu validate`` needs a provider mirror). The module's newer guarantees (network policy,
+secured Kafka, scaling behaviour, memory sizing) are checked in test_ship_module.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 import yaml
 from api_service.settings import ApiSettings
 from forwarder_service.settings import ForwarderSettings
-from local_collector.settings import CollectorSettings
-from pydantic_settings import BaseSettings
 
 from scripts import check_terraform
-
-REPO = Path(__file__).resolve().parents[3]
-TERRAFORM = REPO / "terraform"
-MODULE = TERRAFORM / "modules" / "tracking_pipeline"
-TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
-_OPTIONS = hcl2.SerializationOptions(
-    with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
+from tests.unit.ship.terraform_support import (
+    REPO,
+    TERRAFORM,
+    VALID_INPUTS,
+    assert_plan,
+    evaluate,
+    is_known,
+    load,
 )
+from tests.unit.ship.terraform_support import blocks as _blocks
+from tests.unit.ship.terraform_support import env_keys as _keys
 
-
-def _env_names(settings: type[BaseSettings]) -> set[str]:
-    return {name.upper() for name in settings.model_fields}
-
-
-def known_env(service: str) -> set[str]:
-    """Variables ``service`` reads: the fields of its settings class."""
-    settings: dict[str, type[BaseSettings]] = {
-        "api": ApiSettings,
-        "forwarder": ForwarderSettings,
-        "collector": CollectorSettings,
-    }
-    return _env_names(settings[service])
-
-
-def _is_known(name: str, service: str) -> bool:
-    return name.startswith("OTEL_") or name in known_env(service)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    with path.open() as handle:
-        return dict(hcl2.load(handle, serialization_options=_OPTIONS))
-
-
-def _blocks(kind: str) -> dict[str, Any]:
-    """``resource``/``variable``/``locals`` blocks of the module, by ``type.name`` or name."""
-    found: dict[str, Any] = {}
-    for path in MODULE.glob("*.tf"):
-        for block in _load(path).get(kind, []):
-            if kind == "resource":
-                for rtype, named in block.items():
-                    found.update({f"{rtype}.{name}": body for name, body in named.items()})
-            else:
-                found.update(block)
-    return found
-
-
-def _keys(expression: object) -> set[str]:
-    """Map keys of an HCL object literal (a dict, or the text of one)."""
-    if isinstance(expression, dict):
-        return set(expression)
-    return set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", str(expression)))
+TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
+_is_known = is_known
+_load = load
 
 
 @pytest.mark.parametrize("path", TF_FILES, ids=[str(p.relative_to(TERRAFORM)) for p in TF_FILES])
@@ -87,7 +47,7 @@ def test_module_declares_both_services_and_their_scalers() -> None:
         "kubernetes_horizontal_pod_autoscaler_v2.api",
         "kubernetes_deployment_v1.forwarder",
         "kubernetes_manifest.forwarder_scaler",
-        "kubernetes_pod_disruption_budget_v1.forwarder",
+        "kubernetes_manifest.forwarder_pdb",
     } <= set(_blocks("resource"))
 
 
@@ -125,8 +85,15 @@ def test_termination_grace_exceeds_the_forwarders_shutdown_deadline() -> None:
     assert variables["forwarder_shutdown_timeout_s"]["default"] == (
         ForwarderSettings.model_fields["forwarder_shutdown_timeout_s"].default
     )
-    for name in ("api_drain_grace_s", "api_shutdown_timeout_s"):
-        assert variables[name]["default"] == ApiSettings.model_fields[name].default
+    assert variables["api_shutdown_timeout_s"]["default"] == (
+        ApiSettings.model_fields["api_shutdown_timeout_s"].default
+    )
+    # The drain must outlast the readiness window, which the service's own default (suited to
+    # compose, where no endpoints list is updated) does not; checks.tf enforces it.
+    readiness = _blocks("locals")["api_readiness"]
+    window = readiness["period_s"] * readiness["failure_threshold"]
+    assert 10 <= variables["api_drain_grace_s"]["default"] <= 15
+    assert variables["api_drain_grace_s"]["default"] > window
     api_pod = _blocks("resource")["kubernetes_deployment_v1.api"]["spec"][0]["template"][0]
     assert api_pod["spec"][0]["termination_grace_period_seconds"] == "${local.api_grace_s}"
     margin = variables["termination_grace_margin_s"]["validation"][0]["condition"]
@@ -142,9 +109,13 @@ def test_module_sets_only_variables_the_service_reads(service: str) -> None:
     local_values = _blocks("locals")
     names = (
         _keys(local_values["kafka_env"])
+        | _keys(local_values["kafka_security_env"])
+        | _keys(local_values["kafka_secret_env"])
         | _keys(local_values["otel_env"])
         | _keys(local_values[f"{service}_own_env"])
     )
+    if service == "api":
+        names |= _keys(local_values["api_forwarded_env"])
     assert names
     assert sorted(n for n in names if not _is_known(n, service)) == []
 
@@ -248,44 +219,6 @@ def test_terraform_is_formatted() -> None:
     assert check_terraform.fmt_check() == []
 
 
-_VALID_INPUTS = {
-    "api_image": "registry.example.com/tracking-api:0.1.0",
-    "forwarder_image": "registry.example.com/tracking-forwarder@sha256:" + "0" * 64,
-    "kafka_bootstrap_servers": "kafka-0:9092,kafka-1:9092",
-    "collector_url": "https://collector.example.com",
-    "api_keys_secret": {"name": "tracking-api-keys"},
-    "forwarder_scaling": {"partitions": 6, "max_replicas": 6},
-}
-
-
-_PROBE = """
-output "api_env" { value = local.api_env }
-output "forwarder_env" { value = local.forwarder_env }
-output "forwarder_grace_s" { value = local.forwarder_grace_s }
-output "api_grace_s" { value = local.api_grace_s }
-output "forwarder_max" { value = local.forwarder_max }
-"""
-
-
-@pytest.fixture(scope="module")
-def variables_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The module's variables.tf and locals.tf, initialised: they evaluate without providers."""
-    try:
-        tofu = check_terraform.tofu_binary()
-    except check_terraform.ToolUnavailableError as exc:
-        pytest.skip(str(exc))
-    workdir = tmp_path_factory.mktemp("variables")
-    for name in ("variables.tf", "locals.tf"):
-        (workdir / name).write_text((MODULE / name).read_text())
-    (workdir / "probe.tf").write_text(_PROBE)
-    env = check_terraform.quiet_env()
-    subprocess.run(  # noqa: S603 - our own binary
-        [str(tofu), "init", "-input=false", "-no-color"], cwd=workdir, env=env, check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return workdir
-
-
 @pytest.mark.timeout(900)  # may build tofu on first use
 @pytest.mark.parametrize(
     ("override", "error"),
@@ -306,39 +239,11 @@ def variables_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_variable_validations_as_tofu_evaluates_them(
     variables_only: Path, override: dict[str, object], error: str | None, tmp_path: Path
 ) -> None:
-    tfvars = tmp_path / "case.tfvars.json"
-    tfvars.write_text(json.dumps({**_VALID_INPUTS, **override}))
-    result = subprocess.run(  # noqa: S603 - our own binary
-        [
-            str(check_terraform.tofu_binary()), "plan", "-input=false", "-no-color",
-            "-lock=false", f"-var-file={tfvars}",
-        ],
-        cwd=variables_only, env=check_terraform.quiet_env(), capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    output = " ".join((result.stdout + result.stderr).split())
-    if error is None:
-        assert result.returncode == 0, output
-    else:
-        assert result.returncode != 0
-        assert error in output
+    assert_plan(variables_only, tmp_path / "case.tfvars.json", {**VALID_INPUTS, **override}, error)
 
 
 def _evaluate_locals(workdir: Path, tmp_path: Path, override: dict[str, object]) -> Any:
-    tfvars = tmp_path / "case.tfvars.json"
-    tfvars.write_text(json.dumps({**_VALID_INPUTS, **override}))
-    tofu, env = str(check_terraform.tofu_binary()), check_terraform.quiet_env()
-    state = tmp_path / "probe.tfstate"
-    subprocess.run(  # noqa: S603 - our own binary
-        [tofu, "apply", "-input=false", "-no-color", "-auto-approve", "-lock=false",
-         f"-state={state}", f"-var-file={tfvars}"],
-        cwd=workdir, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    result = subprocess.run(  # noqa: S603 - our own binary
-        [tofu, "output", "-json", f"-state={state}"],
-        cwd=workdir, env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return {name: value["value"] for name, value in json.loads(result.stdout).items()}
+    return evaluate(workdir, tmp_path, {**VALID_INPUTS, **override})
 
 
 @pytest.mark.timeout(900)  # may build tofu on first use
