@@ -26,8 +26,11 @@ MISSING = SchemaKey.parse("iglu:com.acme/nothing/jsonschema/1-0-0")
 PAGE_ID = {"id": "6f5c3c8e-6a6b-4b4e-9c62-6b8e0f0f2d6d"}
 
 
-def server_registry(server: IgluServer, apikey: str = APIKEY, **options: float) -> HttpRegistry:
-    return HttpRegistry(RegistryInfo("Iglu Server"), server.url + "/api", apikey=apikey, **options)
+def server_registry(
+    server: IgluServer, apikey: str = APIKEY, *, timeout_s: float = 2.0
+) -> HttpRegistry:
+    info = RegistryInfo("Iglu Server")
+    return HttpRegistry(info, server.url + "/api", apikey=apikey, timeout_s=timeout_s)
 
 
 async def test_a_static_repository_serves_schemas_and_404s_the_rest(
