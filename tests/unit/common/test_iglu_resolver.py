@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from tracking_common.iglu import (
     RegistryUnavailableError,
     SchemaKey,
@@ -15,6 +22,7 @@ from tracking_common.iglu import (
     SchemaValidationError,
 )
 from tracking_common.iglu.errors import RegistryError
+from tracking_common.iglu.instruments import IgluInstruments
 from tracking_common.iglu.registries import (
     EMBEDDED_CLASS_PRIORITY,
     HTTP_CLASS_PRIORITY,
@@ -287,3 +295,46 @@ async def test_close_closes_the_registries() -> None:
     await iglu.close()
 
     assert registry.closed
+
+
+async def test_lookups_are_counted_timed_traced_and_failures_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    exporter = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(exporter))
+    instruments = IgluInstruments(meter=meters.get_meter("test"), tracer=tracers.get_tracer("test"))
+    up = FakeRegistry("up", {CLICK: schema()}, prefixes=("com.acme",))
+    down = FakeRegistry("down")
+    down.fail = True
+    iglu = resolver(up, down, instruments=instruments)
+
+    await iglu.resolve([CLICK])
+    await iglu.resolve([CLICK])  # from the cache: no span, no wait recorded
+    with (
+        caplog.at_level(logging.WARNING, "tracking_common.iglu"),
+        pytest.raises(RegistryUnavailableError),
+    ):
+        await iglu.resolve([OTHER])
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points[metric.name] = list(metric.data.data_points)
+    outcomes = {p.attributes["outcome"]: p.value for p in points["tracking_iglu_lookups"]}
+    assert outcomes == {"found": 1, "unavailable": 1}
+    (waited,) = points["tracking_iglu_resolution_duration"]
+    assert waited.count == 2
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["iglu resolve", "iglu resolve"]
+    assert spans[1].status.status_code is StatusCode.ERROR
+    (line,) = [r for r in caplog.records if r.name == "tracking_common.iglu"]
+    assert line.getMessage() == "schema registry failed: down: answered 500"
+    assert getattr(line, "registry") == "down"  # noqa: B009 - an attribute set by extra=
+    meters.shutdown()
+    tracers.shutdown()
