@@ -139,13 +139,10 @@ class IgluResolver:
         now = self._clock()
         lookups: dict[SchemaKey, Lookup] = {}
         missing: list[SchemaKey] = []
-        for key in keys:
-            if key in lookups:
-                continue
+        for key in dict.fromkeys(keys):  # distinct, in order, deduplicated in C
             cached = self._cache.get(key, now)
             if cached is None:
-                if key not in missing:
-                    missing.append(key)
+                missing.append(key)
             else:
                 lookups[key] = cached
         if missing:
