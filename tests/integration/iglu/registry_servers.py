@@ -31,12 +31,17 @@ class _Server:
 
 class StaticRepository(_Server):
     """``GET /schemas/<vendor>/<name>/<format>/<version>`` from ``root``, as a static Iglu
-    repository (any file server over the tree) answers."""
+    repository (any file server over the tree) answers; ``/moved/schemas/...`` redirects there."""
 
     def __init__(self, root: Path) -> None:
         app = web.Application()
         app.router.add_static("/schemas", root)
+        app.router.add_get("/moved/schemas/{tail:.*}", self._moved)
         super().__init__(app)
+
+    async def _moved(self, request: web.Request) -> web.StreamResponse:
+        """Everything under ``/moved`` is redirected to where it is (as http -> https)."""
+        raise web.HTTPMovedPermanently(f"/schemas/{request.match_info['tail']}")
 
 
 class IgluServer(_Server):

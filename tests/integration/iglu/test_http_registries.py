@@ -46,6 +46,21 @@ async def test_a_static_repository_serves_schemas_and_404s_the_rest(
         await registry.close()
 
 
+async def test_a_static_repository_that_moved_is_followed_but_never_with_a_key(
+    static_repository: StaticRepository,
+) -> None:
+    moved = static_repository.url + "/moved"
+    open_registry = HttpRegistry(RegistryInfo("moved"), moved)
+    keyed_registry = HttpRegistry(RegistryInfo("moved with key"), moved, apikey=APIKEY)
+    try:
+        assert await open_registry.fetch(WEB_PAGE) is not None
+        with pytest.raises(RegistryError, match="answered 301"):
+            await keyed_registry.fetch(WEB_PAGE)
+    finally:
+        await open_registry.close()
+        await keyed_registry.close()
+
+
 async def test_the_resolver_validates_with_schemas_from_a_static_repository(
     static_repository: StaticRepository,
 ) -> None:
