@@ -153,3 +153,22 @@ async def test_the_bundled_iglu_central_checks_tracker_entities_without_configur
     assert good.status_code == 200, good.text
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["errors"][0]["code"] == "schema_violation"
+
+
+async def test_a_schema_that_does_not_compile_is_rejected_per_event(
+    api: Api, iglu_server: IgluServer
+) -> None:
+    path = iglu_server.root / "com.acme" / "broken" / "jsonschema"
+    path.mkdir(parents=True)
+    (path / "1-0-0").write_bytes(orjson.dumps({"type": "no-such-type"}))
+    event = button_click()
+    event["event"]["schema"] = "iglu:com.acme/broken/jsonschema/1-0-0"
+
+    answer = await api.v1(event)
+
+    assert answer.status_code == 400
+    (issue,) = answer.json()["errors"][0]["errors"]
+    assert (issue["path"], issue["code"]) == ("/event/schema", "unusable_schema")
+    assert "Acme Iglu Server" in issue["message"]
+    (bad,) = api.publisher.values(api.settings.bad_events_topic)
+    assert bad["data"]["errors"][0]["code"] == "unusable_schema"

@@ -250,13 +250,23 @@ async def test_concurrent_requests_share_one_look_up() -> None:
 
 
 async def test_a_schema_that_does_not_compile_is_unusable() -> None:
-    iglu = resolver(FakeRegistry("a", {CLICK: b"[1, 2]", OTHER: b"not json"}))
+    bad_type = orjson.dumps({"type": "no-such-type"})
+    iglu = resolver(FakeRegistry("a", {CLICK: b"[1, 2]", OTHER: bad_type}))
 
     resolution = await iglu.resolve([CLICK, OTHER])
 
     for key in (CLICK, OTHER):
         with pytest.raises(SchemaUnusableError, match="a: the schema"):
             resolution.validate(key, {})
+
+
+async def test_an_answer_that_is_not_json_is_the_registrys_failure() -> None:
+    iglu = resolver(FakeRegistry("garbled", {CLICK: b"<html>proxy error</html>"}))
+
+    with pytest.raises(RegistryUnavailableError) as caught:
+        await iglu.resolve([CLICK])
+
+    assert caught.value.registries == ("garbled",)
 
 
 async def test_a_remote_ref_is_refused_not_fetched() -> None:

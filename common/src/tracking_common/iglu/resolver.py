@@ -189,6 +189,9 @@ class IgluResolver:
         for registry in self.order(key.vendor):
             try:
                 data = await registry.fetch(key)
+                if data is None:
+                    continue
+                definition = _decode(registry.info.name, data)
             except RegistryError as error:
                 failed.append(registry.info.name)
                 logger.warning(
@@ -197,10 +200,8 @@ class IgluResolver:
                     extra={"registry": error.registry, "schema": key.uri[:300]},
                 )
                 continue
-            if data is None:
-                continue
             try:
-                return Lookup(await asyncio.to_thread(_compile, data))
+                return Lookup(await asyncio.to_thread(compile_schema, definition))
             except ValueError as exc:
                 return Lookup(unusable=f"{registry.info.name}: {exc}")
         return Lookup(failed=tuple(failed)) if failed else _NOT_FOUND
@@ -214,12 +215,13 @@ class IgluResolver:
             await registry.close()
 
 
-def _compile(data: bytes) -> Validator:
+def _decode(registry: str, data: bytes) -> Any:
+    """The schema document; an answer that is not JSON is the registry's fault (a proxy's error
+    page, a truncated body), not the schema's, so it counts as a failed look-up."""
     try:
-        definition = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ValueError("the schema is not JSON") from exc
-    return compile_schema(definition)
+        raise RegistryError(registry, "answered a body that is not JSON") from exc
 
 
 def _raise_if_unavailable(lookups: Mapping[SchemaKey, Lookup]) -> None:
