@@ -249,6 +249,25 @@ async def test_concurrent_requests_share_one_look_up() -> None:
     assert registry.asked == [CLICK]
 
 
+async def test_registry_load_is_bounded_however_many_keys_clients_send() -> None:
+    registry = FakeRegistry("a", {CLICK: schema()})
+    registry.gate = asyncio.Event()
+    iglu = resolver(registry, max_concurrent_lookups=2, max_pending_lookups=3, timeout_s=5)
+    keys = [SchemaKey.parse(f"iglu:com.acme/made_up_{n}/jsonschema/1-0-0") for n in range(3)]
+
+    first = asyncio.create_task(iglu.resolve(keys))
+    async with asyncio.timeout(5):
+        await registry.was_asked.wait()
+    with pytest.raises(RegistryUnavailableError, match="too many"):
+        await iglu.resolve([CLICK])
+    assert len(registry.asked) == 2  # the third waits for a slot
+
+    registry.gate.set()
+    await first
+    assert len(registry.asked) == 3
+    (await iglu.resolve([CLICK])).validate(CLICK, {"id": "x"})
+
+
 async def test_a_schema_that_does_not_compile_is_unusable() -> None:
     bad_type = orjson.dumps({"type": "no-such-type"})
     iglu = resolver(FakeRegistry("a", {CLICK: b"[1, 2]", OTHER: bad_type}))
