@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
 from starlette.requests import Request
 from starlette.responses import Response
-from tracking_common.iglu import bundled_repository
+from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
 from tracking_common.protocol import redirect_payload
 from tracking_common.record import now_ms
@@ -63,8 +63,11 @@ def build_ingest(
         timeout_s=settings.iglu_resolve_timeout_s,
         failure_ttl_s=settings.api_retry_after_s,
     )
+    envelopes = bundled_repository()
+    # Compiled now, at start-up, rather than by the first tracker request on the event loop.
+    envelopes.has(PAYLOAD_DATA_SCHEMA)
     ingestor = Ingestor(
-        iglu=bundled_repository(),
+        iglu=envelopes,
         resolver=resolver,
         events_topic=settings.events_topic,
         bad_events_topic=settings.bad_events_topic,

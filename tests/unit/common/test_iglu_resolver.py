@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from tracking_common.iglu import (
     RegistryUnavailableError,
     SchemaKey,
@@ -15,6 +22,7 @@ from tracking_common.iglu import (
     SchemaValidationError,
 )
 from tracking_common.iglu.errors import RegistryError
+from tracking_common.iglu.instruments import IgluInstruments
 from tracking_common.iglu.registries import (
     EMBEDDED_CLASS_PRIORITY,
     HTTP_CLASS_PRIORITY,
@@ -241,14 +249,43 @@ async def test_concurrent_requests_share_one_look_up() -> None:
     assert registry.asked == [CLICK]
 
 
+async def test_registry_load_is_bounded_however_many_keys_clients_send() -> None:
+    registry = FakeRegistry("a", {CLICK: schema()})
+    registry.gate = asyncio.Event()
+    iglu = resolver(registry, max_concurrent_lookups=2, max_pending_lookups=3, timeout_s=5)
+    keys = [SchemaKey.parse(f"iglu:com.acme/made_up_{n}/jsonschema/1-0-0") for n in range(3)]
+
+    first = asyncio.create_task(iglu.resolve(keys))
+    async with asyncio.timeout(5):
+        await registry.was_asked.wait()
+    with pytest.raises(RegistryUnavailableError, match="too many"):
+        await iglu.resolve([CLICK])
+    assert len(registry.asked) == 2  # the third waits for a slot
+
+    registry.gate.set()
+    await first
+    assert len(registry.asked) == 3
+    (await iglu.resolve([CLICK])).validate(CLICK, {"id": "x"})
+
+
 async def test_a_schema_that_does_not_compile_is_unusable() -> None:
-    iglu = resolver(FakeRegistry("a", {CLICK: b"[1, 2]", OTHER: b"not json"}))
+    bad_type = orjson.dumps({"type": "no-such-type"})
+    iglu = resolver(FakeRegistry("a", {CLICK: b"[1, 2]", OTHER: bad_type}))
 
     resolution = await iglu.resolve([CLICK, OTHER])
 
     for key in (CLICK, OTHER):
         with pytest.raises(SchemaUnusableError, match="a: the schema"):
             resolution.validate(key, {})
+
+
+async def test_an_answer_that_is_not_json_is_the_registrys_failure() -> None:
+    iglu = resolver(FakeRegistry("garbled", {CLICK: b"<html>proxy error</html>"}))
+
+    with pytest.raises(RegistryUnavailableError) as caught:
+        await iglu.resolve([CLICK])
+
+    assert caught.value.registries == ("garbled",)
 
 
 async def test_a_remote_ref_is_refused_not_fetched() -> None:
@@ -287,3 +324,46 @@ async def test_close_closes_the_registries() -> None:
     await iglu.close()
 
     assert registry.closed
+
+
+async def test_lookups_are_counted_timed_traced_and_failures_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    exporter = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(exporter))
+    instruments = IgluInstruments(meter=meters.get_meter("test"), tracer=tracers.get_tracer("test"))
+    up = FakeRegistry("up", {CLICK: schema()}, prefixes=("com.acme",))
+    down = FakeRegistry("down")
+    down.fail = True
+    iglu = resolver(up, down, instruments=instruments)
+
+    await iglu.resolve([CLICK])
+    await iglu.resolve([CLICK])  # from the cache: no span, no wait recorded
+    with (
+        caplog.at_level(logging.WARNING, "tracking_common.iglu"),
+        pytest.raises(RegistryUnavailableError),
+    ):
+        await iglu.resolve([OTHER])
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points[metric.name] = list(metric.data.data_points)
+    outcomes = {p.attributes["outcome"]: p.value for p in points["tracking_iglu_lookups"]}
+    assert outcomes == {"found": 1, "unavailable": 1}
+    (waited,) = points["tracking_iglu_resolution_duration"]
+    assert waited.count == 2
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["iglu resolve", "iglu resolve"]
+    assert spans[1].status.status_code is StatusCode.ERROR
+    (line,) = [r for r in caplog.records if r.name == "tracking_common.iglu"]
+    assert line.getMessage() == "schema registry failed: down: answered 500"
+    assert getattr(line, "registry") == "down"  # noqa: B009 - an attribute set by extra=
+    meters.shutdown()
+    tracers.shutdown()

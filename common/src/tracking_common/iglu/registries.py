@@ -112,7 +112,9 @@ class HttpRegistry:
 
     As in Snowplow's resolver, an Iglu Server is configured with ``uri`` ending in ``/api``.
     200 is the schema, 404 is "not here"; every other answer, a timeout (``timeout_s`` for the
-    whole request) or a connection error raises RegistryError. The API key is never logged.
+    whole request) or a connection error raises RegistryError. Redirects are followed only
+    without an API key (``http://iglucentral.com`` moves to https), so the key is never sent
+    to another address. The API key is never logged.
     """
 
     class_priority = HTTP_CLASS_PRIORITY
@@ -149,7 +151,7 @@ class HttpRegistry:
         session = self._open()
         url = f"{self.uri}/schemas/{key.url_path}"
         try:
-            async with session.get(url, allow_redirects=False) as response:
+            async with session.get(url, allow_redirects=not self._headers) as response:
                 if response.status == 404:
                     return None
                 if response.status != 200:

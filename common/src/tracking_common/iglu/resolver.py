@@ -94,7 +94,9 @@ class IgluResolver:
 
     Owns its registries: :meth:`close` closes them. Look-ups still running when a request's
     deadline passes go on (bounded by each registry's own timeout) and fill the cache for the
-    request's retry.
+    request's retry. Keys come from clients, so registry load is bounded: at most
+    ``max_concurrent_lookups`` keys are looked up at once, and beyond ``max_pending_lookups``
+    waiting ones a request with new keys is refused as unavailable at once.
     """
 
     def __init__(
@@ -105,6 +107,8 @@ class IgluResolver:
         cache_ttl_s: float | None = None,
         timeout_s: float = 2.0,
         failure_ttl_s: float = 5.0,
+        max_concurrent_lookups: int = 16,
+        max_pending_lookups: int = 1024,
         clock: Callable[[], float] = time.monotonic,
         instruments: IgluInstruments | None = None,
     ) -> None:
@@ -116,6 +120,8 @@ class IgluResolver:
         self._clock = clock
         self._instruments = instruments or IgluInstruments()
         self._in_flight: dict[SchemaKey, asyncio.Task[Lookup]] = {}
+        self._slots = asyncio.Semaphore(max_concurrent_lookups)
+        self._max_pending = max_pending_lookups
 
     @property
     def registries(self) -> tuple[Registry, ...]:
@@ -139,13 +145,10 @@ class IgluResolver:
         now = self._clock()
         lookups: dict[SchemaKey, Lookup] = {}
         missing: list[SchemaKey] = []
-        for key in keys:
-            if key in lookups:
-                continue
+        for key in dict.fromkeys(keys):  # distinct, in order, deduplicated in C
             cached = self._cache.get(key, now)
             if cached is None:
-                if key not in missing:
-                    missing.append(key)
+                missing.append(key)
             else:
                 lookups[key] = cached
         if missing:
@@ -158,6 +161,10 @@ class IgluResolver:
         with instruments.tracer.start_as_current_span("iglu resolve") as span:
             span.set_attribute("iglu.keys", len(keys))
             started = time.perf_counter()
+            new = sum(1 for key in keys if key not in self._in_flight)
+            if new and len(self._in_flight) + new > self._max_pending:
+                span.set_status(Status(StatusCode.ERROR, "too many pending"))
+                raise RegistryUnavailableError(keys, (), "too many schema look-ups pending")
             tasks = {self._task(key): key for key in keys}
             done, pending = await asyncio.wait(tasks, timeout=self._timeout_s)
             instruments.resolution_duration.record(time.perf_counter() - started)
@@ -181,7 +188,11 @@ class IgluResolver:
         return task
 
     async def _lookup(self, key: SchemaKey) -> Lookup:
-        lookup = await self._ask_registries(key) if key.nameable else _NOT_FOUND
+        if key.nameable:
+            async with self._slots:
+                lookup = await self._ask_registries(key)
+        else:
+            lookup = _NOT_FOUND
         ttl_s = self._failure_ttl_s if lookup.failed else self._ttl_s
         self._cache.put(key, lookup, ttl_s=ttl_s, now=self._clock())
         self._instruments.lookups.add(1, {"outcome": lookup.outcome})
@@ -192,6 +203,9 @@ class IgluResolver:
         for registry in self.order(key.vendor):
             try:
                 data = await registry.fetch(key)
+                if data is None:
+                    continue
+                definition = _decode(registry.info.name, data)
             except RegistryError as error:
                 failed.append(registry.info.name)
                 logger.warning(
@@ -200,10 +214,8 @@ class IgluResolver:
                     extra={"registry": error.registry, "schema": key.uri[:300]},
                 )
                 continue
-            if data is None:
-                continue
             try:
-                return Lookup(await asyncio.to_thread(_compile, data))
+                return Lookup(await asyncio.to_thread(compile_schema, definition))
             except ValueError as exc:
                 return Lookup(unusable=f"{registry.info.name}: {exc}")
         return Lookup(failed=tuple(failed)) if failed else _NOT_FOUND
@@ -217,12 +229,13 @@ class IgluResolver:
             await registry.close()
 
 
-def _compile(data: bytes) -> Validator:
+def _decode(registry: str, data: bytes) -> Any:
+    """The schema document; an answer that is not JSON is the registry's fault (a proxy's error
+    page, a truncated body), not the schema's, so it counts as a failed look-up."""
     try:
-        definition = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ValueError("the schema is not JSON") from exc
-    return compile_schema(definition)
+        raise RegistryError(registry, "answered a body that is not JSON") from exc
 
 
 def _raise_if_unavailable(lookups: Mapping[SchemaKey, Lookup]) -> None:
