@@ -186,7 +186,7 @@ async def test_page_views_arrive_with_their_web_page_entity_checked(
     assert len(page_ids) == 2, "each page load has its own web_page id"
 
 
-async def test_a_page_view_with_a_web_page_entity_against_its_schema_is_rejected(
+async def test_a_page_view_whose_web_page_entity_breaks_its_schema_is_rejected(
     site: Site, browser: Browser
 ) -> None:
     async with serve_pages(site.page_port):
