@@ -8,7 +8,7 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
 
-.PHONY: help install browser-deps lint typecheck test test-quick fuzz bench ship-check run kafka-up kafka-down clean
+.PHONY: help install browser-deps lint typecheck test test-quick fuzz bench chaos ship-check run kafka-up kafka-down clean
 
 help:
 	@echo "make run         start Kafka, the local collector, the API and the forwarder"
@@ -16,10 +16,12 @@ help:
 	@echo "make test-quick  unit tests only"
 	@echo "make fuzz        property tests and the API fuzz with random examples, 40x as many"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
+	@echo "make chaos       every fault scenario on a three-node cluster; a table, figures in bench/results.json"
 	@echo "make browser-deps  Chromium (Debian's, if missing) and the browser tracker for the browser test"
 	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
-	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092)"
-	@echo "make kafka-down  stop it"
+	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092);"
+	@echo "                 KAFKA_BROKERS=3 make kafka-up starts a three-node cluster there instead"
+	@echo "make kafka-down  stop what kafka-up started"
 
 install:
 	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "uv $(UV_VERSION)" || \
@@ -40,7 +42,7 @@ typecheck: install
 	$(RUN) mypy $(SOURCES)
 
 test: lint typecheck browser-deps
-	$(RUN) python -m scripts.kafka.broker fetch >/dev/null
+	$(RUN) python -m scripts.kafka.commands fetch >/dev/null
 	$(RUN) python -m scripts.check_terraform tools
 	$(RUN) pytest
 
@@ -55,6 +57,10 @@ fuzz: install
 bench: install kafka-up
 	$(RUN) python -m bench.run_all
 
+chaos: install
+	$(RUN) python -m scripts.kafka.commands fetch >/dev/null
+	$(RUN) python -m bench.chaos
+
 ship-check: install
 	$(RUN) python -m scripts.check_terraform all
 
@@ -62,10 +68,10 @@ run: install
 	$(RUN) python -m scripts.run_pipeline
 
 kafka-up: install
-	@$(RUN) python -m scripts.kafka.broker up
+	@$(RUN) python -m scripts.kafka.commands up
 
 kafka-down:
-	@if [ -x .venv/bin/python ]; then .venv/bin/python -m scripts.kafka.broker down; \
+	@if [ -x .venv/bin/python ]; then .venv/bin/python -m scripts.kafka.commands down; \
 	else echo "Kafka is not running (nothing installed)"; fi
 
 clean: kafka-down

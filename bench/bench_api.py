@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scripts.kafka.security import client_options_from_env
+
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = HERE / "api_wrk.lua"
 API_KEY = "bench-key-0123456789abcdef"
@@ -174,7 +176,7 @@ def kafka() -> Iterator[str]:
     from scripts.kafka.broker import DEFAULT_BOOTSTRAP, KafkaBroker, answers, free_port  # noqa: PLC0415
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
-    if answers(bootstrap):
+    if answers(bootstrap, options=client_options_from_env()):
         yield bootstrap
         return
     print(f"  no broker at {bootstrap}: starting one for this run ...", flush=True)
@@ -192,13 +194,13 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options_from_env())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **client_options_from_env())
     await producer.start()
     try:
         async with asyncio.timeout(30):
@@ -215,7 +217,9 @@ async def end_offsets(bootstrap: str, topic: str) -> int:
     """How many records ``topic`` holds (the sum of its partitions' end offsets)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options_from_env()
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -268,7 +272,9 @@ async def raw_producer(
     messages = batch.messages
     if batch.rejections:
         raise SystemExit(f"the batch payload is invalid: {batch.rejections[0].as_dict()}")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **producer_settings())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **producer_settings(), **client_options_from_env()
+    )
     await producer.start()
     # The partitions the default partitioner picks, chosen once (as the API does per request).
     partitions = sorted(await producer.partitions_for(topic))

@@ -43,6 +43,7 @@ from tracking_common.record import encode_record, partition_key, record_headers
 
 from bench.results import ratio_line, record
 from scripts.kafka.broker import DEFAULT_BOOTSTRAP, KafkaBroker, answers
+from scripts.kafka.security import client_options_from_env
 from tests.support.services import BIN, free_port
 
 PARTITIONS = 3
@@ -82,7 +83,7 @@ def _template(n: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
 
 
 async def _create_topic(bootstrap: str, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options_from_env())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
@@ -105,6 +106,7 @@ async def fill(bootstrap: str, topic: str, count: int) -> float:
         linger_ms=20,
         compression_type="lz4",
         max_batch_size=512 * 1024,
+        **client_options_from_env(),
     )
     started = time.monotonic()
     await producer.start()
@@ -238,10 +240,17 @@ def raw_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
     return float(figures["events_per_s"])
 
 
-def forwarder_rate(bootstrap: str, topic: str, events: int, log: Path) -> float:
+def forwarder_rate(
+    bootstrap: str,
+    topic: str,
+    events: int,
+    log: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+) -> float:
     """Events/s of the forwarder delivering ``topic`` to a count-only collector."""
     with collector_process() as collector_url:
-        env = forwarder_env(bootstrap, topic, collector_url)
+        env = {**forwarder_env(bootstrap, topic, collector_url), **(overrides or {})}
         admin = f"http://127.0.0.1:{env['FORWARDER_ADMIN_PORT']}"
         with forwarder_process(env, log) as process:
             started = _wait_for(admin + "/readyz", 60, process)
@@ -295,7 +304,7 @@ def _measure(bootstrap: str, run: str, args: argparse.Namespace) -> tuple[float,
 def kafka() -> Iterator[str]:
     """``KAFKA_BOOTSTRAP_SERVERS`` if a broker answers there, else a broker of our own."""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP)
-    if answers(bootstrap):
+    if answers(bootstrap, options=client_options_from_env()):
         yield bootstrap
         return
     print(f"no broker at {bootstrap}: starting one for this run ...", flush=True)

@@ -16,6 +16,8 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from scripts.kafka.security import client_options_from_env
+
 
 async def consume(bootstrap: str, topic: str, total: int) -> dict[str, float]:
     """Read ``total`` records of ``topic`` with a fresh group; return the count and rate."""
@@ -28,6 +30,7 @@ async def consume(bootstrap: str, topic: str, total: int) -> dict[str, float]:
         isolation_level="read_committed",
         fetch_max_bytes=8 * 1024 * 1024,
         max_partition_fetch_bytes=1024 * 1024,
+        **client_options_from_env(),
     )
     await consumer.start()
     started = time.monotonic()

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAlreadyExistsError
 
-from scripts.kafka.broker import RUN_DIR, BrokerError, KafkaBroker, answers
+from scripts.kafka.broker import RUN_DIR, BrokerError, KafkaBroker, answers, broker_at
+from scripts.kafka.security import client_options_from_env
+from scripts.kafka.topics import broker_count, new_topic
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 BIN: Final = Path(sys.executable).parent
@@ -68,11 +70,11 @@ class Pipeline:
     def start_broker(self) -> None:
         """Reuse a broker that answers; else start the project's own (stopped on exit)."""
         with _quiet_kafka_client():
-            running = answers(self.bootstrap)
+            running = answers(self.bootstrap, options=client_options_from_env())
         if running:
             print(f"  kafka      {self.bootstrap} (already running, left running on exit)")
             return
-        broker = KafkaBroker(RUN_DIR, self.bootstrap.split(",")[0])
+        broker = broker_at(RUN_DIR, self.bootstrap.split(",")[0])
         if broker.pid() is not None:
             broker.stop()
         print(f"  kafka      starting at {self.bootstrap} ...", flush=True)
@@ -196,13 +198,15 @@ class Pipeline:
 
 
 async def _create_topics(bootstrap: str, topics: Mapping[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options_from_env())
     await admin.start()
     try:
+        brokers = await broker_count(admin)
         for variable, name in topics.items():
             partitions = 3 if variable == "EVENTS_TOPIC" else 1
             with contextlib.suppress(TopicAlreadyExistsError):
-                response = await admin.create_topics([NewTopic(name, partitions, 1)])
+                topic = new_topic(name, partitions, brokers=brokers)
+                response = await admin.create_topics([topic])
                 _raise_unless_exists(response)
     finally:
         await admin.close()

@@ -13,4 +13,4 @@ settings.register_profile("deterministic", derandomize=True, database=None, prin
 settings.register_profile("fuzz", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
-pytest_plugins = ["tests.support.kafka", "tests.support.collector"]
+pytest_plugins = ["tests.support.kafka", "tests.support.cluster", "tests.support.collector"]

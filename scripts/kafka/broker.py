@@ -3,30 +3,29 @@
 The broker is the official ``org.apache.kafka:kafka_2.13`` artifact and its runtime
 dependencies, resolved from Maven Central by ``mvn dependency:copy-dependencies`` (see
 ``pom.xml``) into ``.cache/kafka/<version>/lib``; the version is pinned in ``VERSION``.
-``make kafka-up``/``make kafka-down`` and the test suite both use this module.
 
-Usage: ``python -m scripts.kafka.broker up|down|status`` (``KAFKA_BOOTSTRAP_SERVERS`` picks the
-address; default ``127.0.0.1:9092``; state lives in ``.run/kafka``).
+``scripts/kafka/commands.py`` is the command line (``make kafka-up``/``make kafka-down``);
+``scripts/kafka/cluster.py`` runs several of these nodes as one cluster.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+from scripts.kafka.properties import NodeAddress, node_properties
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 HERE: Final = Path(__file__).resolve().parent
@@ -36,6 +35,7 @@ RUN_DIR: Final = REPO_ROOT / ".run" / "kafka"
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
 # Two cores shared with the services and the tests: a small heap, and few threads.
 DEFAULT_HEAP: Final = os.environ.get("KAFKA_HEAP", "512m")
+START_TIMEOUT_S: Final = 90.0
 
 _LOG4J2: Final = """\
 status = warn
@@ -101,22 +101,25 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+def answers(
+    bootstrap: str, timeout_s: float = 3.0, options: Mapping[str, Any] | None = None
+) -> bool:
     """True if a Kafka broker at ``bootstrap`` answers a metadata request.
 
-    Runs on a thread of its own, so callers inside a running event loop (tests) can use it.
+    ``options`` are the client's TLS/SASL options. Runs on a thread of its own, so callers
+    inside a running event loop (tests) can use it.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, _answers(bootstrap, timeout_s)).result()
+        return pool.submit(asyncio.run, _answers(bootstrap, timeout_s, options or {})).result()
 
 
-async def _answers(bootstrap: str, timeout_s: float) -> bool:
+async def _answers(bootstrap: str, timeout_s: float, options: Mapping[str, Any]) -> bool:
     # Imported here so `down` and `status` work without the Python packages installed.
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **options
     )
     try:
         async with asyncio.timeout(timeout_s):
@@ -131,15 +134,37 @@ async def _answers(bootstrap: str, timeout_s: float) -> bool:
 
 
 class KafkaBroker:
-    """One broker process with its own data folder, config, log and pid file."""
+    """One node process with its own data folder, config, log and pid file.
 
-    def __init__(self, workdir: Path, bootstrap: str, *, heap: str = DEFAULT_HEAP) -> None:
+        Alone (the default) it is a single-node cluster with a controller port of its own; in a
+        :class:`~scripts.kafka.cluster.KafkaCluster` it gets its ``node`` address and the
+        ``voters`` of the quorum. ``extra_properties`` go to :func:`node_properties`, and
+    ``format_args`` to ``kafka-storage format`` (a SASL_SSL listener needs both: see
+    ``scripts/kafka/security.py``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        bootstrap: str,
+        *,
+        heap: str = DEFAULT_HEAP,
+        node: NodeAddress | None = None,
+        voters: list[NodeAddress] | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ) -> None:
         self.workdir = workdir
         self.bootstrap = bootstrap
         self.host, self.port = split_address(bootstrap)
         self.heap = heap
+        self.node = node
+        self.voters = voters
+        self.extra_properties = extra_properties
+        self.format_args = tuple(format_args)  # e.g. --add-scram (scripts/kafka/security.py)
         self.log_path = workdir / "server.log"
         self.pid_path = workdir / "broker.pid"
+        self.lock_path = workdir / "up.lock"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -148,34 +173,10 @@ class KafkaBroker:
         return self.workdir / "server.properties"
 
     def _write_config(self) -> None:
-        controller_port = free_port()
-        data = self.workdir / "data"
-        properties = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(data),
-            "num.partitions": "1",
-            "offsets.topic.num.partitions": "4",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # Tests join groups constantly; the default 3 s delay would slow every one of them.
-            "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "background.threads": "2",
-            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-            "auto.create.topics.enable": "true",
-            "delete.topic.enable": "true",
-        }
+        node = self.node or NodeAddress(1, self.host, self.port, free_port())
+        properties = node_properties(
+            node, self.voters or [node], self.workdir / "data", extra=self.extra_properties
+        )
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in properties.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
@@ -200,14 +201,22 @@ class KafkaBroker:
         command = self._java(
             "kafka.tools.StorageTool",
             "format", f"--cluster-id={cluster_id}",
-            "-c", str(self.config_path), "--ignore-formatted",
+            "-c", str(self.config_path), "--ignore-formatted", *self.format_args,
         )  # fmt: skip
         result = subprocess.run(command, check=False, capture_output=True, text=True)  # noqa: S603
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
 
-    def start(self, timeout_s: float = 90.0) -> None:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the broker (formatting storage first if needed) and wait until it answers."""
+        self.launch()
+        self.wait_until_answering(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process (formatting storage first if needed) without waiting for it.
+
+        After a crash the data folder is kept: Kafka recovers its log on start.
+        """
         if not self.config_path.exists():
             self.format()
         with self.log_path.open("ab") as log:
@@ -220,6 +229,11 @@ class KafkaBroker:
                 start_new_session=True,
             )
         self.pid_path.write_text(f"{self._process.pid}\n")
+
+    def wait_until_answering(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Wait until the launched broker answers; stop it and raise if it exits or stays mute."""
+        if self._process is None:
+            raise BrokerError("launch() the broker before waiting for it")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -240,11 +254,12 @@ class KafkaBroker:
             return None
         return pid if _alive(pid) else None
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the broker: SIGTERM (a clean shutdown), then SIGKILL after ``timeout_s``."""
+    def stop(self, timeout_s: float = 30.0, signum: int = signal.SIGTERM) -> None:
+        """Stop the broker: ``signum`` (SIGTERM: a clean shutdown; SIGKILL: a crash), then
+        SIGKILL after ``timeout_s``; return once the process is gone."""
         pid = self.pid()
         if pid is not None:
-            _terminate(pid, timeout_s)
+            _terminate(pid, timeout_s, signum)
         if self._process is not None:
             self._process.wait()
             self._process = None
@@ -273,9 +288,9 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _terminate(pid: int, timeout_s: float) -> None:
+def _terminate(pid: int, timeout_s: float, signum: int) -> None:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signum)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s
@@ -293,64 +308,14 @@ def _terminate(pid: int, timeout_s: float) -> None:
             time.sleep(0.05)
 
 
-def _default_broker() -> KafkaBroker:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP).split(",")[0].strip()
-    return KafkaBroker(RUN_DIR, bootstrap)
+def state_dir(run_dir: Path, port: int) -> Path:
+    """The folder of the broker on ``port``: its data, config, log, pid file and lock.
+
+    One per port, so brokers on different ports never share (and never stop) each other.
+    """
+    return run_dir / str(port)
 
 
-def up() -> int:
-    """``make kafka-up``: start the project's broker unless one already answers."""
-    broker = _default_broker()
-    if answers(broker.bootstrap):
-        owner = "ours" if broker.pid() is not None else "not started by this project"
-        print(f"Kafka is already up at {broker.bootstrap} ({owner})")
-        return 0
-    if broker.pid() is not None:
-        broker.stop()  # a broker of ours that no longer answers
-    print(f"starting Apache Kafka {VERSION} (KRaft) at {broker.bootstrap} ...", flush=True)
-    try:
-        broker.start()
-    except BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"Kafka is up at {broker.bootstrap} (log: {broker.log_path})")
-    return 0
-
-
-def down() -> int:
-    """``make kafka-down``: stop the project's broker, leaving no process behind."""
-    broker = _default_broker()
-    if broker.pid() is None:
-        print("Kafka is not running (no broker started by this project)")
-        broker.pid_path.unlink(missing_ok=True)
-        return 0
-    broker.stop()
-    print("Kafka stopped")
-    return 0
-
-
-def status() -> int:
-    """Exit 0 if the broker answers."""
-    broker = _default_broker()
-    if answers(broker.bootstrap):
-        print(f"Kafka is up at {broker.bootstrap}")
-        return 0
-    print(f"Kafka is not answering at {broker.bootstrap}")
-    return 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``up``, ``down``, ``status`` or ``fetch``."""
-    # Connection refusals while the broker boots are expected; aiokafka logs each one.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    parser = argparse.ArgumentParser(prog="python -m scripts.kafka.broker")
-    parser.add_argument("command", choices=["up", "down", "status", "fetch"])
-    command = parser.parse_args(argv).command
-    if command == "fetch":
-        print(lib_dir())
-        return 0
-    return {"up": up, "down": down, "status": status}[command]()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def broker_at(run_dir: Path, bootstrap: str) -> KafkaBroker:
+    """The single broker at ``bootstrap`` with its state under ``run_dir``."""
+    return KafkaBroker(state_dir(run_dir, split_address(bootstrap)[1]), bootstrap)

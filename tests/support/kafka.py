@@ -4,6 +4,8 @@
 broker of its own (``scripts/kafka/broker.py``) on a free port, stopped when the session ends.
 Tests create uniquely named topics and groups (:func:`unique_name`), so they never see each
 other's data. ``private_broker`` is a broker a single test may stop and start.
+``secure_kafka`` is a broker of the session with a ``SASL_SSL`` listener
+(``scripts/kafka/security.py``); the helpers take its client ``options``.
 """
 
 from __future__ import annotations
@@ -11,18 +13,23 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from scripts.kafka.broker import KafkaBroker, free_port
+from scripts.kafka.security import SECURE_HOST, BrokerSecurity
+from scripts.kafka.topics import broker_count, new_topic
 
 __all__ = [
     "PrivateBroker",
+    "SecureKafka",
     "consume_all",
     "create_topic",
     "produce",
@@ -37,20 +44,29 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> str:
-    """Create ``name`` (replication factor 1) and wait until it has a leader; return it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+Options = Mapping[str, Any]
+
+
+async def create_topic(
+    bootstrap: str, name: str, partitions: int = 1, *, options: Options | None = None
+) -> str:
+    """Create ``name`` and wait until it has a leader; return it.
+
+    Replication as the project's scripts do it: 1 on a single broker, 3 with
+    ``min.insync.replicas=2`` on a cluster.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        await admin.create_topics([new_topic(name, partitions, brokers=await broker_count(admin))])
     finally:
         await admin.close()
-    await _wait_for_leaders(bootstrap, name, partitions)
+    await _wait_for_leaders(bootstrap, name, partitions, options or {})
     return name
 
 
-async def _wait_for_leaders(bootstrap: str, topic: str, partitions: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+async def _wait_for_leaders(bootstrap: str, topic: str, partitions: int, options: Options) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
     await producer.start()
     try:
         async with asyncio.timeout(30):
@@ -70,9 +86,12 @@ async def produce(
     *,
     key: bytes | None = None,
     headers: Headers | None = None,
+    options: Options | None = None,
 ) -> None:
     """Produce ``values`` with acks=all and wait until the broker has every one."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **(options or {})
+    )
     await producer.start()
     try:
         futures = [
@@ -85,7 +104,12 @@ async def produce(
 
 
 async def consume_all(
-    bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout_s: float = 20.0,
+    *,
+    options: Options | None = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read ``topic`` from the start until ``expected`` records arrived (or fail at the deadline).
 
@@ -98,6 +122,7 @@ async def consume_all(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        **(options or {}),
     )
     await consumer.start()
     received: list[ConsumerRecord[bytes, bytes]] = []
@@ -170,5 +195,52 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     broker.start()
     try:
         yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A running broker whose only client listener is ``SASL_SSL``."""
+
+    bootstrap: str
+    security: BrokerSecurity
+    user: str = "tracking"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """``KAFKA_*`` variables a service connects with (as :attr:`user`), plus ``overrides``."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **self.security.client_environment(self.user),
+            **overrides,
+        }
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """aiokafka client options for the test's own clients (the broker's admin user)."""
+        return self.security.admin_client_options()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """The session's broker with a SASL_SSL listener at ``localhost`` (the only name in its
+    certificate), next to the PLAINTEXT one the harness checks readiness on."""
+    workdir = tmp_path_factory.mktemp("secure-kafka")
+    security = BrokerSecurity.create(
+        workdir / "security",
+        hostnames=[SECURE_HOST],
+        users={"tracking": uuid.uuid4().hex},
+        client_auth="requested",
+    )
+    secure_port = free_port()
+    broker = KafkaBroker(
+        workdir / "kafka",
+        f"127.0.0.1:{free_port()}",
+        extra_properties=security.listener_properties(secure_port),
+        format_args=security.format_args(),
+    )
+    broker.start(timeout_s=180)
+    try:
+        yield SecureKafka(f"{SECURE_HOST}:{secure_port}", security)
     finally:
         broker.stop()

@@ -102,8 +102,17 @@ def public_config(settings: ApiSettings, app: ASGIApp) -> uvicorn.Config:
     )
 
 
-async def serve(settings: ApiSettings) -> None:
-    """Run the API and its admin server until a signal ends them."""
+async def _stop_when_refused(publisher: KafkaPublisher, server: _DrainingServer) -> None:
+    # Nothing was ever accepted (readiness needs Kafka), so there is nothing to drain.
+    await publisher.refused()
+    server.should_exit = True
+
+
+async def serve(settings: ApiSettings) -> int:
+    """Run the API and its admin server until a signal ends them; return the exit code.
+
+    2 if Kafka refuses the configured credentials or TLS setup (the message names the setting).
+    """
     # Exemplars cost about a third of every histogram and counter update on the hot path, and
     # the Prometheus text on the admin port does not carry them; OTEL_* can still turn them on.
     os.environ.setdefault("OTEL_METRICS_EXEMPLAR_FILTER", "always_off")
@@ -113,6 +122,7 @@ async def serve(settings: ApiSettings) -> None:
         timeout_s=settings.api_produce_timeout_s,
         buffer_bytes=settings.api_producer_buffer_bytes,
         linger_ms=settings.api_producer_linger_ms,
+        security=settings,
     )
     ingest = build_ingest(settings, publisher)
     app = create_app(settings, ingest)
@@ -127,6 +137,7 @@ async def serve(settings: ApiSettings) -> None:
         )
     )
     await publisher.start()
+    refusal_watch = asyncio.create_task(_stop_when_refused(publisher, server))
     admin_task = asyncio.create_task(admin.serve(), name="admin-server")
     logger.info(
         "api-service listening on %s:%d (admin %s:%d), kafka %s",
@@ -139,6 +150,7 @@ async def serve(settings: ApiSettings) -> None:
     try:
         await server.serve()
     finally:
+        refusal_watch.cancel()
         # The shutdown deadline runs from when serving stopped (after the grace period): what
         # the in-flight requests did not use of it is left for the flush.
         deadline_s = settings.api_shutdown_timeout_s
@@ -150,6 +162,10 @@ async def serve(settings: ApiSettings) -> None:
         await admin_task
         telemetry.shutdown()
         logger.info("api-service stopped")
+    if publisher.refusal is not None:
+        print(f"api-service: Kafka refused this client: {publisher.refusal}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main() -> int:
@@ -161,8 +177,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, service="api-service")
     # uvloop, as `uvicorn.run` would pick: serving from our own loop bypasses its choice.
-    uvloop.run(serve(settings))
-    return 0
+    return uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -5,20 +5,29 @@ messages are acknowledged together or the request fails: :meth:`publish` raises
 :class:`PublishError` when Kafka is unreachable, slower than the deadline, or the bytes awaiting
 acknowledgement would pass the budget. aiokafka's idempotent producer can wait forever for a
 broker that is gone, so nothing here awaits it without :func:`asyncio.timeout`.
+
+Connecting is retried while no broker answers. When one answers but refuses us (wrong SASL
+password, untrusted or mismatched certificate: see :mod:`tracking_common.kafka_security`),
+retrying cannot help: :attr:`KafkaPublisher.refusal` is set and :meth:`KafkaPublisher.refused`
+returns, so the entrypoint exits with code 2 naming the setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from tracking_common.kafka_security import KafkaSecurityError, KafkaSecuritySettings, check_access
+from tracking_common.settings import parse_bootstrap_servers
 
 from api_service.ingest import Message
 
@@ -101,8 +110,13 @@ class KafkaPublisher:
         linger_ms: int,
         probe_interval_s: float = 2.0,
         client_id: str = "tracking-api",
+        security: KafkaSecuritySettings | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = security or KafkaSecuritySettings()
+        self._security_options: dict[str, Any] = {}
+        self.refusal: KafkaSecurityError | None = None
+        self._refused = asyncio.Event()
         self._timeout_s = timeout_s
         self._budget = buffer_bytes
         self._linger_ms = linger_ms
@@ -125,8 +139,15 @@ class KafkaPublisher:
         """Bytes awaiting acknowledgement."""
         return self._buffered
 
+    async def refused(self) -> KafkaSecurityError:
+        """Wait until a broker refuses this client's credentials or TLS setup; return why."""
+        await self._refused.wait()
+        assert self.refusal is not None  # noqa: S101 - set before the event
+        return self.refusal
+
     async def start(self) -> None:
         """Connect in the background, retrying, then keep probing the cluster."""
+        self._security_options = self._security.client_options()
         self._task = asyncio.create_task(self._run(), name="kafka-publisher")
 
     async def publish(self, messages: Sequence[Message]) -> None:
@@ -229,19 +250,48 @@ class KafkaPublisher:
                 async with asyncio.timeout(self._timeout_s):
                     await producer.start()
             except (KafkaError, TimeoutError, OSError) as exc:
-                logger.warning("kafka not reachable yet (%r); retrying in %.1f s", exc, delay)
                 with contextlib.suppress(TimeoutError, KafkaError):
                     async with asyncio.timeout(5):
                         await producer.stop()
+                if await self._refuses_us():
+                    return
+                logger.warning("kafka not reachable yet (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             self._producer = producer
             self._connected = True
-            logger.info("kafka producer connected to %s", self._bootstrap)
+            logger.info(
+                "kafka producer connected to %s (%s)",
+                self._bootstrap,
+                self._security.describe_security(),
+            )
         while True:
             await asyncio.sleep(self._probe_interval_s)
             self._connected = await self._probe(self._producer)
+
+    async def _refuses_us(self) -> bool:
+        # aiokafka's producer logs why its bootstrap failed and raises a bare "unable to
+        # bootstrap"; one connection of our own tells a refusal from an outage.
+        connection = functools.partial(
+            AIOKafkaConnection,
+            client_id=self._client_id,
+            request_timeout_ms=int(self._timeout_s * 1000),
+            **self._security_options,
+        )
+        try:
+            await check_access(
+                self._security,
+                parse_bootstrap_servers(self._bootstrap),
+                connection,
+                timeout_s=self._timeout_s,
+            )
+        except KafkaSecurityError as refusal:
+            logger.critical("kafka refuses this client: %s", refusal)
+            self.refusal = refusal
+            self._refused.set()
+            return True
+        return False
 
     async def _probe(self, producer: AIOKafkaProducer) -> bool:
         started = time.monotonic()
@@ -268,4 +318,5 @@ class KafkaPublisher:
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=int(self._timeout_s * 1000),
             partitioner=self._partitioner,
+            **self._security_options,
         )

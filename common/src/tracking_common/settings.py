@@ -2,7 +2,9 @@
 
 Each service owns one pydantic-settings class that reads the environment; it inherits
 :class:`KafkaTopicsSettings` so ``KAFKA_BOOTSTRAP_SERVERS``, ``EVENTS_TOPIC``,
-``BAD_EVENTS_TOPIC`` and ``DLQ_TOPIC`` mean and validate the same everywhere. This module
+``BAD_EVENTS_TOPIC``, ``DLQ_TOPIC`` and the ``KAFKA_SECURITY_PROTOCOL``/``KAFKA_SASL_*``/
+``KAFKA_SSL_*`` settings (:mod:`tracking_common.kafka_security`) mean and validate the same
+everywhere. This module
 itself reads no environment variable.
 """
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
+
+from tracking_common.kafka_security import KafkaSecuritySettings
 
 __all__ = [
     "KafkaTopicsSettings",
@@ -54,8 +58,8 @@ def _check_servers(value: str) -> str:
     return ",".join(parse_bootstrap_servers(value))
 
 
-class KafkaTopicsSettings(BaseModel):
-    """The Kafka connection and the three topics of the pipeline."""
+class KafkaTopicsSettings(KafkaSecuritySettings):
+    """The Kafka connection (with its TLS and SASL settings) and the pipeline's three topics."""
 
     kafka_bootstrap_servers: Annotated[str, AfterValidator(_check_servers)] = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list."

@@ -3,10 +3,11 @@
 Delivery guarantee (at least once): the loop hands records to the
 :class:`~forwarder_service.pipeline.Pipeline` and commits, per partition, only the watermark the
 :class:`~forwarder_service.offsets.OffsetTracker` offers: one past the highest offset below which
-every record was delivered (2xx) or acknowledged by the dead-letter topic. Commits happen every
-``commit_interval_s``, on revoke and on shutdown, and only for partitions this instance is
-assigned. After a crash, a rebalance or a timed-out request, records at or above the committed
-offset are read again: duplicates are possible (downstream deduplicates on ``eid``), loss is not.
+every record was delivered (2xx) or acknowledged by the dead-letter topic. Commits happen as
+soon as the watermark advances, at most once per ``commit_interval_s`` (1 s), and at once on
+revoke and on shutdown, only for partitions this instance is assigned. After a crash, a
+rebalance or a timed-out request, records at or above the committed offset are read again:
+duplicates are possible (downstream deduplicates on ``eid``), loss is not.
 
 aiokafka traps handled here:
 
@@ -30,13 +31,17 @@ aiokafka traps handled here:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
+from tracking_common.kafka_security import check_access
+from tracking_common.settings import parse_bootstrap_servers
 
 from forwarder_service.backpressure import FlowGate
 from forwarder_service.errors import ConsumerCrashedError, FatalForwarderError
@@ -45,7 +50,7 @@ from forwarder_service.pipeline import Pipeline
 from forwarder_service.ports import RecordTag
 from forwarder_service.settings import ForwarderSettings
 
-__all__ = ["ForwarderConsumer", "consumer_options"]
+__all__ = ["ForwarderConsumer", "check_kafka_access", "consumer_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +60,9 @@ _LAG_CALL_TIMEOUT_S = 5.0
 
 
 def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
-    """The AIOKafkaConsumer options the forwarder runs with."""
+    """The AIOKafkaConsumer options the forwarder runs with (TLS and SASL included)."""
     return {
+        **settings.client_options(),
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "group_id": settings.forwarder_group_id,
         "group_instance_id": settings.forwarder_group_instance_id,
@@ -72,6 +78,22 @@ def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
         "rebalance_timeout_ms": settings.forwarder_rebalance_timeout_ms,
         "max_poll_interval_ms": settings.forwarder_max_poll_interval_ms,
     }
+
+
+async def check_kafka_access(settings: ForwarderSettings, options: dict[str, Any]) -> str | None:
+    """The broker that accepted one connection with ``options``, or None if none answered.
+
+    Raises KafkaSecurityError (naming the setting) when a broker refuses the credentials or the
+    TLS setup; aiokafka's clients only log why they could not bootstrap.
+    """
+    connection = functools.partial(
+        AIOKafkaConnection,
+        client_id="tracking-forwarder",
+        request_timeout_ms=int(_KAFKA_CALL_TIMEOUT_S * 1000),
+        **options,
+    )
+    servers = parse_bootstrap_servers(settings.kafka_bootstrap_servers)
+    return await check_access(settings, servers, connection, timeout_s=_KAFKA_CALL_TIMEOUT_S)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -185,7 +207,7 @@ class ForwarderConsumer:
             settings.forwarder_poll_timeout_ms,
             settings.forwarder_max_poll_records,
         )
-        next_commit = time.monotonic() + settings.forwarder_commit_interval_s
+        next_commit = time.monotonic()
         next_lag = time.monotonic()
         while not self._stop_requested():
             self._raise_if_failed()
@@ -212,8 +234,10 @@ class ForwarderConsumer:
                 await self._pipeline.wait_for_progress(poll_ms / 1000)
                 self._apply_gate()
             now = time.monotonic()
-            if now >= next_commit:
-                await self.commit()
+            # Coalesced: the first poll after the watermark advances commits, at most once
+            # per interval; with nothing new the clock is not reset, so the next advance is
+            # committed at once (fewer records to repeat after a crash).
+            if now >= next_commit and await self.commit():
                 next_commit = time.monotonic() + settings.forwarder_commit_interval_s
             if now >= next_lag:
                 self._refresh_lag()
@@ -277,18 +301,20 @@ class ForwarderConsumer:
         partitions: Collection[TopicPartition] | None = None,
         *,
         timeout_s: float = _COMMIT_TIMEOUT_S,
-    ) -> None:
+    ) -> bool:
         """Commit the settled watermark of ``partitions`` (default: all) still assigned; a
-        commit not acknowledged within ``timeout_s`` is logged and left for the next one."""
+        commit not acknowledged within ``timeout_s`` is logged and left for the next one.
+
+        Returns whether there was anything to commit (a commit was attempted)."""
         consumer = self._consumer
         if consumer is None or self._closed:
-            return
+            return False
         assigned = consumer.assignment()
         chosen = assigned if partitions is None else assigned & set(partitions)
         tracker = self._pipeline.tracker
         offsets: dict[Hashable, int] = tracker.committable(chosen)
         if not offsets:
-            return
+            return False
         generations = tracker.generations(offsets)
         try:
             async with asyncio.timeout(timeout_s):
@@ -296,7 +322,7 @@ class ForwarderConsumer:
         except CommitFailedError as exc:
             self._metrics.commit_failures.add(1, {"reason": "rebalance"})
             logger.warning("commit rejected, the group is rebalancing: %s", exc)
-            return
+            return True
         except (KafkaError, TimeoutError) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else "error"
             self._metrics.commit_failures.add(1, {"reason": reason})
@@ -306,10 +332,11 @@ class ForwarderConsumer:
                 offsets,
                 exc,
             )
-            return
+            return True
         tracker.committed(offsets, generations)
         self._metrics.commits.add(1)
         logger.debug("committed %s", offsets)
+        return True
 
     # -- rebalances ------------------------------------------------------------------------
 

@@ -11,25 +11,33 @@ commits the settled watermark and closes, each closing step bounded by what is l
 second signal, or the deadline, cuts the wait short: events still undelivered are abandoned
 and not committed, so they are read again by whoever owns the partition next.
 
+Before any Kafka client starts, one connection checks that the brokers accept the configured
+TLS and SASL settings: a refusal (wrong password, untrusted or mismatched certificate) exits 2
+naming the setting; a broker that does not answer is left to the consumer's start, as before.
+
 Exit codes: 0 clean, 1 fatal (dead-letter topic or Kafka consumer failed), 2 bad
-configuration, 3 shut down with undelivered work (left uncommitted).
+configuration (including credentials or certificates Kafka refuses), 3 shut down with
+undelivered work (left uncommitted).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
+from tracking_common.kafka_security import KafkaSecurityError
 from tracking_common.observability import Telemetry, configure_logging, configure_telemetry
 from tracking_common.settings import SettingsError
 
 from forwarder_service.admin import AdminServer
 from forwarder_service.backpressure import BacklogBound, FlowGate
-from forwarder_service.consumer import ForwarderConsumer
+from forwarder_service.consumer import ForwarderConsumer, check_kafka_access, consumer_options
 from forwarder_service.dead_letter import KafkaDeadLetterSink
 from forwarder_service.errors import FatalForwarderError
 from forwarder_service.metrics import ForwarderMetrics
@@ -93,14 +101,36 @@ async def _drain_or_force(pipeline: Pipeline, timeout_s: float, force: asyncio.E
     return results[0] is True
 
 
+async def _accepted_options(settings: ForwarderSettings) -> dict[str, Any] | None:
+    """The TLS/SASL client options, or None (logged) if a broker refuses them."""
+    security = settings.client_options()
+    try:
+        await check_kafka_access(settings, security)
+    except KafkaSecurityError as refusal:
+        logger.critical("kafka refuses this client: %s", refusal)
+        print(f"tracking-forwarder: Kafka refused this client: {refusal}", file=sys.stderr)
+        return None
+    logger.info("kafka security: %s", settings.describe_security())
+    return security
+
+
+async def _replay(args: argparse.Namespace, settings: ForwarderSettings) -> int:
+    if await _accepted_options(settings) is None:
+        return EXIT_CONFIG
+    return await run_replay(args, settings)
+
+
 async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
     """Run the forwarder until a signal or a fatal error; return the exit code."""
+    if (security := await _accepted_options(settings)) is None:
+        return EXIT_CONFIG
     metrics = ForwarderMetrics()
     tracker: OffsetTracker[Hashable] = OffsetTracker()
     dead_letters = KafkaDeadLetterSink(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         topic=settings.dlq_topic,
         timeout_s=settings.forwarder_dlq_timeout_s,
+        producer_options=security,
     )
     pipeline = Pipeline(tracker=tracker, dead_letters=dead_letters, metrics=metrics)
     sink = build_sink(settings, listener=pipeline)
@@ -113,7 +143,13 @@ async def serve(settings: ForwarderSettings, telemetry: Telemetry) -> int:
             resume_ratio=settings.forwarder_resume_ratio,
         )
     )
-    consumer = ForwarderConsumer(settings=settings, pipeline=pipeline, gate=gate, metrics=metrics)
+    consumer = ForwarderConsumer(
+        settings=settings,
+        pipeline=pipeline,
+        gate=gate,
+        metrics=metrics,
+        options=consumer_options(settings),
+    )
 
     def checks() -> Mapping[str, bool]:
         return {
@@ -199,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log_level, service="tracking-forwarder")
     if command == "replay":
         replay_args = parse_replay_args(args)
-        sys.exit(asyncio.run(run_replay(replay_args, settings)))
+        sys.exit(asyncio.run(_replay(replay_args, settings)))
     if args:
         print(f"unexpected arguments: {args}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)

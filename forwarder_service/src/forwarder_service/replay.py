@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -157,15 +157,18 @@ async def replay(
     dry_run: bool = False,
     limit: int | None = None,
     progress: TextIO | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> ReplaySummary:
     """Replay the dead letters present at start that match ``selection``.
 
-    Raises ReplayError if the topic cannot be read or a replayed record is not acknowledged.
+    ``client_options`` are the clients' TLS and SASL options. Raises ReplayError if the topic
+    cannot be read or a replayed record is not acknowledged.
     """
     summary = ReplaySummary(dry_run=dry_run)
+    security = dict(client_options or {})
     try:
         async with asyncio.timeout(_TIMEOUT_S):
-            partitions = await _partitions(bootstrap_servers, dlq_topic)
+            partitions = await _partitions(bootstrap_servers, dlq_topic, security)
     except (KafkaError, TimeoutError, OSError) as exc:
         raise ReplayError(f"cannot describe {dlq_topic!r}: {exc!r}") from exc
     if not partitions:
@@ -176,6 +179,7 @@ async def replay(
         group_id=None,
         enable_auto_commit=False,
         client_id="tracking-forwarder-replay",
+        **security,
     )
     producer = None
     try:
@@ -193,6 +197,7 @@ async def replay(
                 linger_ms=5,
                 compression_type="lz4",
                 client_id="tracking-forwarder-replay",
+                **security,
             )
             async with asyncio.timeout(_TIMEOUT_S):
                 await producer.start()
@@ -217,14 +222,14 @@ async def replay(
     return summary
 
 
-async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
+async def _partitions(bootstrap_servers: str, topic: str, security: Mapping[str, Any]) -> list[int]:
     """The partition ids of ``topic`` (empty if it does not exist).
 
     A group-less consumer only knows the metadata of topics it was assigned, so an admin
     client asks the cluster.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, client_id="tracking-forwarder-replay"
+        bootstrap_servers=bootstrap_servers, client_id="tracking-forwarder-replay", **security
     )
     await admin.start()
     try:
@@ -327,6 +332,7 @@ async def run_replay(args: argparse.Namespace, settings: Any) -> int:
             dry_run=args.dry_run,
             limit=args.limit,
             progress=None if args.no_progress else sys.stderr,
+            client_options=settings.client_options(),
         )
     except ReplayError as exc:
         print(f"replay failed: {exc}", file=sys.stderr)

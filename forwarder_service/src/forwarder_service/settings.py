@@ -110,10 +110,13 @@ class ForwarderSettings(BaseSettings, KafkaTopicsSettings):
         description="Longest gap between polls before the member leaves the group.",
     )
     forwarder_commit_interval_s: float = Field(
-        default=5.0,
+        default=1.0,
         gt=0,
         le=300,
-        description="How often the settled watermark is committed (also on revoke and shutdown).",
+        description=(
+            "Least time between two commits; the settled watermark is committed as soon as it "
+            "advances, at most this often (and at once on revoke and shutdown)."
+        ),
     )
     forwarder_revoke_drain_timeout_s: float = Field(
         default=10.0,

@@ -71,9 +71,15 @@ def poll_timeout_ms() -> int:
 
 
 @pytest.fixture
-async def rig(poll_timeout_ms: int) -> AsyncIterator[Rig]:
+def commit_interval_s() -> float:
+    """The least time between commits (overridden by tests of the coalescing)."""
+    return 0.01
+
+
+@pytest.fixture
+async def rig(poll_timeout_ms: int, commit_interval_s: float) -> AsyncIterator[Rig]:
     settings = ForwarderSettings(
-        forwarder_commit_interval_s=0.01,
+        forwarder_commit_interval_s=commit_interval_s,
         forwarder_poll_timeout_ms=poll_timeout_ms,
         forwarder_revoke_drain_timeout_s=0.2,
         forwarder_lag_interval_s=0.01,
@@ -128,6 +134,29 @@ async def test_commits_only_the_settled_prefix(rig: Rig) -> None:
     rig.sink.deliver_all()
     await until(lambda: rig.kafka.committed_offsets[TP0] == 4)
     await rig.stop(task)
+
+
+@pytest.mark.parametrize("commit_interval_s", [60.0])
+async def test_the_first_advance_commits_at_once_and_later_ones_wait_for_the_interval(
+    rig: Rig,
+) -> None:
+    task = rig.run()
+    polls = rig.kafka.polls
+    await until(lambda: rig.kafka.polls > polls + 5)  # idle: nothing to commit, no clock reset
+    rig.kafka.queue.append({TP0: records(TP0, range(3))})
+    await until(lambda: rig.tracker.outstanding() == 3)
+    rig.sink.deliver_all()
+    await until(lambda: rig.kafka.committed_offsets.get(TP0) == 3)  # not 60 s later
+
+    rig.kafka.queue.append({TP0: records(TP0, range(3, 5))})
+    await until(lambda: rig.tracker.outstanding() == 2)
+    rig.sink.deliver_all()
+    polls = rig.kafka.polls
+    await until(lambda: rig.kafka.polls > polls + 5)
+    assert len(rig.kafka.commits) == 1  # coalesced until the interval has passed
+    await rig.stop(task)
+    await rig.consumer.commit()  # as the shutdown sequence does
+    assert rig.kafka.committed_offsets[TP0] == 5
 
 
 async def test_revoke_drains_commits_then_fences_late_answers(rig: Rig) -> None:

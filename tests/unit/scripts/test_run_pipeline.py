@@ -34,7 +34,7 @@ def test_waiting_for_the_broker_logs_no_connection_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
-    monkeypatch.setattr(run_pipeline, "KafkaBroker", _SlowBroker)
+    monkeypatch.setattr(run_pipeline, "broker_at", _SlowBroker)
     caplog.set_level(logging.DEBUG)
 
     run_pipeline.Pipeline().start_broker()
