@@ -65,6 +65,9 @@ class FakeRegistry:
         self.was_asked = asyncio.Event()
         self.closed = False
 
+    def lacks(self, key: SchemaKey) -> bool:
+        return False
+
     async def fetch(self, key: SchemaKey) -> bytes | None:
         self.asked.append(key)
         self.was_asked.set()

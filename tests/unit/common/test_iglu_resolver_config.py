@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from tracking_common.iglu import SchemaKey, SchemaNotFoundError, SchemaValidationError
-from tracking_common.iglu.registries import EmbeddedRegistry, HttpRegistry
+from tracking_common.iglu.registries import EmbeddedRegistry, HttpRegistry, RegistryInfo
 from tracking_common.iglu.resolver_config import (
     BUNDLED_REGISTRY_NAME,
     SCHEMA_DIR_REGISTRY_NAME,
@@ -152,3 +152,20 @@ async def test_without_a_configuration_the_bundled_iglu_central_is_resolved() ->
             resolution.validate(missing, {})
     finally:
         await iglu.close()
+
+
+async def test_an_embedded_directory_is_indexed_when_the_registry_is_built(
+    tmp_path: Path,
+) -> None:
+    click = SchemaKey.parse("iglu:com.acme/click/jsonschema/1-0-0")
+    later = SchemaKey.parse("iglu:com.acme/later/jsonschema/1-0-0")
+    for key in (click, later):
+        (tmp_path / key.relative_path).parent.mkdir(parents=True)
+    (tmp_path / click.relative_path).write_bytes(b"{}")
+    registry = EmbeddedRegistry(RegistryInfo("local"), tmp_path)
+    (tmp_path / later.relative_path).write_bytes(b"{}")
+
+    assert await registry.fetch(click) == b"{}"
+    assert not registry.lacks(click)
+    assert registry.lacks(later)  # added after start-up: seen after a restart
+    assert await registry.fetch(later) is None

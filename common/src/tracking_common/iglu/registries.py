@@ -24,8 +24,10 @@ __all__ = [
     "MAX_SCHEMA_BYTES",
     "EmbeddedRegistry",
     "HttpRegistry",
+    "Index",
     "Registry",
     "RegistryInfo",
+    "index_directory",
 ]
 
 EMBEDDED_CLASS_PRIORITY: Final = 1
@@ -63,6 +65,10 @@ class Registry(Protocol):
         """Snowplow's class priority (embedded before HTTP)."""
         ...
 
+    def lacks(self, key: SchemaKey) -> bool:
+        """True when the repository knows, without I/O, that it does not hold ``key``."""
+        ...
+
     async def fetch(self, key: SchemaKey) -> bytes | None:
         """The schema's bytes, or None if the repository does not have it; RegistryError when
         it cannot tell."""
@@ -73,20 +79,41 @@ class Registry(Protocol):
         ...
 
 
+Index = frozenset[tuple[str, ...]]
+"""The ``(vendor, name, format, version)`` of every schema file in a directory."""
+
+
+def index_directory(root: Path) -> Index:
+    """Index the schema files under ``root`` (a few milliseconds per thousand files)."""
+    return frozenset(
+        path.relative_to(root).parts for path in root.glob("*/*/*/*") if path.is_file()
+    )
+
+
 class EmbeddedRegistry:
     """Schemas in a local Iglu directory (``<root>/<vendor>/<name>/<format>/<version>``).
 
-    Files are read in a worker thread, so a slow disk never stalls the event loop.
+    The directory is indexed when the registry is built (at start-up, before serving), as
+    Snowplow's embedded repositories are fixed with the application: a key it does not hold is
+    answered from the index, with no I/O, and a schema file is read in a worker thread, so a
+    slow disk never stalls the event loop. Schemas added later are seen after a restart.
     """
 
     class_priority = EMBEDDED_CLASS_PRIORITY
 
-    def __init__(self, info: RegistryInfo, root: Path) -> None:
+    def __init__(self, info: RegistryInfo, root: Path, *, index: Index | None = None) -> None:
         self.info = info
         self.root = root
+        self._index = index_directory(root) if index is None else index
+
+    def lacks(self, key: SchemaKey) -> bool:
+        """Whether the index has no file for ``key``."""
+        return (key.vendor, key.name, key.format, key.version) not in self._index
 
     async def fetch(self, key: SchemaKey) -> bytes | None:
         """The schema file's bytes, or None."""
+        if self.lacks(key):
+            return None
         return await asyncio.to_thread(self._read, key)
 
     def _read(self, key: SchemaKey) -> bytes | None:
@@ -145,6 +172,10 @@ class HttpRegistry:
                 connector=connector, timeout=self._timeout, headers=self._headers
             )
         return self._session
+
+    def lacks(self, key: SchemaKey) -> bool:
+        """Never known without asking."""
+        return False
 
     async def fetch(self, key: SchemaKey) -> bytes | None:
         """GET the schema; None on 404."""

@@ -147,6 +147,9 @@ class IgluResolver:
         missing: list[SchemaKey] = []
         for key in dict.fromkeys(keys):  # distinct, in order, deduplicated in C
             cached = self._cache.get(key, now)
+            if cached is None and self._known_absent(key):
+                # No I/O can find it (local indexes only): answered here, without a task.
+                cached = self._remember(key, _NOT_FOUND)
             if cached is None:
                 missing.append(key)
             else:
@@ -187,12 +190,14 @@ class IgluResolver:
             task.add_done_callback(lambda _done: self._in_flight.pop(key, None))
         return task
 
+    def _known_absent(self, key: SchemaKey) -> bool:
+        return not key.nameable or all(registry.lacks(key) for registry in self._registries)
+
     async def _lookup(self, key: SchemaKey) -> Lookup:
-        if key.nameable:
-            async with self._slots:
-                lookup = await self._ask_registries(key)
-        else:
-            lookup = _NOT_FOUND
+        async with self._slots:
+            return self._remember(key, await self._ask_registries(key))
+
+    def _remember(self, key: SchemaKey, lookup: Lookup) -> Lookup:
         ttl_s = self._failure_ttl_s if lookup.failed else self._ttl_s
         self._cache.put(key, lookup, ttl_s=ttl_s, now=self._clock())
         self._instruments.lookups.add(1, {"outcome": lookup.outcome})

@@ -20,6 +20,7 @@ always added, last, as the embedded repository :data:`BUNDLED_REGISTRY_NAME`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,14 @@ from pydantic import SecretStr
 
 from tracking_common.iglu.errors import SchemaValidationError
 from tracking_common.iglu.keys import SchemaKey
-from tracking_common.iglu.registries import EmbeddedRegistry, HttpRegistry, Registry, RegistryInfo
+from tracking_common.iglu.registries import (
+    EmbeddedRegistry,
+    HttpRegistry,
+    Index,
+    Registry,
+    RegistryInfo,
+    index_directory,
+)
 from tracking_common.iglu.repository import bundled_repository
 from tracking_common.iglu.resolver import DEFAULT_CACHE_SIZE, IgluResolver
 from tracking_common.iglu.validators import BUNDLED_SCHEMA_DIR
@@ -154,6 +162,12 @@ def _repository(entry: dict[str, Any], base_dir: Path) -> RepositoryConfig:
     return RepositoryConfig(info, EmbeddedConnection(path))
 
 
+@functools.cache
+def _bundled_index() -> Index:
+    # Package data never changes while the process runs: indexed once, however many resolvers.
+    return index_directory(BUNDLED_SCHEMA_DIR)
+
+
 def build_resolver(
     config: ResolverConfig | None,
     *,
@@ -180,7 +194,7 @@ def build_resolver(
         else:
             registries.append(EmbeddedRegistry(repository.info, connection.path / "schemas"))
     bundled = RegistryInfo(BUNDLED_REGISTRY_NAME, priority=_BUNDLED_PRIORITY)
-    registries.append(EmbeddedRegistry(bundled, BUNDLED_SCHEMA_DIR))
+    registries.append(EmbeddedRegistry(bundled, BUNDLED_SCHEMA_DIR, index=_bundled_index()))
     return IgluResolver(
         registries,
         cache_size=config.cache_size if config is not None else DEFAULT_CACHE_SIZE,
