@@ -95,26 +95,29 @@ async def _view_pages(
     Each load waits for the tracker's POST and its answer; a request the browser refused
     (CORS) fails at once with the browser's console errors.
     """
-    context = await browser.new_context()
     trouble: list[str] = []
     answers: list[tuple[int, str]] = []
-    try:
-        tab = await context.new_page()
-        tab.on("console", lambda message: _note_console(trouble, message))
-        tab.on("requestfailed", lambda request: _note_failure(trouble, request))
-        for view in range(views):
-            try:
-                async with tab.expect_request(_is_tracker_post, timeout=SEND_TIMEOUT_MS) as sent:
-                    await tab.goto(site.page_url(app_id, **page))
-            except PlaywrightTimeoutError:
-                raise AssertionError(f"page view {view}: nothing sent: {trouble}") from None
-            response = await (await sent.value).response()
-            assert response is not None, f"page view {view}: no answer from the API: {trouble}"
-            answers.append((response.status, await response.text()))
-        cookies = {cookie["name"]: cookie["value"] for cookie in await context.cookies(site.api)}
-        return Visit(answers, cookies)
-    finally:
-        await context.close()
+    async with serve_pages(site.page_port):
+        context = await browser.new_context()
+        try:
+            tab = await context.new_page()
+            tab.on("console", lambda message: _note_console(trouble, message))
+            tab.on("requestfailed", lambda request: _note_failure(trouble, request))
+            for view in range(views):
+                try:
+                    async with tab.expect_request(
+                        _is_tracker_post, timeout=SEND_TIMEOUT_MS
+                    ) as sent:
+                        await tab.goto(site.page_url(app_id, **page))
+                except PlaywrightTimeoutError:
+                    raise AssertionError(f"page view {view}: nothing sent: {trouble}") from None
+                response = await (await sent.value).response()
+                assert response is not None, f"page view {view}: no answer from the API: {trouble}"
+                answers.append((response.status, await response.text()))
+            cookies = await context.cookies(site.api)
+        finally:
+            await context.close()
+    return Visit(answers, {cookie["name"]: cookie["value"] for cookie in cookies})
 
 
 def _is_tracker_post(request: Request) -> bool:
@@ -128,6 +131,15 @@ def _note_console(trouble: list[str], message: ConsoleMessage) -> None:
 
 def _note_failure(trouble: list[str], request: Request) -> None:
     trouble.append(f"{request.method} {request.url} failed: {request.failure}")
+
+
+async def _tracked(
+    browser: Browser, site: Site, app_id: str, **page: str
+) -> tuple[Visit, list[dict[str, Any]]]:
+    """Two page views that the API accepted, and the collector's entries for them."""
+    visit = await _view_pages(browser, site, app_id, views=2, **page)
+    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
+    return visit, await _arrived(site.collector, app_id, 2)
 
 
 async def _arrived(collector: RunningCollector, app_id: str, count: int) -> list[dict[str, Any]]:
@@ -169,11 +181,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def test_page_views_arrive_with_their_web_page_entity_checked(
     site: Site, browser: Browser
 ) -> None:
-    async with serve_pages(site.page_port):
-        visit = await _view_pages(browser, site, "browser-web-page", views=2)
-    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
-
-    entries = await _arrived(site.collector, "browser-web-page", 2)
+    _, entries = await _tracked(browser, site, "browser-web-page")
     page_ids = set()
     for entry in entries:
         fields = entry["event"]
@@ -189,8 +197,7 @@ async def test_page_views_arrive_with_their_web_page_entity_checked(
 async def test_a_page_view_whose_web_page_entity_breaks_its_schema_is_rejected(
     site: Site, browser: Browser
 ) -> None:
-    async with serve_pages(site.page_port):
-        visit = await _view_pages(browser, site, "browser-broken", views=1, broken_web_page="1")
+    visit = await _view_pages(browser, site, "browser-broken", views=1, broken_web_page="1")
 
     [(status, body)] = visit.answers
     assert status == 400, body
@@ -203,11 +210,7 @@ async def test_a_page_view_whose_web_page_entity_breaks_its_schema_is_rejected(
 async def test_page_views_in_one_browser_share_the_network_user_id_cookie(
     site: Site, browser: Browser
 ) -> None:
-    async with serve_pages(site.page_port):
-        visit = await _view_pages(browser, site, "browser-named", views=2)
-    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
-
-    entries = await _arrived(site.collector, "browser-named", 2)
+    visit, entries = await _tracked(browser, site, "browser-named")
     tnuids = {entry["event"].get("tnuid") for entry in entries}
     assert len(tnuids) == 1, f"two page views, two network user ids: {tnuids}"
     [tnuid] = tnuids
@@ -221,11 +224,7 @@ async def test_page_views_in_one_browser_share_the_network_user_id_cookie(
 async def test_anonymous_page_views_arrive_without_ip_and_with_the_zero_network_user_id(
     site: Site, browser: Browser
 ) -> None:
-    async with serve_pages(site.page_port):
-        visit = await _view_pages(browser, site, "browser-anonymous", views=2, anonymous="1")
-    assert [status for status, _ in visit.answers] == [200, 200], visit.answers
-
-    entries = await _arrived(site.collector, "browser-anonymous", 2)
+    visit, entries = await _tracked(browser, site, "browser-anonymous", anonymous="1")
     for entry in entries:
         fields = entry["event"]
         assert "ip" not in fields, fields["ip"]
