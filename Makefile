@@ -1,5 +1,6 @@
 # The project's commands. Everything installs what it needs first: uv (from PyPI, with pip),
-# the locked Python packages, and the Apache Kafka broker (from Maven Central, on first use).
+# the locked Python packages, the Apache Kafka broker (from Maven Central, on first use), and for
+# the browser test Debian's Chromium and Snowplow's browser tracker (npm, tests/browser/).
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -7,7 +8,7 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
 
-.PHONY: help install lint typecheck test test-quick fuzz bench chaos ship-check run kafka-up kafka-down clean
+.PHONY: help install browser-deps lint typecheck test test-quick fuzz bench chaos ship-check run kafka-up kafka-down clean
 
 help:
 	@echo "make run         start Kafka, the local collector, the API and the forwarder"
@@ -16,6 +17,7 @@ help:
 	@echo "make fuzz        property tests and the API fuzz with random examples, 40x as many"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
 	@echo "make chaos       every fault scenario on a three-node cluster; a table, figures in bench/results.json"
+	@echo "make browser-deps  Chromium (Debian's, if missing) and the browser tracker for the browser test"
 	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
 	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092);"
 	@echo "                 KAFKA_BROKERS=3 make kafka-up starts a three-node cluster there instead"
@@ -26,6 +28,11 @@ install:
 		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@$(UV) sync --all-packages --frozen --quiet
 
+# Debian's chromium when /usr/bin/chromium is missing (apt-get, as root) and `npm ci` of the
+# locked browser tracker; nothing downloads a browser of its own.
+browser-deps:
+	@sh tests/browser/install.sh
+
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -34,7 +41,7 @@ lint: install
 typecheck: install
 	$(RUN) mypy $(SOURCES)
 
-test: lint typecheck
+test: lint typecheck browser-deps
 	$(RUN) python -m scripts.kafka.commands fetch >/dev/null
 	$(RUN) python -m scripts.check_terraform tools
 	$(RUN) pytest

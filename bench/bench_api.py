@@ -255,17 +255,20 @@ async def raw_producer(
     from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415
     from api_service.ingest import Ingestor  # noqa: PLC0415
     from tracking_common.iglu import bundled_repository  # noqa: PLC0415
+    from tracking_common.iglu.resolver_config import build_resolver  # noqa: PLC0415
     from tracking_common.record import now_ms  # noqa: PLC0415
 
     ingestor = Ingestor(
         iglu=bundled_repository(),
+        resolver=build_resolver(None),
         events_topic=topic,
         bad_events_topic=topic + "_bad",
         allow_unknown_schemas=False,
         max_event_bytes=65_536,
+        retry_after_s=5,
     )
     trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
-    batch = ingestor.v1(batch_events(), now_ms=now_ms(), trace=trace, request_id="bench")
+    batch = await ingestor.v1(batch_events(), now_ms=now_ms(), trace=trace, request_id="bench")
     messages = batch.messages
     if batch.rejections:
         raise SystemExit(f"the batch payload is invalid: {batch.rejections[0].as_dict()}")

@@ -128,19 +128,13 @@ class Pipeline:
             "API_ADMIN_PORT": str(self.api_admin_port),
             "API_KEYS": self.api_key,
         }
-        # Snowplow's browser tracker attaches entities (web_page, ...) whose schemas are not
-        # bundled; without a schema directory, development accepts them rather than reject
-        # every browser event. Production keeps the default: unknown schemas are refused.
-        accept_unknown = (
-            not os.environ.get("IGLU_SCHEMA_DIR") and "API_ALLOW_UNKNOWN_SCHEMAS" not in os.environ
-        )
-        if accept_unknown:
-            api_env["API_ALLOW_UNKNOWN_SCHEMAS"] = "true"
         self.spawn("api", "api-service", api_env)
         self.wait_healthy("api", f"http://127.0.0.1:{self.api_port}/readyz")
         print(f"  api        http://127.0.0.1:{self.api_port}  (docs: /docs)")
-        if accept_unknown:
-            print("             unknown Iglu schemas accepted (set IGLU_SCHEMA_DIR to check them)")
+        # Iglu Central is bundled, so the trackers' standard entities and events are checked
+        # like any other; unknown schemas are refused unless API_ALLOW_UNKNOWN_SCHEMAS says so.
+        if os.environ.get("API_ALLOW_UNKNOWN_SCHEMAS", "").lower() in {"1", "true", "yes", "on"}:
+            print("             unknown Iglu schemas accepted (API_ALLOW_UNKNOWN_SCHEMAS)")
         print(f"             metrics http://127.0.0.1:{self.api_admin_port}/metrics")
         self.spawn(
             "forwarder",

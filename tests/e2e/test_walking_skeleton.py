@@ -15,8 +15,7 @@ from snowplow_tracker.events.structured_event import StructuredEvent
 from snowplow_tracker.tracker import Tracker
 
 from tests.support.collector import RunningCollector
-from tests.support.kafka import create_topic, unique_name
-from tests.support.services import ServiceProcess, free_port
+from tests.support.pipeline import create_topics, run_pipeline
 from tests.support.snowplow import snowplow_emitter
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -27,15 +26,7 @@ API_KEY = "e2e-" + uuid.uuid4().hex
 @pytest.fixture
 async def topics(kafka_bootstrap: str) -> dict[str, str]:
     """Fresh topics for this test, named by the variables the services read."""
-    names = {
-        "EVENTS_TOPIC": unique_name("e2e-events"),
-        "BAD_EVENTS_TOPIC": unique_name("e2e-bad"),
-        "DLQ_TOPIC": unique_name("e2e-dlq"),
-    }
-    await create_topic(kafka_bootstrap, names["EVENTS_TOPIC"], partitions=2)
-    await create_topic(kafka_bootstrap, names["BAD_EVENTS_TOPIC"])
-    await create_topic(kafka_bootstrap, names["DLQ_TOPIC"])
-    return names
+    return await create_topics(kafka_bootstrap, "e2e")
 
 
 @pytest.fixture
@@ -43,37 +34,14 @@ def pipeline(
     kafka_bootstrap: str, topics: dict[str, str], collector: RunningCollector, tmp_path: Path
 ) -> Iterator[str]:
     """The API and the forwarder, wired to the session broker and this test's collector."""
-    shared = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "LOG_LEVEL": "INFO", **topics}
-    api_port, forwarder_admin_port = free_port(), free_port()
-    api = ServiceProcess(
-        "api-service",
-        {
-            **shared,
-            "API_HOST": "127.0.0.1",
-            "API_PORT": str(api_port),
-            "API_ADMIN_PORT": str(free_port()),
-            "API_KEYS": API_KEY,
-            "API_DRAIN_GRACE_S": "0",
-        },
-        ready_url=f"http://127.0.0.1:{api_port}/readyz",
-        log_path=tmp_path / "api.log",
-    )
-    forwarder = ServiceProcess(
-        "forwarder-service",
-        {
-            **shared,
-            "COLLECTOR_URL": collector.base_url,
-            "FORWARDER_GROUP_ID": unique_name("e2e-group"),
-            "FORWARDER_ADMIN_PORT": str(forwarder_admin_port),
-            "FORWARDER_ADMIN_HOST": "127.0.0.1",
-        },
-        ready_url=f"http://127.0.0.1:{forwarder_admin_port}/readyz",
-        log_path=tmp_path / "forwarder.log",
-    )
-    with api, forwarder:
-        yield f"http://127.0.0.1:{api_port}"
-        assert forwarder.stop() == 0, forwarder.log()
-        assert api.stop() == 0, api.log()
+    with run_pipeline(
+        bootstrap=kafka_bootstrap,
+        topics=topics,
+        collector_url=collector.base_url,
+        workdir=tmp_path,
+        api_env={"API_KEYS": API_KEY},
+    ) as api:
+        yield api
 
 
 async def test_an_event_posted_to_the_api_reaches_the_collector_as_payload_data(

@@ -7,7 +7,6 @@ unit tests), so the app itself never decides where events go.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,7 +17,8 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from tracking_common.iglu import BUNDLED_SCHEMA_DIR, IgluRepository
+from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
+from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
 from tracking_common.protocol import redirect_payload
 from tracking_common.record import now_ms
 
@@ -58,15 +58,24 @@ def build_ingest(
     settings: ApiSettings, publisher: Publisher, metrics: ApiMetrics | None = None
 ) -> Ingest:
     """The shared request machinery for ``settings``."""
-    directories: list[Path] = [BUNDLED_SCHEMA_DIR]
-    if settings.iglu_schema_dir is not None:
-        directories.insert(0, settings.iglu_schema_dir)
+    config = settings.iglu_resolver_config
+    resolver = build_resolver(
+        None if config is None else load_resolver_config(config),
+        schema_dir=settings.iglu_schema_dir,
+        timeout_s=settings.iglu_resolve_timeout_s,
+        failure_ttl_s=settings.api_retry_after_s,
+    )
+    envelopes = bundled_repository()
+    # Compiled now, at start-up, rather than by the first tracker request on the event loop.
+    envelopes.has(PAYLOAD_DATA_SCHEMA)
     ingestor = Ingestor(
-        iglu=IgluRepository(*directories),
+        iglu=envelopes,
+        resolver=resolver,
         events_topic=settings.events_topic,
         bad_events_topic=settings.bad_events_topic,
         allow_unknown_schemas=settings.api_allow_unknown_schemas,
         max_event_bytes=settings.api_max_event_bytes,
+        retry_after_s=settings.api_retry_after_s,
     )
     metrics = metrics or ApiMetrics()
     ingest = Ingest(settings, publisher, ingestor, metrics)
@@ -101,7 +110,7 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
         document = await ingest.read_json(context, "v1")
         items = await _v1_items(ingest, document, context)
         ingest.check_count(items)
-        batch = ingest.ingestor.v1(
+        batch = await ingest.ingestor.v1(
             items, now_ms=now_ms(), trace=ingest.trace(), request_id=context.request_id
         )
         await ingest.publish(batch, "v1", context)

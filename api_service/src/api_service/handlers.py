@@ -340,7 +340,7 @@ class Ingest:
 
     async def track(self, items: Sequence[Any], source: Source, context: IngestContext) -> Batch:
         """Check tracker-protocol ``items`` with the request's facts and publish the batch."""
-        batch = self.ingestor.tracker(
+        batch = await self.ingestor.tracker(
             items,
             source=source,
             now_ms=now_ms(),

@@ -2,14 +2,21 @@
 
 Each item is checked on its own, with every problem collected: the event model (types and
 limits), its size, duplicate event ids within the request, and self-describing data (the event
-and each entity) against its Iglu schema. A valid item becomes an event record
+and each entity) against its Iglu schema. Schemas are resolved per request, not per event: every
+item is parsed first, the schema keys of the whole request are resolved at once (asynchronously,
+with a deadline: :class:`~tracking_common.iglu.resolver.IgluResolver`), and then every item is
+validated synchronously with compiled validators. A registry that cannot answer refuses the
+whole request with 503 and ``Retry-After`` (:func:`api_service.errors.registry_unavailable`),
+so an event is never rejected, nor accepted unchecked, because of a registry outage.
+
+A valid item becomes an event record
 (``tracking_common.record``) keyed by :func:`~tracking_common.record.partition_key`; a rejected
 one becomes a bad event carrying its reasons and its raw input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +28,13 @@ from tracking_common.events import ms_from_datetime as _ms
 from tracking_common.iglu import (
     PAYLOAD_DATA_SCHEMA,
     IgluRepository,
+    RegistryUnavailableError,
     SchemaKey,
     SchemaNotFoundError,
+    SchemaUnusableError,
     SchemaValidationError,
 )
+from tracking_common.iglu.resolver import IgluResolver, Resolution
 from tracking_common.protocol import (
     RequestFacts,
     add_request_facts,
@@ -42,9 +52,13 @@ from tracking_common.record import (
     record_headers,
 )
 
+from api_service.errors import registry_unavailable
+
 __all__ = ["Batch", "Ingestor", "Message", "Rejection"]
 
 Headers = list[tuple[str, bytes]]
+Parsed = tuple[bytes, TrackedEvent | None, list[ValidationIssue]]
+"""An item's JSON bytes, its event if it parses, and the issues found so far."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,30 +103,45 @@ class Batch:
 
 
 class Ingestor:
-    """Checks items and builds the messages for the events topic and the bad-events topic."""
+    """Checks items and builds the messages for the events topic and the bad-events topic.
+
+    ``iglu`` holds the tracker-protocol envelopes (``payload_data``), checked synchronously;
+    ``resolver`` resolves the schemas of events and entities.
+    """
 
     def __init__(
         self,
         *,
         iglu: IgluRepository,
+        resolver: IgluResolver,
         events_topic: str,
         bad_events_topic: str,
         allow_unknown_schemas: bool,
         max_event_bytes: int,
+        retry_after_s: int,
     ) -> None:
         self._iglu = iglu
+        self._resolver = resolver
+        self._retry_after_s = retry_after_s
         self._events_topic = events_topic
         self._bad_topic = bad_events_topic
         self._allow_unknown = allow_unknown_schemas
         self._max_event_bytes = max_event_bytes
 
-    def v1(self, items: Sequence[Any], *, now_ms: int, trace: Headers, request_id: str) -> Batch:
-        """Check ``/v1/events`` items (the JSON event model)."""
+    async def v1(
+        self, items: Sequence[Any], *, now_ms: int, trace: Headers, request_id: str
+    ) -> Batch:
+        """Check ``/v1/events`` items (the JSON event model).
+
+        Raises RequestRefusedError(503) when the schemas cannot be resolved now.
+        """
+        parsed = [self._v1_event(item) for item in items]
+        resolution = await self._resolve(event for _, event, _ in parsed)
         batch = Batch()
         seen: set[str] = set()
-        for index, item in enumerate(items):
-            raw = orjson.dumps(item)
-            event, issues = self._v1_event(item, raw)
+        for index, (item, (raw, event, issues)) in enumerate(zip(items, parsed, strict=True)):
+            if event is not None:
+                issues.extend(self._schema_issues(event, resolution))
             event_id = _event_id_of(item, event)
             if event_id is not None and event_id in seen:
                 issues.append(_duplicate(event_id))
@@ -135,7 +164,7 @@ class Ingestor:
             )
         return batch
 
-    def tracker(
+    async def tracker(
         self,
         items: Sequence[Any],
         *,
@@ -151,12 +180,16 @@ class Ingestor:
         id, or its anonymity) complete it by :func:`~tracking_common.protocol.add_request_facts`,
         a missing ``eid`` gets the generated one, and ``stm`` moves to the record's
         ``device_sent_tstamp`` (the forwarder sets its own on each send).
+        Raises RequestRefusedError(503) when the schemas cannot be resolved now.
         """
+        parsed = [self._tracker_event(item) for item in items]
+        resolution = await self._resolve(event for _, event, _ in parsed)
         batch = Batch()
         seen: set[str] = set()
-        for index, item in enumerate(items):
-            raw = orjson.dumps(item)
-            payload, sent, issues = self._tracker_payload(item, raw, facts)
+        for index, (item, (raw, event, issues)) in enumerate(zip(items, parsed, strict=True)):
+            payload, sent = None, None
+            if event is not None:
+                payload, sent = self._tracker_payload(item, event, issues, resolution, facts)
             event_id = payload.get("eid") if payload is not None else _text_eid(item)
             if event_id is not None and event_id in seen:
                 issues.append(_duplicate(event_id))
@@ -178,6 +211,10 @@ class Ingestor:
             )
         return batch
 
+    async def close(self) -> None:
+        """Close the resolver's registry connections (idempotent)."""
+        await self._resolver.close()
+
     def whole_request(
         self, raw: bytes, issue: ValidationIssue, *, source: Source, now_ms: int, request_id: str
     ) -> Message:
@@ -188,24 +225,24 @@ class Ingestor:
 
     # -- v1 ---------------------------------------------------------------------------------
 
-    def _v1_event(self, item: Any, raw: bytes) -> tuple[TrackedEvent | None, list[ValidationIssue]]:
+    def _v1_event(self, item: Any) -> Parsed:
+        raw = orjson.dumps(item)
         if not isinstance(item, dict):
-            return None, [ValidationIssue("", "invalid_type", "an event must be a JSON object")]
+            issue = ValidationIssue("", "invalid_type", "an event must be a JSON object")
+            return raw, None, [issue]
         issues = self._size_issues(raw)
         try:
             event = event_adapter().validate_python(item)
         except ValidationError as exc:
-            return None, issues + issues_from_validation_error(exc)
-        issues += self._schema_issues(event)
-        return event, issues
+            return raw, None, issues + issues_from_validation_error(exc)
+        return raw, event, issues
 
     # -- tracker protocol ---------------------------------------------------------------------
 
-    def _tracker_payload(
-        self, item: Any, raw: bytes, facts: RequestFacts
-    ) -> tuple[dict[str, str] | None, int | None, list[ValidationIssue]]:
+    def _tracker_event(self, item: Any) -> Parsed:
+        raw = orjson.dumps(item)
         if not isinstance(item, dict):
-            return None, None, [ValidationIssue("", "invalid_type", "an event must be an object")]
+            return raw, None, [ValidationIssue("", "invalid_type", "an event must be an object")]
         issues = self._size_issues(raw)
         try:
             self._iglu.validate(PAYLOAD_DATA_SCHEMA, [item])
@@ -214,17 +251,28 @@ class Ingestor:
             path = "".join(f"/{part}" for part in parts)
             detail = exc.detail.replace("data[0]", "the event", 1)
             issues.append(ValidationIssue(path, "schema_violation", detail))
-            return None, None, issues
+            return raw, None, issues
         try:
             event = from_payload(item)
         except PayloadError as exc:
-            return None, None, issues + list(exc.issues)
-        issues += payload_issues(self._schema_issues(event), item)
+            return raw, None, issues + list(exc.issues)
+        return raw, event, issues
+
+    def _tracker_payload(
+        self,
+        item: dict[str, Any],
+        event: TrackedEvent,
+        issues: list[ValidationIssue],
+        resolution: Resolution,
+        facts: RequestFacts,
+    ) -> tuple[dict[str, str], int | None]:
+        """The record payload; schema issues are added to ``issues``."""
+        issues += payload_issues(self._schema_issues(event, resolution), item)
         payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
         payload.setdefault("eid", str(event.event_id))
         add_request_facts(payload, facts)
         sent = None if event.sent_at is None else _ms(event.sent_at)
-        return payload, sent, issues
+        return payload, sent
 
     # -- shared -------------------------------------------------------------------------------
 
@@ -239,22 +287,31 @@ class Ingestor:
             )
         ]
 
-    def _schema_issues(self, event: TrackedEvent) -> list[ValidationIssue]:
+    async def _resolve(self, events: Iterable[TrackedEvent | None]) -> Resolution:
+        keys = [key for event in events if event is not None for key in _schema_keys(event)]
+        try:
+            return await self._resolver.resolve(keys)
+        except RegistryUnavailableError as error:
+            raise registry_unavailable(error, retry_after_s=self._retry_after_s) from error
+
+    def _schema_issues(self, event: TrackedEvent, resolution: Resolution) -> list[ValidationIssue]:
         issues: list[ValidationIssue] = []
-        if isinstance(event, SelfDescribing):
-            issues += self._check_sdj(event.event, "/event")
-        for position, entity in enumerate(event.entities):
-            issues += self._check_sdj(entity, f"/entities/{position}")
+        for path, sdj in _self_describing(event):
+            issues += self._check_sdj(sdj, path, resolution)
         return issues
 
-    def _check_sdj(self, sdj: SelfDescribingJson, path: str) -> list[ValidationIssue]:
+    def _check_sdj(
+        self, sdj: SelfDescribingJson, path: str, resolution: Resolution
+    ) -> list[ValidationIssue]:
         try:
             key = SchemaKey.parse(sdj.schema_)
-            self._iglu.validate(key, sdj.data)
+            resolution.validate(key, sdj.data)
         except SchemaNotFoundError:
             if self._allow_unknown:
                 return []
             return [ValidationIssue(f"{path}/schema", "unknown_schema", f"no schema {sdj.schema_}")]
+        except SchemaUnusableError as exc:
+            return [ValidationIssue(f"{path}/schema", "unusable_schema", str(exc))]
         except SchemaValidationError as exc:
             detail_path = f"{path}/data" + (f"/{exc.path}" if exc.path else "")
             return [ValidationIssue(detail_path, "schema_violation", exc.detail)]
@@ -316,6 +373,23 @@ class Ingestor:
             received_tstamp=now_ms,
         )
         return Message(self._bad_topic, value, request_id.encode(), [])
+
+
+def _self_describing(event: TrackedEvent) -> Iterator[tuple[str, SelfDescribingJson]]:
+    """The event's self-describing data (its event, then each entity), with their paths."""
+    if isinstance(event, SelfDescribing):
+        yield "/event", event.event
+    for position, entity in enumerate(event.entities):
+        yield f"/entities/{position}", entity
+
+
+def _schema_keys(event: TrackedEvent) -> Iterator[SchemaKey]:
+    """The schema keys an event uses; a malformed URI is reported when the event is checked."""
+    for _, sdj in _self_describing(event):
+        try:
+            yield SchemaKey.parse(sdj.schema_)
+        except ValueError:
+            continue
 
 
 def _duplicate(event_id: str) -> ValidationIssue:

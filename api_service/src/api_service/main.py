@@ -157,6 +157,7 @@ async def serve(settings: ApiSettings) -> int:
         if server.stopped_serving_at is not None:
             deadline_s -= time.monotonic() - server.stopped_serving_at
         await publisher.stop(timeout_s=max(1.0, deadline_s))
+        await ingest.ingestor.close()
         admin.should_exit = True
         await admin_task
         telemetry.shutdown()

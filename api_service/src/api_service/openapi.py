@@ -78,7 +78,8 @@ PAGE_VIEW_EXAMPLE: Final = {
 }
 SELF_DESCRIBING_EXAMPLE: Final = {
     # Self-describing data is checked against its Iglu schema: com.acme/button_click must be in
-    # IGLU_SCHEMA_DIR (or API_ALLOW_UNKNOWN_SCHEMAS=true) for this example to be accepted.
+    # IGLU_SCHEMA_DIR or a registry of IGLU_RESOLVER_CONFIG (or API_ALLOW_UNKNOWN_SCHEMAS=true)
+    # for this example to be accepted.
     "event_type": "self_describing",
     "app_id": "shop",
     "event": {
@@ -128,7 +129,7 @@ V1_REQUEST_BODY: Final = {
                 "page_view": {"summary": "One page view", "value": PAGE_VIEW_EXAMPLE},
                 "struct": {"summary": "One structured event", "value": STRUCT_EXAMPLE},
                 "self_describing": {
-                    "summary": "A self-describing event (its schema must be in IGLU_SCHEMA_DIR)",
+                    "summary": "A self-describing event (its schema must be resolvable)",
                     "value": SELF_DESCRIBING_EXAMPLE,
                 },
                 "batch": {

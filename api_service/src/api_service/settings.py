@@ -2,7 +2,7 @@
 
 Shared names (``KAFKA_BOOTSTRAP_SERVERS``, the topics) come from
 :class:`~tracking_common.settings.KafkaTopicsSettings`; the API's own are ``API_*`` plus
-``IGLU_SCHEMA_DIR`` and ``LOG_LEVEL``. A bad value fails start-up naming the variable.
+``IGLU_*`` and ``LOG_LEVEL``. A bad value fails start-up naming the variable.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tracking_common.iglu.resolver_config import load_resolver_config
 from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
 from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
 
@@ -73,13 +74,25 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     )
     iglu_schema_dir: Path | None = Field(
         default=None,
-        description="Iglu directory (vendor/name/jsonschema/version) of the schemas that "
-        "self-describing events and entities are checked against; only the tracker-protocol "
-        "envelopes (payload_data, contexts, unstruct_event) are bundled.",
+        description="Iglu directory (vendor/name/jsonschema/version) of your own schemas, asked "
+        "before the bundled Iglu Central; the simple case of IGLU_RESOLVER_CONFIG.",
+    )
+    iglu_resolver_config: Path | None = Field(
+        default=None,
+        description="File of a Snowplow resolver configuration (resolver-config 1-0-0 to "
+        "1-0-3): Iglu registries (static, Iglu Server, embedded) to resolve schemas from; "
+        "Iglu Central's schemas are bundled and always asked too.",
+    )
+    iglu_resolve_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Deadline for resolving one request's schemas from the registries (503 "
+        "with Retry-After beyond); also each registry request's timeout.",
     )
     api_allow_unknown_schemas: bool = Field(
         default=False,
-        description="Accept self-describing data whose schema is in no Iglu directory.",
+        description="Accept self-describing data whose schema no Iglu repository has.",
     )
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body, as sent (413 beyond)."
@@ -201,6 +214,13 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     def _directory_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError(f"{value} is not a directory")
+        return value
+
+    @field_validator("iglu_resolver_config")
+    @classmethod
+    def _resolver_config_loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_resolver_config(value)  # its ResolverConfigError is a ValueError: names the field
         return value
 
     @field_validator("api_nuid_cookie_domains", "api_redirect_domains")

@@ -197,8 +197,9 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-NOISY_LOGGERS: Final = ("aiokafka",)
-"""Third-party loggers whose repeats are limited by :class:`RepeatFilter`."""
+NOISY_LOGGERS: Final = ("aiokafka", "tracking_common.iglu")
+"""Loggers whose repeats are limited by :class:`RepeatFilter`: aiokafka, and the Iglu
+resolver's registry failures (one per look-up while a registry is down)."""
 
 
 def configure_logging(level: str, *, service: str) -> None:

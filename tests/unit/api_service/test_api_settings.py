@@ -35,6 +35,8 @@ def test_defaults_with_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         ("API_PRODUCE_TIMEOUT_S", "0", "API_PRODUCE_TIMEOUT_S"),
         ("KAFKA_BOOTSTRAP_SERVERS", "no-port", "KAFKA_BOOTSTRAP_SERVERS"),
         ("IGLU_SCHEMA_DIR", "/nonexistent/iglu", "IGLU_SCHEMA_DIR"),
+        ("IGLU_RESOLVER_CONFIG", "/nonexistent/resolver.json", "IGLU_RESOLVER_CONFIG"),
+        ("IGLU_RESOLVE_TIMEOUT_S", "0", "IGLU_RESOLVE_TIMEOUT_S"),
         ("API_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "API_TRUSTED_PROXIES"),
         ("API_TRUSTED_PROXY_HOPS", "0", "API_TRUSTED_PROXY_HOPS"),
         ("API_NUID_COOKIE_NAME", "s p", "API_NUID_COOKIE_NAME"),
@@ -51,6 +53,18 @@ def test_a_bad_variable_is_named(
     monkeypatch.setenv(variable, value)
 
     with pytest.raises(SettingsError, match=named):
+        load_settings()
+
+
+def test_a_bad_resolver_configuration_is_named_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "resolver.json"
+    config.write_text('{"schema": "iglu:com.acme/x/jsonschema/1-0-0", "data": {}}')
+    monkeypatch.setenv("API_KEYS", GOOD_KEY)
+    monkeypatch.setenv("IGLU_RESOLVER_CONFIG", str(config))
+
+    with pytest.raises(SettingsError, match=r"IGLU_RESOLVER_CONFIG.*resolver-config"):
         load_settings()
 
 

@@ -96,6 +96,29 @@ def test_the_bundled_repository_has_the_snowplow_schemas_and_is_shared() -> None
     )
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0",
+        "iglu:com.snowplowanalytics.snowplow/uri_redirect/jsonschema/1-0-0",
+        "iglu:com.snowplowanalytics.snowplow/client_session/jsonschema/1-0-2",
+        "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1",
+        "iglu:com.snowplowanalytics.snowplow/mobile_context/jsonschema/1-0-3",
+    ],
+)
+def test_iglu_central_is_bundled_for_the_standard_tracker_schemas(uri: str) -> None:
+    assert bundled_repository().has(SchemaKey.parse(uri))
+    assert (BUNDLED_SCHEMA_DIR / "LICENSE").is_file()
+
+
+def test_the_bundled_web_page_entity_is_checked() -> None:
+    web_page = SchemaKey.parse("iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0")
+
+    bundled_repository().validate(web_page, {"id": "6f5c3c8e-6a6b-4b4e-9c62-6b8e0f0f2d6d"})
+    with pytest.raises(SchemaValidationError):
+        bundled_repository().validate(web_page, {"id": "not-a-uuid"})
+
+
 def test_payload_data_describes_the_data_array() -> None:
     repository = bundled_repository()
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 from tracking_common.emitter.instruments import EmitterInstruments
+from tracking_common.iglu.instruments import IgluInstruments
 
 from scripts import check_terraform
 
@@ -190,6 +191,7 @@ def test_names_read_from_the_source_are_the_names_the_exporter_serves() -> None:
         owners: list[object] = [
             ApiMetrics(provider.get_meter("api")),
             EmitterInstruments(meter=provider.get_meter("emitter")),
+            IgluInstruments(meter=provider.get_meter("iglu")),
         ]
         forwarder = ForwarderMetrics(provider.get_meter("forwarder"))
         forwarder.gauges.lag[("events", 0)] = 1
