@@ -8,7 +8,7 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
 
-.PHONY: help install browser-deps lint typecheck test test-quick fuzz bench chaos ship-check run kafka-up kafka-down clean
+.PHONY: help install browser-deps lint typecheck test test-quick fuzz bench chaos soak ship-check run kafka-up kafka-down clean
 
 help:
 	@echo "make run         start Kafka, the local collector, the API and the forwarder"
@@ -17,6 +17,7 @@ help:
 	@echo "make fuzz        property tests and the API fuzz with random examples, 40x as many"
 	@echo "make bench       benchmarks; figures in bench/results.json and bench/report.png"
 	@echo "make chaos       every fault scenario on a three-node cluster; a table, figures in bench/results.json"
+	@echo "make soak        a steady load through the pipeline for SOAK_MINUTES (10); RSS, p99 and lag each minute"
 	@echo "make browser-deps  Chromium (Debian's, if missing) and the browser tracker for the browser test"
 	@echo "make ship-check  tofu fmt, checkov, hadolint, Prometheus rules (also part of make test)"
 	@echo "make kafka-up    start the local Kafka broker (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092);"
@@ -60,6 +61,9 @@ bench: install kafka-up
 chaos: install
 	$(RUN) python -m scripts.kafka.commands fetch >/dev/null
 	$(RUN) python -m bench.chaos
+
+soak: install
+	$(RUN) python -m bench.soak
 
 ship-check: install
 	$(RUN) python -m scripts.check_terraform all

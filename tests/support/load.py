@@ -14,6 +14,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,8 @@ def _batch(size: int) -> list[dict[str, Any]]:
 
 class LoadGenerator:
     """Posts ``batch`` events per request, ``rate_per_s`` requests a second in all, until
-    :meth:`stop`; each request must be answered within ``deadline_s``."""
+    :meth:`stop`; each request must be answered within ``deadline_s``. ``on_acknowledged`` is
+    called with the event ids of every 2xx and the (monotonic) time it came."""
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class LoadGenerator:
         batch: int = 5,
         workers: int = 4,
         deadline_s: float = 15.0,
+        on_acknowledged: Callable[[list[str], float], None] | None = None,
     ) -> None:
         self.url = f"{url}/v1/events"
         self.headers = {"x-api-key": api_key}
@@ -103,6 +106,7 @@ class LoadGenerator:
         self.batch = batch
         self.workers = workers
         self.deadline_s = deadline_s
+        self.on_acknowledged = on_acknowledged
         self.report = LoadReport()
         self._refusing_since: float | None = None
         self._stopping = asyncio.Event()
@@ -166,7 +170,10 @@ class LoadGenerator:
         finally:
             report.slowest_s = max(report.slowest_s, time.monotonic() - started)
         if answer.is_success:
-            report.acknowledged.extend(event["event_id"] for event in events)
+            eids = [event["event_id"] for event in events]
+            report.acknowledged.extend(eids)
+            if self.on_acknowledged is not None:
+                self.on_acknowledged(eids, time.monotonic())
             if self._refusing_since is not None:
                 report.refused_s += time.monotonic() - self._refusing_since
                 self._refusing_since = None

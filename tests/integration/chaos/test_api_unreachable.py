@@ -21,6 +21,7 @@ from tests.support.cluster import ClusterRelays
 pytestmark = [
     pytest.mark.kafka,
     pytest.mark.chaos,
+    pytest.mark.slow,
     pytest.mark.timeout(600),
     pytest.mark.skipif(not FULL, reason="make chaos runs it (CHAOS_FULL=1)"),
 ]

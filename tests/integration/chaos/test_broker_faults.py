@@ -16,7 +16,7 @@ from tests.integration.chaos.chaos_it import FULL, ChaosPipeline
 from tests.integration.chaos.conftest import Record
 from tests.support.cluster import leaders, wait_in_sync
 
-pytestmark = [pytest.mark.kafka, pytest.mark.chaos, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.kafka, pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600)]
 
 # Events acknowledged in each phase: more in `make chaos`.
 PHASE = 1500 if FULL else 150

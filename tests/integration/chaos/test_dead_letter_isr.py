@@ -25,6 +25,7 @@ from tests.support.kafka import consume_all
 pytestmark = [
     pytest.mark.kafka,
     pytest.mark.chaos,
+    pytest.mark.slow,
     pytest.mark.timeout(900),
     pytest.mark.skipif(not FULL, reason="make chaos runs it (CHAOS_FULL=1)"),
 ]

@@ -12,7 +12,7 @@ from scripts.kafka.cluster import KafkaCluster
 from tests.integration.chaos.chaos_it import FULL, ChaosPipeline
 from tests.integration.chaos.conftest import Record
 
-pytestmark = [pytest.mark.kafka, pytest.mark.chaos, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.kafka, pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PHASE = 1500 if FULL else 150
 SLOW_COLLECTOR_S = 0.2
