@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -20,7 +22,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -56,11 +58,39 @@ class BrokerError(RuntimeError):
     """The broker could not be installed, started or reached."""
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) until the block ends.
+
+    ``up`` and ``down`` of one broker or cluster take it, so two of them never act on a
+    half-started broker at once, and so does the first fetch of the jars; the kernel releases
+    it if the holder dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def lib_dir() -> Path:
-    """The broker's jars, resolved from Maven Central on first use."""
+    """The broker's jars, resolved from Maven Central on first use.
+
+    The nodes of a cluster start side by side, each wanting the jars: one fetches while the
+    others wait on the lock, then find the fetch complete.
+    """
     lib = CACHE_DIR / "lib"
     if (CACHE_DIR / "complete").exists():
         return lib
+    with locked(CACHE_DIR / "fetch.lock"):
+        if (CACHE_DIR / "complete").exists():
+            return lib
+        return _fetch(lib)
+
+
+def _fetch(lib: Path) -> Path:
     if shutil.which("mvn") is None:
         raise BrokerError("Maven (mvn) is needed to fetch Apache Kafka from Maven Central")
     if shutil.which("java") is None:

@@ -16,13 +16,10 @@ and SCRAM users, kept in the state folder); the services' settings are written t
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from scripts.kafka.broker import (
@@ -35,28 +32,13 @@ from scripts.kafka.broker import (
     answers,
     broker_at,
     lib_dir,
+    locked,
     split_address,
 )
 from scripts.kafka.cluster import KafkaCluster
 from scripts.kafka.security import SECURE_HOST, SECURE_PORT_OFFSET, BrokerSecurity
 
 __all__ = ["down", "locked", "main", "status", "up"]
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) until the block ends.
-
-    ``up`` and ``down`` of one broker or cluster take it, so two of them never act on a
-    half-started broker at once; the kernel releases it if the holder dies.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _bootstrap_from_env() -> str:
