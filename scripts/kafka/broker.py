@@ -226,6 +226,15 @@ class KafkaBroker:
         self._write_config()
         if cluster_id is None:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        try:
+            self._run_storage_format(cluster_id)
+        except BaseException:
+            # The config file is what says "formatted" to the next start: without this, a start
+            # after a failed format skipped formatting and the broker died on its empty folder.
+            self.config_path.unlink(missing_ok=True)
+            raise
+
+    def _run_storage_format(self, cluster_id: str) -> None:
         # One argument, `--cluster-id=<id>`: a random id may start with "-", and as a separate
         # argument it would be parsed as an option.
         command = self._java(

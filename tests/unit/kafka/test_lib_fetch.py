@@ -1,4 +1,4 @@
-"""The broker's jars are fetched once, however many nodes ask for them at the same time."""
+"""The broker's jars are fetched once, however many nodes ask at once; a failed format is redone."""
 
 from __future__ import annotations
 
@@ -35,3 +35,19 @@ def test_nodes_starting_together_fetch_the_jars_once(
 
     assert fetches == [tmp_path / "lib"]
     assert libs == [tmp_path / "lib"] * 3
+
+
+def test_a_failed_format_leaves_the_broker_unformatted_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_jars() -> Path:
+        raise broker.BrokerError("mvn could not fetch Kafka")
+
+    monkeypatch.setattr(broker, "lib_dir", no_jars)
+    node = broker.KafkaBroker(tmp_path, "127.0.0.1:19999")
+
+    with pytest.raises(broker.BrokerError):
+        node.format()
+
+    # The next start formats again instead of launching a broker on an empty data folder.
+    assert not node.config_path.exists()
