@@ -54,7 +54,10 @@ async def test_api_cut_off_from_kafka_refuses_in_time_and_recovers(
     async with asyncio.timeout(120):
         while load.report.refused < REFUSALS:  # noqa: ASYNC110 - the load task counts them
             await asyncio.sleep(0.1)
-    assert await _metric(pipeline.api_admin, "tracking_api_ready") == 0
+    assert await _metric(pipeline.api_admin, "tracking_api_kafka_available") == 0
+    # An outage every replica shares must not empty the Service: the API stays ready and
+    # answers 503 itself (with Retry-After and CORS headers, which an ingress's 502 lacks).
+    assert await _metric(pipeline.api_admin, "tracking_api_ready") == 1
     assert await _metric(pipeline.api_admin, "tracking_api_kafka_errors_total") > errors_before
     await asyncio.to_thread(cluster_relays.restore)
     # Nobody restarts anything: the API reconnects by itself.
@@ -62,4 +65,4 @@ async def test_api_cut_off_from_kafka_refuses_in_time_and_recovers(
 
     result = await pipeline.finish("api_unreachable", load, record_result)
     assert result.load.slowest_s < PRODUCE_TIMEOUT_S + 3  # answered within the deadline
-    assert await _metric(pipeline.api_admin, "tracking_api_ready") == 1
+    assert await _metric(pipeline.api_admin, "tracking_api_kafka_available") == 1
