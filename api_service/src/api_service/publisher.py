@@ -75,9 +75,9 @@ class CachedPartitioner:
 
     aiokafka's murmur2 is pure Python (tens of microseconds a key) and runs for every message.
     A user's key recurs, so its hash is kept, in a dict of at most ``max_keys`` entries (about
-    180 bytes each, key included), cleared when full. A key that never recurs (an event's or a
-    request's own id) is hashed and forgotten: kept, each anonymous event grew the API by those
-    180 bytes until the dict was full, 11 MB later (``docs/operations.md``, Soak).
+    150 bytes each, key included: 9.5 MB when full), cleared when full. A key that never recurs
+    (an event's or a request's own id) is hashed and forgotten: kept, each anonymous event grew
+    the API by those 150 bytes until the dict was full (``docs/operations.md``, Soak).
     Same partition as the default for every key.
     """
 
