@@ -115,6 +115,24 @@ async def _lag(client: httpx.AsyncClient, admin_url: str) -> float:
     )
 
 
+def soak_api_env(
+    bootstrap: str, events: str, bad: str, port: int, admin_port: int
+) -> dict[str, str]:
+    """The API's environment under a soak: on 127.0.0.1, no rate limit, warnings only."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "EVENTS_TOPIC": events,
+        "BAD_EVENTS_TOPIC": bad,
+        "API_KEYS": API_KEY,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "API_ADMIN_HOST": "127.0.0.1",
+        "API_ADMIN_PORT": str(admin_port),
+        "API_RATE_LIMIT_PER_S": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
 
@@ -190,18 +208,7 @@ def main() -> None:
             "COLLECTOR_MAX_EVENTS": str(expected_events),
             "LOG_LEVEL": "WARNING",
         }
-        api_env = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "EVENTS_TOPIC": events,
-            "BAD_EVENTS_TOPIC": bad,
-            "API_KEYS": API_KEY,
-            "API_HOST": "127.0.0.1",
-            "API_PORT": str(api_port),
-            "API_ADMIN_HOST": "127.0.0.1",
-            "API_ADMIN_PORT": str(api_admin),
-            "API_RATE_LIMIT_PER_S": "0",
-            "LOG_LEVEL": "WARNING",
-        }
+        api_env = soak_api_env(bootstrap, events, bad, api_port, api_admin)
         fwd_env = {**forwarder_env(bootstrap, events, collector_url), "DLQ_TOPIC": dlq}
         fwd_admin = f"http://127.0.0.1:{fwd_env['FORWARDER_ADMIN_PORT']}"
         logs = args.log_dir

@@ -63,12 +63,14 @@ Parsed = tuple[bytes, TrackedEvent | None, list[ValidationIssue]]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One Kafka message to publish."""
+    """One Kafka message to publish; ``key_recurs`` when other messages will carry the same key
+    (a user's), so the publisher keeps its partition hash rather than hashing it again."""
 
     topic: str
     value: bytes
     key: bytes | None
     headers: Headers
+    key_recurs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +336,10 @@ class Ingestor:
             payload, collector_tstamp=now_ms, source=source, device_sent_tstamp=sent
         )
         headers = record_headers(event_id) + trace
-        batch.messages.append(Message(self._events_topic, value, partition_key(payload), headers))
+        key = partition_key(payload)
+        # With no user, the key is the event's own id: it never comes back.
+        recurs = key != event_id.encode()
+        batch.messages.append(Message(self._events_topic, value, key, headers, key_recurs=recurs))
         batch.accepted_ids.append(event_id)
 
     def _reject(

@@ -73,8 +73,12 @@ class Publisher(Protocol):
 class CachedPartitioner:
     """aiokafka's :class:`DefaultPartitioner` (Java-compatible murmur2), with the hash cached.
 
-    aiokafka's murmur2 is pure Python and runs for every message; keys repeat (one per user),
-    so the hash is kept per key, in a bounded dict. Same partition as the default for every key.
+    aiokafka's murmur2 is pure Python (tens of microseconds a key) and runs for every message.
+    A user's key recurs, so its hash is kept, in a dict of at most ``max_keys`` entries (about
+    150 bytes each, key included: 9.5 MB when full), cleared when full. A key that never recurs
+    (an event's or a request's own id) is hashed and forgotten: kept, each anonymous event grew
+    the API by those 150 bytes until the dict was full (``docs/operations.md``, Soak).
+    Same partition as the default for every key.
     """
 
     def __init__(self, max_keys: int = 65_536) -> None:
@@ -86,15 +90,24 @@ class CachedPartitioner:
         """The partition for ``key`` (random among ``available`` when there is no key)."""
         if key is None:
             return int(self._default(key, all_partitions, available))
-        return self.keyed(key, all_partitions)
+        # Only reached before the topic's partitions are known, which is rare: keep nothing.
+        return self.keyed(key, all_partitions, recurs=False)
 
-    def keyed(self, key: bytes, all_partitions: Sequence[int]) -> int:
-        """The partition for a non-empty ``key`` among ``all_partitions``."""
+    @property
+    def cached_keys(self) -> int:
+        """How many keys' hashes are kept (at most ``max_keys``)."""
+        return len(self._hashes)
+
+    def keyed(self, key: bytes, all_partitions: Sequence[int], *, recurs: bool) -> int:
+        """The partition for a non-empty ``key`` among ``all_partitions``; the hash is kept
+        only if the key ``recurs``."""
         hashed = self._hashes.get(key)
         if hashed is None:
-            if len(self._hashes) >= self._max_keys:
-                self._hashes.clear()
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+            hashed = murmur2(key) & 0x7FFFFFFF
+            if recurs:
+                if len(self._hashes) >= self._max_keys:
+                    self._hashes.clear()
+                self._hashes[key] = hashed
         return all_partitions[hashed % len(all_partitions)]
 
 
@@ -138,6 +151,11 @@ class KafkaPublisher:
     def buffered_bytes(self) -> int:
         """Bytes awaiting acknowledgement."""
         return self._buffered
+
+    @property
+    def cached_partition_keys(self) -> int:
+        """Keys whose partition hash is kept (recurring keys only; bounded)."""
+        return self._partitioner.cached_keys
 
     async def refused(self) -> KafkaSecurityError:
         """Wait until a broker refuses this client's credentials or TLS setup; return why."""
@@ -195,7 +213,11 @@ class KafkaPublisher:
                 found = cluster.partitions_for_topic(topic)
                 known[topic] = list(found) if found else None
             partitions = known[topic]
-            partition = self._partitioner.keyed(key, partitions) if key and partitions else None
+            partition = (
+                self._partitioner.keyed(key, partitions, recurs=message.key_recurs)
+                if key and partitions
+                else None
+            )
             future = await producer.send(
                 topic, message.value, key=key, partition=partition, headers=message.headers
             )
