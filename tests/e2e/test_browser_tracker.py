@@ -64,7 +64,7 @@ def site(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with (
         start_collector() as collector,
         run_pipeline(
-            bootstrap=kafka_bootstrap,
+            kafka_env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
             topics=topics,
             collector_url=collector.base_url,
             workdir=tmp_path_factory.mktemp("browser-pipeline"),
@@ -74,9 +74,9 @@ def site(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 # A non-secure cookie, since the pages and the API are served over plain HTTP.
                 "API_NUID_COOKIE_SECURE": "false",
             },
-        ) as api,
+        ) as running,
     ):
-        yield Site(api, collector, page_port)
+        yield Site(running.url, collector, page_port)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import pytest
 
 from scripts.kafka.security import make_ca
 from tests.support.collector import RunningCollector
-from tests.support.kafka import SecureKafka, create_topic, unique_name
-from tests.support.services import BIN, ServiceProcess, free_port
+from tests.support.kafka import SecureKafka
+from tests.support.pipeline import create_topics, run_pipeline
+from tests.support.services import BIN, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -24,25 +25,7 @@ WRONG_PASSWORD = "not-the-" + uuid.uuid4().hex
 
 @pytest.fixture
 async def topics(secure_kafka: SecureKafka) -> dict[str, str]:
-    names = {
-        "EVENTS_TOPIC": unique_name("sasl-events"),
-        "BAD_EVENTS_TOPIC": unique_name("sasl-bad"),
-        "DLQ_TOPIC": unique_name("sasl-dlq"),
-    }
-    for name in names.values():
-        await create_topic(secure_kafka.bootstrap, name, options=secure_kafka.options)
-    return names
-
-
-def _api_env(port: int) -> dict[str, str]:
-    return {
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "API_ADMIN_HOST": "127.0.0.1",
-        "API_ADMIN_PORT": str(free_port()),
-        "API_KEYS": API_KEY,
-        "API_DRAIN_GRACE_S": "0",
-    }
+    return await create_topics(secure_kafka.bootstrap, "sasl", options=secure_kafka.options)
 
 
 @pytest.fixture
@@ -53,32 +36,16 @@ def secured_pipeline(
     tmp_path: Path,
 ) -> Iterator[str]:
     """The API and the forwarder as processes, connected as ``tracking`` over SASL_SSL."""
-    shared = {**secure_kafka.env(), "LOG_LEVEL": "INFO", **topics}
-    api_port, forwarder_admin_port = free_port(), free_port()
-    api = ServiceProcess(
-        "api-service",
-        {**shared, **_api_env(api_port)},
-        ready_url=f"http://127.0.0.1:{api_port}/readyz",
-        log_path=tmp_path / "api.log",
-    )
-    forwarder = ServiceProcess(
-        "forwarder-service",
-        {
-            **shared,
-            "COLLECTOR_URL": collector.base_url,
-            "FORWARDER_GROUP_ID": unique_name("sasl-group"),
-            "FORWARDER_ADMIN_PORT": str(forwarder_admin_port),
-            "FORWARDER_ADMIN_HOST": "127.0.0.1",
-        },
-        ready_url=f"http://127.0.0.1:{forwarder_admin_port}/readyz",
-        log_path=tmp_path / "forwarder.log",
-    )
-    with api, forwarder:
-        yield f"http://127.0.0.1:{api_port}"
-        assert forwarder.stop() == 0, forwarder.log()
-        assert api.stop() == 0, api.log()
+    with run_pipeline(
+        kafka_env=secure_kafka.env(),
+        topics=topics,
+        collector_url=collector.base_url,
+        workdir=tmp_path,
+        api_env={"API_KEYS": API_KEY},
+    ) as running:
+        yield running.url
     password = secure_kafka.env()["KAFKA_SASL_PASSWORD"]
-    for service in (api, forwarder):
+    for service in (running.api, running.forwarder):
         assert password not in service.log(lines=10_000)
         assert "SASL_SSL, SCRAM-SHA-512 as 'tracking'" in service.log(lines=10_000)
 
@@ -103,6 +70,17 @@ async def test_events_flow_from_the_api_to_the_collector_over_sasl_ssl(
 
     await collector.wait_for_count(3, timeout_s=60)
     assert sorted(await collector.eids()) == sorted(event_ids)
+
+
+def _api_env(port: int) -> dict[str, str]:
+    return {
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "API_ADMIN_HOST": "127.0.0.1",
+        "API_ADMIN_PORT": str(free_port()),
+        "API_KEYS": API_KEY,
+        "API_DRAIN_GRACE_S": "0",
+    }
 
 
 def _run_until_exit(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -35,13 +35,13 @@ def pipeline(
 ) -> Iterator[str]:
     """The API and the forwarder, wired to the session broker and this test's collector."""
     with run_pipeline(
-        bootstrap=kafka_bootstrap,
+        kafka_env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
         topics=topics,
         collector_url=collector.base_url,
         workdir=tmp_path,
         api_env={"API_KEYS": API_KEY},
-    ) as api:
-        yield api
+    ) as running:
+        yield running.url
 
 
 async def test_an_event_posted_to_the_api_reaches_the_collector_as_payload_data(
