@@ -16,6 +16,7 @@ one becomes a bad event carrying its reasons and its raw input.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,12 +139,12 @@ class Ingestor:
         Raises RequestRefusedError(503) when the schemas cannot be resolved now.
         """
         parsed = [self._v1_event(item) for item in items]
-        resolution = await self._resolve(event for _, event, _ in parsed)
+        schemas = await self._resolve(event for _, event, _ in parsed)
         batch = Batch()
         seen: set[str] = set()
         for index, (item, (raw, event, issues)) in enumerate(zip(items, parsed, strict=True)):
             if event is not None:
-                issues.extend(self._schema_issues(event, resolution))
+                issues.extend(self._schema_issues(event, schemas))
             event_id = _event_id_of(item, event)
             if event_id is not None and event_id in seen:
                 issues.append(_duplicate(event_id))
@@ -185,13 +186,13 @@ class Ingestor:
         Raises RequestRefusedError(503) when the schemas cannot be resolved now.
         """
         parsed = [self._tracker_event(item) for item in items]
-        resolution = await self._resolve(event for _, event, _ in parsed)
+        schemas = await self._resolve(event for _, event, _ in parsed)
         batch = Batch()
         seen: set[str] = set()
         for index, (item, (raw, event, issues)) in enumerate(zip(items, parsed, strict=True)):
             payload, sent = None, None
             if event is not None:
-                payload, sent = self._tracker_payload(item, event, issues, resolution, facts)
+                payload, sent = self._tracker_payload(item, event, issues, schemas, facts)
             event_id = payload.get("eid") if payload is not None else _text_eid(item)
             if event_id is not None and event_id in seen:
                 issues.append(_duplicate(event_id))
@@ -265,11 +266,11 @@ class Ingestor:
         item: dict[str, Any],
         event: TrackedEvent,
         issues: list[ValidationIssue],
-        resolution: Resolution,
+        schemas: _RequestSchemas,
         facts: RequestFacts,
     ) -> tuple[dict[str, str], int | None]:
         """The record payload; schema issues are added to ``issues``."""
-        issues += payload_issues(self._schema_issues(event, resolution), item)
+        issues += payload_issues(self._schema_issues(event, schemas), item)
         payload = {key: value for key, value in item.items() if key in PAYLOAD_KEYS}
         payload.setdefault("eid", str(event.event_id))
         add_request_facts(payload, facts)
@@ -289,25 +290,30 @@ class Ingestor:
             )
         ]
 
-    async def _resolve(self, events: Iterable[TrackedEvent | None]) -> Resolution:
-        keys = [key for event in events if event is not None for key in _schema_keys(event)]
+    async def _resolve(self, events: Iterable[TrackedEvent | None]) -> _RequestSchemas:
+        keys = _schema_keys(event for event in events if event is not None)
         try:
-            return await self._resolver.resolve(keys)
+            resolution = await self._resolver.resolve(keys.values())
         except RegistryUnavailableError as error:
             raise registry_unavailable(error, retry_after_s=self._retry_after_s) from error
+        return _RequestSchemas(keys, resolution)
 
-    def _schema_issues(self, event: TrackedEvent, resolution: Resolution) -> list[ValidationIssue]:
+    def _schema_issues(
+        self, event: TrackedEvent, schemas: _RequestSchemas
+    ) -> list[ValidationIssue]:
         issues: list[ValidationIssue] = []
         for path, sdj in _self_describing(event):
-            issues += self._check_sdj(sdj, path, resolution)
+            issues += self._check_sdj(sdj, path, schemas)
         return issues
 
     def _check_sdj(
-        self, sdj: SelfDescribingJson, path: str, resolution: Resolution
+        self, sdj: SelfDescribingJson, path: str, schemas: _RequestSchemas
     ) -> list[ValidationIssue]:
         try:
-            key = SchemaKey.parse(sdj.schema_)
-            resolution.validate(key, sdj.data)
+            key = schemas.keys.get(sdj.schema_)
+            if key is None:
+                key = SchemaKey.parse(sdj.schema_)  # not an Iglu URI: raises, reported below
+            schemas.resolution.validate(key, sdj.data)
         except SchemaNotFoundError:
             if self._allow_unknown:
                 return []
@@ -380,6 +386,14 @@ class Ingestor:
         return Message(self._bad_topic, value, request_id.encode(), [])
 
 
+@dataclass(frozen=True, slots=True)
+class _RequestSchemas:
+    """A request's schema keys, parsed once by URI, and their resolution."""
+
+    keys: dict[str, SchemaKey]
+    resolution: Resolution
+
+
 def _self_describing(event: TrackedEvent) -> Iterator[tuple[str, SelfDescribingJson]]:
     """The event's self-describing data (its event, then each entity), with their paths."""
     if isinstance(event, SelfDescribing):
@@ -388,13 +402,16 @@ def _self_describing(event: TrackedEvent) -> Iterator[tuple[str, SelfDescribingJ
         yield f"/entities/{position}", entity
 
 
-def _schema_keys(event: TrackedEvent) -> Iterator[SchemaKey]:
-    """The schema keys an event uses; a malformed URI is reported when the event is checked."""
-    for _, sdj in _self_describing(event):
-        try:
-            yield SchemaKey.parse(sdj.schema_)
-        except ValueError:
-            continue
+def _schema_keys(events: Iterable[TrackedEvent]) -> dict[str, SchemaKey]:
+    """The schema keys the events use, each URI parsed once per request; a malformed URI is
+    left out here and reported when its event is checked."""
+    keys: dict[str, SchemaKey] = {}
+    for event in events:
+        for _, sdj in _self_describing(event):
+            if sdj.schema_ not in keys:
+                with contextlib.suppress(ValueError):
+                    keys[sdj.schema_] = SchemaKey.parse(sdj.schema_)
+    return keys
 
 
 def _duplicate(event_id: str) -> ValidationIssue:
