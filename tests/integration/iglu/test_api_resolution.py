@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -14,9 +13,8 @@ from tests.integration.iglu.conftest import APIKEY
 from tests.integration.iglu.registry_servers import IgluServer, StaticRepository
 from tests.unit.api_service.api_support import (
     Api,
-    FakePublisher,
+    building_apis,
     button_click,
-    make_settings,
     tracker_page_view,
 )
 
@@ -57,17 +55,8 @@ def resolver_config(path: Path, iglu_server: IgluServer, static: StaticRepositor
 @pytest.fixture
 async def make_api() -> AsyncIterator[MakeApi]:
     """Build an :class:`Api` over a fake publisher; its client and registries close at teardown."""
-    built: list[Api] = []
-
-    def make(**overrides: Any) -> Api:
-        api = Api(make_settings(**overrides), FakePublisher())
-        built.append(api)
-        return api
-
-    yield make
-    for api in built:
-        await api.client.aclose()
-        await api.ingest.ingestor.close()
+    async with building_apis() as make:
+        yield make
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,11 @@ class Api:
             transport=httpx.ASGITransport(app=self.app), base_url="http://api.test"
         )
 
+    async def aclose(self) -> None:
+        """Close the client and the ingestor's registry connections."""
+        await self.client.aclose()
+        await self.ingest.ingestor.close()
+
     async def v1(self, body: Any, **kwargs: Any) -> httpx.Response:
         """POST ``body`` as JSON to /v1/events with the test key."""
         headers = {**AUTH, **kwargs.pop("headers", {})}
@@ -97,24 +103,32 @@ class Api:
 MakeApi = Callable[..., Api]
 
 
+@asynccontextmanager
+async def building_apis(**defaults: Any) -> AsyncIterator[MakeApi]:
+    """A factory of :class:`Api` with settings ``defaults`` (overridable per call); every API
+    built is closed when the block ends."""
+    built: list[Api] = []
+
+    def make(**overrides: Any) -> Api:
+        api = Api(make_settings(**{**defaults, **overrides}), FakePublisher())
+        built.append(api)
+        return api
+
+    try:
+        yield make
+    finally:
+        for api in built:
+            await api.aclose()
+
+
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
     """Build an :class:`Api` with settings overrides; clients are closed at teardown.
 
     ``IGLU_SCHEMA_DIR`` holds ``com.acme/button_click`` unless overridden.
     """
-    built: list[Api] = []
-    iglu_dir = write_iglu_dir(tmp_path / "iglu")
-
-    def make(**overrides: Any) -> Api:
-        overrides.setdefault("iglu_schema_dir", iglu_dir)
-        api = Api(make_settings(**overrides), FakePublisher())
-        built.append(api)
-        return api
-
-    yield make
-    for api in built:
-        await api.client.aclose()
+    async with building_apis(iglu_schema_dir=write_iglu_dir(tmp_path / "iglu")) as make:
+        yield make
 
 
 @pytest.fixture
