@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from tracking_common.errors import ValidationIssue
+from tracking_common.messages import Message
 from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
 from tracking_common.tracing import trace_headers
@@ -29,7 +30,7 @@ from api_service.auth import ApiKeys, key_from_headers
 from api_service.body import inflate, parse_json, read_capped
 from api_service.client_address import ClientAddress
 from api_service.errors import RequestRefusedError
-from api_service.ingest import Batch, Ingestor, Message
+from api_service.ingest import Batch, Ingestor
 from api_service.metrics import ApiMetrics
 from api_service.nuid_cookie import NetworkUserCookie
 from api_service.publisher import Publisher, PublishError

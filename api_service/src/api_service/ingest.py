@@ -36,6 +36,7 @@ from tracking_common.iglu import (
     SchemaValidationError,
 )
 from tracking_common.iglu.resolver import IgluResolver, Resolution
+from tracking_common.messages import Headers, Message
 from tracking_common.protocol import (
     RequestFacts,
     add_request_facts,
@@ -55,23 +56,10 @@ from tracking_common.record import (
 
 from api_service.errors import registry_unavailable
 
-__all__ = ["Batch", "Ingestor", "Message", "Rejection"]
+__all__ = ["Batch", "Ingestor", "Rejection"]
 
-Headers = list[tuple[str, bytes]]
 Parsed = tuple[bytes, TrackedEvent | None, list[ValidationIssue]]
 """An item's JSON bytes, its event if it parses, and the issues found so far."""
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One Kafka message to publish; ``key_recurs`` when other messages will carry the same key
-    (a user's), so the publisher keeps its partition hash rather than hashing it again."""
-
-    topic: str
-    value: bytes
-    key: bytes | None
-    headers: Headers
-    key_recurs: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,8 @@ from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from tracking_common.kafka_security import KafkaSecurityError, KafkaSecuritySettings, check_access
+from tracking_common.messages import Message
 from tracking_common.settings import parse_bootstrap_servers
-
-from api_service.ingest import Message
 
 __all__ = ["CachedPartitioner", "KafkaPublisher", "PublishError", "Publisher"]
 

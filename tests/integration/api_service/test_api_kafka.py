@@ -7,8 +7,8 @@ import uuid
 
 import orjson
 import pytest
-from api_service.ingest import Message
 from api_service.publisher import KafkaPublisher, PublishError
+from tracking_common.messages import Message
 from tracking_common.observability import configure_telemetry
 from tracking_common.record import EVENT_RECORD_SCHEMA, decode_record, partition_key
 

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from api_service.app import build_ingest, create_app
 from api_service.handlers import Ingest
-from api_service.ingest import Message
 from api_service.metrics import ApiMetrics
 from api_service.publisher import PublishError
 from api_service.settings import ApiSettings
+from tracking_common.messages import Message
 
 KEY = "unit-test-key-0123456789"
 OTHER_KEY = "unit-test-key-abcdefghij"

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from api_service.ingest import Message
 from api_service.metrics import KAFKA_ERROR_KINDS, ApiMetrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tracking_common.messages import Message
 
 from tests.unit.api_service.api_support import (
     Api,
