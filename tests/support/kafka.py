@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,20 @@ class PrivateBroker:
     def kill(self) -> None:
         """Stop it at once, as a crash would."""
         self._broker.stop(timeout_s=0)
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as in a long stall."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused broker run again (SIGCONT)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        pid = self._broker.pid()
+        if pid is None:
+            raise RuntimeError("the broker is not running")
+        os.kill(pid, signum)
 
 
 @pytest.fixture
