@@ -17,6 +17,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY common/pyproject.toml common/
+COPY producer/pyproject.toml producer/
 COPY api_service/pyproject.toml api_service/
 COPY forwarder_service/pyproject.toml forwarder_service/
 COPY local_collector/pyproject.toml local_collector/
@@ -28,6 +29,7 @@ FROM builder AS build-api
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace --package api-service
 COPY common/src common/src
+COPY producer/src producer/src
 COPY api_service/src api_service/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package api-service

@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
-SOURCES := common/src api_service/src forwarder_service/src local_collector/src tests scripts bench
+SOURCES := common/src producer/src api_service/src forwarder_service/src local_collector/src tests scripts bench
 
 .PHONY: help install browser-deps lint typecheck test test-quick fuzz bench chaos soak ship-check run kafka-up kafka-down clean
 

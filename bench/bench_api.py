@@ -230,7 +230,7 @@ async def end_offsets(bootstrap: str, topic: str) -> int:
 
 
 def producer_settings() -> dict[str, Any]:
-    """The API publisher's producer settings (``api_service.publisher``)."""
+    """The API publisher's producer settings (``tracking_producer.publisher``)."""
     return {
         "acks": "all",
         "enable_idempotence": True,

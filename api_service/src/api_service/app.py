@@ -21,13 +21,13 @@ from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
 from tracking_common.protocol import redirect_payload
 from tracking_common.record import now_ms
+from tracking_producer import Publisher
 
 from api_service import openapi
 from api_service.errors import RequestRefusedError
 from api_service.handlers import GIF, PAYLOAD_DATA_PREFIX, Ingest, IngestContext, json_response
 from api_service.ingest import Ingestor
 from api_service.metrics import UNMATCHED_ROUTE, ApiMetrics
-from api_service.publisher import Publisher
 from api_service.settings import ApiSettings
 
 __all__ = ["REDIRECT_PATH", "TRACKER_POST_PATH", "create_app", "not_ready_reasons", "readiness"]

@@ -25,6 +25,7 @@ from tracking_common.messages import Message
 from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
 from tracking_common.tracing import trace_headers
+from tracking_producer import Publisher, PublishError
 
 from api_service.auth import ApiKeys, key_from_headers
 from api_service.body import inflate, parse_json, read_capped
@@ -33,7 +34,6 @@ from api_service.errors import RequestRefusedError
 from api_service.ingest import Batch, Ingestor
 from api_service.metrics import ApiMetrics
 from api_service.nuid_cookie import NetworkUserCookie
-from api_service.publisher import Publisher, PublishError
 from api_service.ratelimit import RateLimiter
 from api_service.redirects import RedirectTargets
 from api_service.settings import ApiSettings

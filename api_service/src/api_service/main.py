@@ -23,11 +23,11 @@ import uvloop
 from starlette.types import ASGIApp
 from tracking_common.observability import configure_logging, configure_telemetry
 from tracking_common.settings import SettingsError
+from tracking_producer import KafkaPublisher
 
 from api_service.admin import create_admin_app
 from api_service.app import build_ingest, create_app
 from api_service.handlers import Ingest
-from api_service.publisher import KafkaPublisher
 from api_service.settings import ApiSettings, load_settings
 
 __all__ = ["main", "public_config"]

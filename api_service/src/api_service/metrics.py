@@ -25,7 +25,7 @@ __all__ = ["KAFKA_ERROR_KINDS", "UNMATCHED_ROUTE", "ApiMetrics", "GaugeSources"]
 
 _PREFIX = "tracking_api_"
 KAFKA_ERROR_KINDS: Final = ("unavailable", "timeout", "buffer_full", "error")
-"""The ``kind`` values of :class:`~api_service.publisher.PublishError`."""
+"""The ``kind`` values of :class:`~tracking_producer.PublishError`."""
 UNMATCHED_ROUTE: Final = "unmatched"
 """The one ``route`` label of requests no route matched (404, 405): paths never become labels."""
 

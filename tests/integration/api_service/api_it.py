@@ -3,7 +3,6 @@ and the ``api-service`` process itself."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,14 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 from api_service.app import build_ingest, create_app
 from api_service.handlers import Ingest
-from api_service.publisher import KafkaPublisher
 from api_service.settings import ApiSettings
+from tracking_producer import KafkaPublisher
 
 from tests.support.kafka import consume_all, create_topic, unique_name
 from tests.support.services import ServiceProcess, free_port
+from tests.support.waiting import wait_until
+
+__all__ = ["wait_until"]  # the API tests import it from here too
 
 KEY = "integration-key-0123456789"
 AUTH = {"x-api-key": KEY}
@@ -90,16 +92,6 @@ class LiveApi:
     async def v1(self, body: Any) -> httpx.Response:
         """POST ``body`` to /v1/events with the key."""
         return await self.client.post("/v1/events", json=body, headers=AUTH)
-
-
-async def wait_until(condition: Any, timeout_s: float, message: str) -> None:
-    """Poll ``condition()`` until true, or fail after ``timeout_s``."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not condition():  # noqa: ASYNC110 - polls state another task owns
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(message) from None
 
 
 def page_view(**fields: Any) -> dict[str, Any]:

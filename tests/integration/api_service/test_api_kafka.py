@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import orjson
 import pytest
-from api_service.publisher import KafkaPublisher, PublishError
-from tracking_common.messages import Message
 from tracking_common.observability import configure_telemetry
 from tracking_common.record import EVENT_RECORD_SCHEMA, decode_record, partition_key
 
@@ -18,7 +15,6 @@ from tests.integration.api_service.api_it import (
     LiveApi,
     Topics,
     page_view,
-    wait_until,
 )
 
 pytestmark = pytest.mark.kafka
@@ -126,63 +122,6 @@ def live_api_topics(api: LiveApi) -> Topics:
     topics.events = api.settings.events_topic
     topics.bad = api.settings.bad_events_topic
     return topics
-
-
-async def test_the_publisher_refuses_past_its_byte_budget_and_before_connecting(
-    topics: Topics,
-) -> None:
-    publisher = KafkaPublisher(topics.bootstrap, timeout_s=5.0, buffer_bytes=1000, linger_ms=5)
-    small = Message(topics.events, b"x" * 500, b"k", [])
-    large = Message(topics.events, b"x" * 2000, b"k", [])
-    with pytest.raises(PublishError) as before:
-        await publisher.publish([small])
-    await publisher.start()
-    try:
-        await wait_until(lambda: publisher.ready, 30, "the publisher never got ready")
-        with pytest.raises(PublishError) as full:
-            await publisher.publish([large])
-        await publisher.publish([small])
-        assert publisher.buffered_bytes == 0
-    finally:
-        await publisher.stop(timeout_s=5.0)
-        await publisher.stop(timeout_s=5.0)  # idempotent
-
-    assert before.value.kind == "unavailable"
-    assert full.value.kind == "buffer_full"
-    [record] = await topics.events_records(1)
-    assert record.value == small.value
-
-
-async def test_concurrent_requests_reach_the_partition_whole_and_in_arrival_order(
-    topics: Topics,
-) -> None:
-    # Each request is more than one producer batch (256 KiB) for one key, so handing it over
-    # waits for the sender mid-request; the others must not slip in between (one user's
-    # events keep the order their requests arrived in).
-    requests, per_request = 8, 150
-    publisher = KafkaPublisher(topics.bootstrap, timeout_s=20.0, buffer_bytes=64 << 20, linger_ms=5)
-    await publisher.start()
-    try:
-        await wait_until(lambda: publisher.ready, 30, "the publisher never got ready")
-        batches = [
-            [
-                Message(topics.events, f"{n:02d}-{i:03d}-".encode() + b"x" * 2000, b"user", [])
-                for i in range(per_request)
-            ]
-            for n in range(requests)
-        ]
-        await asyncio.gather(*(publisher.publish(batch) for batch in batches))
-    finally:
-        await publisher.stop(timeout_s=5.0)
-
-    records = await topics.events_records(requests * per_request, timeout_s=60)
-    in_partition = [r.value[:2] for r in sorted(records, key=lambda r: r.offset)]
-    runs = [
-        tag
-        for index, tag in enumerate(in_partition)
-        if index == 0 or tag != in_partition[index - 1]
-    ]
-    assert runs == [f"{n:02d}".encode() for n in range(requests)]
 
 
 async def test_anonymous_events_and_rejections_leave_no_partition_hash_behind(

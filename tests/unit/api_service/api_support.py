@@ -13,9 +13,9 @@ import pytest
 from api_service.app import build_ingest, create_app
 from api_service.handlers import Ingest
 from api_service.metrics import ApiMetrics
-from api_service.publisher import PublishError
 from api_service.settings import ApiSettings
 from tracking_common.messages import Message
+from tracking_producer import PublishError
 
 KEY = "unit-test-key-0123456789"
 OTHER_KEY = "unit-test-key-abcdefghij"
@@ -24,7 +24,7 @@ PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-
 
 
 class FakePublisher:
-    """The :class:`~api_service.publisher.Publisher` port, in memory.
+    """The :class:`~tracking_producer.Publisher` port, in memory.
 
     ``fail_with`` makes every publish raise that PublishError kind, as a Kafka outage would.
     """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from aiokafka.partitioner import DefaultPartitioner
-from api_service.publisher import CachedPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
+from tracking_producer import CachedPartitioner
 
 PARTITIONS = list(range(12))
 

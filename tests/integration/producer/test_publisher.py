@@ -8,11 +8,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from api_service.publisher import KafkaPublisher, PublishError
 from tracking_common.messages import Message
+from tracking_producer import KafkaPublisher, PublishError
 
-from tests.integration.api_service.api_it import wait_until
 from tests.support.kafka import PrivateBroker, consume_all, create_topic, unique_name
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -39,6 +39,14 @@ async def started(bootstrap: str, timeout_s: float = 20.0) -> KafkaPublisher:
     await publisher.start()
     await wait_until(lambda: publisher.ready, 30, "the publisher never got ready")
     return publisher
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> str:
+    """A fresh topic of 2 partitions on the session's broker."""
+    name = unique_name("publisher")
+    await create_topic(kafka_bootstrap, name, 2)
+    return name
 
 
 @pytest.fixture
@@ -126,3 +134,60 @@ async def refused_within(
         await publisher.publish([message])
     assert time.monotonic() - began < deadline_s + 1.0
     return refused.value
+
+
+async def test_the_publisher_refuses_past_its_byte_budget_and_before_connecting(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    publisher = KafkaPublisher(kafka_bootstrap, timeout_s=5.0, buffer_bytes=1000, linger_ms=5)
+    small = Message(topic, b"x" * 500, b"k", [])
+    large = Message(topic, b"x" * 2000, b"k", [])
+    with pytest.raises(PublishError) as before:
+        await publisher.publish([small])
+    await publisher.start()
+    try:
+        await wait_until(lambda: publisher.ready, 30, "the publisher never got ready")
+        with pytest.raises(PublishError) as full:
+            await publisher.publish([large])
+        await publisher.publish([small])
+        assert publisher.buffered_bytes == 0
+    finally:
+        await publisher.stop(timeout_s=5.0)
+        await publisher.stop(timeout_s=5.0)  # idempotent
+
+    assert before.value.kind == "unavailable"
+    assert full.value.kind == "buffer_full"
+    [record] = await consume_all(kafka_bootstrap, topic, 1)
+    assert record.value == small.value
+
+
+async def test_concurrent_requests_reach_the_partition_whole_and_in_arrival_order(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    # Each request is more than one producer batch (256 KiB) for one key, so handing it over
+    # waits for the sender mid-request; the others must not slip in between (one user's
+    # events keep the order their requests arrived in).
+    requests, per_request = 8, 150
+    publisher = KafkaPublisher(kafka_bootstrap, timeout_s=20.0, buffer_bytes=64 << 20, linger_ms=5)
+    await publisher.start()
+    try:
+        await wait_until(lambda: publisher.ready, 30, "the publisher never got ready")
+        batches = [
+            [
+                Message(topic, f"{n:02d}-{i:03d}-".encode() + b"x" * 2000, b"user", [])
+                for i in range(per_request)
+            ]
+            for n in range(requests)
+        ]
+        await asyncio.gather(*(publisher.publish(batch) for batch in batches))
+    finally:
+        await publisher.stop(timeout_s=5.0)
+
+    records = await consume_all(kafka_bootstrap, topic, requests * per_request, timeout_s=60)
+    in_partition = [r.value[:2] for r in sorted(records, key=lambda r: r.offset)]
+    runs = [
+        tag
+        for index, tag in enumerate(in_partition)
+        if index == 0 or tag != in_partition[index - 1]
+    ]
+    assert runs == [f"{n:02d}".encode() for n in range(requests)]
