@@ -1,18 +1,24 @@
-"""API throughput and latency against its two ceilings: its own no-op route and raw aiokafka.
+"""API throughput and latency against baselines the project does not control.
 
 One run starts ``api-service`` as a subprocess (fresh 3-partition topics, the rate limit off,
 ``API_BENCH_NOOP_ENDPOINT=true``) and drives it with wrk (C, one thread: the server needs the
 other core) through ``bench/api_wrk.lua``:
 
-- ``noop_single_rps``: ``POST /bench/noop`` with one page view (auth, read, parse: the HTTP
-  ceiling);
+- ``noop_single_rps``: ``POST /bench/noop`` with one page view (auth, read, parse: our own
+  request layer);
 - ``api_single_rps`` and its p50/p99 latency: ``POST /v1/events`` with one page view;
-- ``api_batch_events_per_s``: ``POST /v1/events`` with ``{"events": [100 page views]}``.
+- ``api_batch_events_per_s`` and its p50/p99: ``POST /v1/events`` with 100 page views.
 
-Then ``raw_producer_events_per_s``: a raw aiokafka producer, in its own process, with the
-API's settings (acks=all, idempotent, lz4, the same linger) producing the very records the API
-builds for that batch, as fast as it can: the Kafka ceiling. Afterwards the events topic must
-hold at least as many records as the API acknowledged.
+The same wrk script, body and connections then drive two baselines, each in its own process on
+uvicorn with the API's settings (``bench.baseline_server``):
+
+- ``bare_asgi_rps``: a bare ASGI callable that reads the body (``bench.bare_asgi``);
+- ``fastapi_min_rps``: a minimal FastAPI route that reads the body (``bench.fastapi_min``).
+
+Then ``raw_producer_events_per_s``: aiokafka alone, in its own process, producing the records
+the API builds for the batch with the API's producer settings, the faster of ``send`` and
+``create_batch``/``send_batch`` (``bench.raw_producer``; both figures are recorded). Every
+topic must hold at least as many records as were acknowledged.
 
     uv run python -m bench.bench_api [--duration 10] [--connections 48]
 """
@@ -28,49 +34,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.baseline_server import running, status
+from bench.payloads import BATCH_SIZE, batch_events, page_view
 from scripts.kafka.security import client_options_from_env
 
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = HERE / "api_wrk.lua"
 API_KEY = "bench-key-0123456789abcdef"
-BATCH_SIZE = 100
 PARTITIONS = 3
-LINGER_MS = 5  # the API's default (API_PRODUCER_LINGER_MS)
-
-
-# -- the payloads -----------------------------------------------------------------------------
-
-
-def page_view(n: int, *, event_id: str | None = None) -> dict[str, Any]:
-    """One page view, as a tracker would post it to ``/v1/events``."""
-    event: dict[str, Any] = {
-        "event_type": "page_view",
-        "app_id": "bench",
-        "platform": "web",
-        "page": {
-            "url": f"https://shop.example.com/products/{n % 997}?ref=bench",
-            "title": "Product",
-            "referrer": "https://search.example/?q=shoes",
-        },
-        "subject": {"user_id": f"user-{n % 5000}", "language": "en-GB"},
-    }
-    if event_id is not None:
-        event["event_id"] = event_id
-    return event
-
-
-def batch_events() -> list[dict[str, Any]]:
-    """``BATCH_SIZE`` page views with distinct ids (the API refuses duplicates in a request)."""
-    return [page_view(n, event_id=str(uuid.uuid4())) for n in range(BATCH_SIZE)]
 
 
 # -- wrk ----------------------------------------------------------------------------------------
@@ -229,98 +206,7 @@ async def end_offsets(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-def producer_settings() -> dict[str, Any]:
-    """The API publisher's producer settings (``tracking_producer.publisher``)."""
-    return {
-        "acks": "all",
-        "enable_idempotence": True,
-        "compression_type": "lz4",
-        "linger_ms": LINGER_MS,
-        "max_batch_size": 256 * 1024,
-        "max_request_size": 4 * 1024 * 1024,
-    }
-
-
-async def raw_producer(
-    bootstrap: str, topic: str, duration_s: float, window: int
-) -> tuple[int, float]:
-    """Produce the API's records for the batch payload as fast as aiokafka can.
-
-    Returns the acknowledged count and the seconds taken (connecting excluded).
-
-    Up to ``window`` batches of ``BATCH_SIZE`` are in flight at once, as with that many
-    connections posting batches to the API.
-    """
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
-    from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415
-    from api_service.ingest import Ingestor  # noqa: PLC0415
-    from tracking_common.iglu import bundled_repository  # noqa: PLC0415
-    from tracking_common.iglu.resolver_config import build_resolver  # noqa: PLC0415
-    from tracking_common.record import now_ms  # noqa: PLC0415
-
-    ingestor = Ingestor(
-        iglu=bundled_repository(),
-        resolver=build_resolver(None),
-        events_topic=topic,
-        bad_events_topic=topic + "_bad",
-        allow_unknown_schemas=False,
-        max_event_bytes=65_536,
-        retry_after_s=5,
-    )
-    trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
-    batch = await ingestor.v1(batch_events(), now_ms=now_ms(), trace=trace, request_id="bench")
-    messages = batch.messages
-    if batch.rejections:
-        raise SystemExit(f"the batch payload is invalid: {batch.rejections[0].as_dict()}")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, **producer_settings(), **client_options_from_env()
-    )
-    await producer.start()
-    # The partitions the default partitioner picks, chosen once (as the API does per request).
-    partitions = sorted(await producer.partitions_for(topic))
-    partitioner = DefaultPartitioner()
-    chosen = [partitioner(m.key, partitions, partitions) for m in messages]
-    acknowledged = 0
-    in_flight: deque[asyncio.Future[Any]] = deque()
-    try:
-        started = time.perf_counter()
-        deadline = started + duration_s
-        while time.perf_counter() < deadline:
-            futures = [
-                await producer.send(topic, m.value, key=m.key, partition=p, headers=m.headers)
-                for m, p in zip(messages, chosen, strict=True)
-            ]
-            in_flight.append(asyncio.gather(*futures))
-            if len(in_flight) >= window:
-                await in_flight.popleft()
-                acknowledged += len(messages)
-        while in_flight:
-            await in_flight.popleft()
-            acknowledged += len(messages)
-        elapsed = time.perf_counter() - started
-    finally:
-        await producer.stop()
-    return acknowledged, elapsed
-
-
-def raw_producer_child(bootstrap: str, topic: str, duration_s: float, window: int) -> None:
-    """In a process of its own: print the raw producer's events and elapsed seconds as JSON."""
-    import api_service.ingest  # noqa: F401, PLC0415 - imported before the clock starts
-    import uvloop  # noqa: PLC0415 - the API serves on uvloop too
-
-    events, elapsed = uvloop.run(raw_producer(bootstrap, topic, duration_s, window))
-    print(json.dumps({"events": events, "elapsed_s": elapsed}))
-
-
 # -- the API ----------------------------------------------------------------------------------
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 @contextmanager
@@ -351,7 +237,7 @@ def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[tuple[str, i
         deadline = time.monotonic() + 60
         while True:
             try:
-                if _get(base_url + "/readyz") == 200:
+                if status(base_url + "/readyz") == 200:
                     break
             except OSError:
                 pass
@@ -373,25 +259,51 @@ def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[tuple[str, i
 # -- the run ------------------------------------------------------------------------------------
 
 
+def raw_producer(bootstrap: str, topic: str, duration_s: float, window: int) -> dict[str, float]:
+    """``bench.raw_producer`` in a process of its own: events/s of each way and the faster."""
+    output = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "bench.raw_producer",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--duration",
+            str(duration_s),
+            "--window",
+            str(window),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=2 * duration_s + 120,
+    )
+    ways = json.loads(output.stdout.decode().strip().splitlines()[-1])
+    stored = asyncio.run(end_offsets(bootstrap, topic))
+    produced = sum(int(way["events"]) for way in ways.values())
+    if stored < produced:
+        raise SystemExit(f"raw producer: {produced} acknowledged, {stored} stored")
+    rates = {name: way["events"] / way["elapsed_s"] for name, way in ways.items()}
+    for name, rate in rates.items():
+        print(f"  raw producer ({name}): {rate:,.0f} events/s", flush=True)
+    return rates
+
+
 def main() -> None:
-    """Measure the API and both ceilings; record and print the figures."""
+    """Measure the API and its baselines; record and print the figures and ratios."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=48)
-    parser.add_argument("--raw-producer-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
-    parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.raw_producer_child:
-        raw_producer_child(args.bootstrap, args.topic, args.duration, args.connections)
-        return
 
     from bench.results import ratio_line, record  # noqa: PLC0415
+    from scripts.kafka.broker import free_port  # noqa: PLC0415
 
     wrk = ensure_wrk()
     run = uuid.uuid4().hex[:8]
     topics = {kind: f"bench_api_{kind}_{run}" for kind in ("events", "bad", "dlq", "raw")}
-    single = {"ok": 0.0}
+    options: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration}
     with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         asyncio.run(create_topics(bootstrap, list(topics.values())))
         single_body = Path(tmp) / "single.json"
@@ -399,44 +311,28 @@ def main() -> None:
         batch_body = Path(tmp) / "batch.json"
         batch_body.write_text(json.dumps({"events": batch_events()}))
         with api_service(bootstrap, topics) as (base_url, pid):
-            options = {"connections": args.connections, "duration_s": args.duration}
-            options["server_pid"] = pid
-            noop = measure(wrk, base_url + "/bench/noop", single_body, label="noop", **options)
+            noop = measure(
+                wrk, base_url + "/bench/noop", single_body, label="noop", server_pid=pid, **options
+            )
             url = base_url + "/v1/events"
-            single = measure(wrk, url, single_body, label="single", **options)
-            batch = measure(wrk, url, batch_body, label=f"batch of {BATCH_SIZE}", **options)
+            single = measure(wrk, url, single_body, label="single", server_pid=pid, **options)
+            batch = measure(
+                wrk, url, batch_body, label=f"batch of {BATCH_SIZE}", server_pid=pid, **options
+            )
         stored = asyncio.run(end_offsets(bootstrap, topics["events"]))
         acknowledged = int(single["ok"] + batch["ok"] * BATCH_SIZE)
         print(f"  events topic holds {stored:,} records; {acknowledged:,} acknowledged (measured)")
         if stored < acknowledged:
             raise SystemExit("the events topic holds fewer records than the API acknowledged")
-        output = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "bench.bench_api",
-                "--raw-producer-child",
-                "--bootstrap",
-                bootstrap,
-                "--topic",
-                topics["raw"],
-                "--duration",
-                str(args.duration),
-                "--connections",
-                str(args.connections),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=args.duration + 120,
-        )
-        raw = json.loads(output.stdout.decode().strip().splitlines()[-1])
-        raw_stored = asyncio.run(end_offsets(bootstrap, topics["raw"]))
-        if raw_stored < raw["events"]:
-            raise SystemExit(f"raw producer: {raw['events']} acknowledged, {raw_stored} stored")
-    raw_rate = raw["events"] / raw["elapsed_s"]
-    print(
-        f"  raw producer: {raw_rate:,.0f} events/s ({raw['events']:,} in {raw['elapsed_s']:.1f} s)"
-    )
+        baselines = {}
+        for name, module in (("bare ASGI", "bench.bare_asgi"), ("FastAPI", "bench.fastapi_min")):
+            with running(module, free_port()) as (base, baseline_pid):
+                baselines[name] = measure(
+                    wrk, base + "/v1/events", single_body, label=name, server_pid=baseline_pid,
+                    **options,
+                )  # fmt: skip
+        raw = raw_producer(bootstrap, topics["raw"], args.duration, args.connections)
+    raw_rate = max(raw.values())
     figures = {
         "noop_single_rps": noop["rps"],
         "api_single_rps": single["rps"],
@@ -445,29 +341,25 @@ def main() -> None:
         "api_batch_events_per_s": batch["rps"] * BATCH_SIZE,
         "api_batch_p50_ms": batch["p50_us"] / 1000,
         "api_batch_p99_ms": batch["p99_us"] / 1000,
+        "bare_asgi_rps": baselines["bare ASGI"]["rps"],
+        "fastapi_min_rps": baselines["FastAPI"]["rps"],
         "raw_producer_events_per_s": raw_rate,
+        "raw_producer_send_events_per_s": raw["send"],
+        "raw_producer_batch_events_per_s": raw["batch"],
         "noop_cpu_us_per_request": noop["cpu_us"],
         "api_single_cpu_us_per_request": single["cpu_us"],
         "api_batch_cpu_us_per_event": batch["cpu_us"] / BATCH_SIZE,
+        "bare_asgi_cpu_us_per_request": baselines["bare ASGI"]["cpu_us"],
+        "fastapi_min_cpu_us_per_request": baselines["FastAPI"]["cpu_us"],
     }
     record(figures)
-    print(ratio_line("API single vs no-op (requests/s)", single["rps"], noop["rps"], 0.7))
-    print(
-        ratio_line(
-            "no-op vs single, server CPU per request",
-            noop["cpu_us"],
-            single["cpu_us"],
-            None,
-        )
-    )
-    print(
-        ratio_line(
-            "API batch vs raw producer (events/s)",
-            figures["api_batch_events_per_s"],
-            raw_rate,
-            0.5,
-        )
-    )
+    for label, numerator, denominator, target in (
+        ("API single vs bare ASGI (requests/s)", single["rps"], figures["bare_asgi_rps"], 0.2),
+        ("API single vs minimal FastAPI", single["rps"], figures["fastapi_min_rps"], None),
+        ("API single vs its no-op route", single["rps"], noop["rps"], None),
+        ("API batch vs raw producer (events/s)", figures["api_batch_events_per_s"], raw_rate, 0.5),
+    ):
+        print(ratio_line(label, numerator, denominator, target))
 
 
 if __name__ == "__main__":

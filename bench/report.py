@@ -44,11 +44,18 @@ class Comparison:
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison(
         "API, single events", "requests/s", ("API", "api_single_rps"),
-        (("no-op endpoint", "noop_single_rps"),),
+        (
+            ("no-op endpoint", "noop_single_rps"),
+            ("minimal FastAPI", "fastapi_min_rps"),
+            ("bare ASGI", "bare_asgi_rps"),
+        ),
     ),
     Comparison(
         "API, batches", "events/s", ("API", "api_batch_events_per_s"),
-        (("raw producer", "raw_producer_events_per_s"),),
+        (
+            ("raw producer, send", "raw_producer_send_events_per_s"),
+            ("raw producer, batches", "raw_producer_batch_events_per_s"),
+        ),
     ),
     Comparison(
         "Forwarder", "events/s", ("forwarder", "forwarder_events_per_s"),

@@ -14,6 +14,10 @@ FULL = {
     "noop_single_rps": 5200.0,
     "api_batch_events_per_s": 61000.0,
     "raw_producer_events_per_s": 90000.0,
+    "raw_producer_send_events_per_s": 90000.0,
+    "raw_producer_batch_events_per_s": 85000.0,
+    "bare_asgi_rps": 22700.0,
+    "fastapi_min_rps": 6500.0,
     "forwarder_events_per_s": 30000.0,
     "raw_consumer_events_per_s": 120000.0,
     "emitter_events_per_s": 35000.0,
@@ -66,3 +70,13 @@ def test_main_reads_a_results_file(tmp_path: Path) -> None:
     source.write_text(json.dumps(FULL))
     assert report.main([str(source), str(tmp_path / "out.png")]) == 0
     assert (tmp_path / "out.png").is_file()
+
+
+def test_the_api_is_read_against_baselines_it_does_not_control() -> None:
+    single, batches = report.COMPARISONS[0], report.COMPARISONS[1]
+    assert [label for label, _ in report._ceilings(single, FULL)] == [
+        "no-op endpoint",
+        "minimal FastAPI",
+        "bare ASGI",
+    ]
+    assert [value for _, value in report._ceilings(batches, FULL)] == [90000.0, 85000.0]
