@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -51,28 +51,43 @@ def status(url: str) -> int:
 
 
 @contextmanager
-def running(module: str, port: int, timeout_s: float = 30.0) -> Iterator[tuple[str, int]]:
-    """``python -m module --port port`` running and answering; its base URL and process id."""
-    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)])  # noqa: S603
-    base_url = f"http://127.0.0.1:{port}"
+def served(
+    args: list[str],
+    ready_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    ready: Callable[[int], bool] = lambda _status: True,
+    timeout_s: float = 60.0,
+) -> Iterator[int]:
+    """A server process started from ``args``, once a GET of ``ready_url`` answers a status
+    that ``ready`` accepts (any, by default); its process id. Terminated on exit."""
+    process = subprocess.Popen(args, env=env)  # noqa: S603 - our own interpreter and modules
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                status(base_url + "/")  # any answer: it is serving
-                break
+                if ready(status(ready_url)):
+                    break
             except OSError:
                 pass
             if process.poll() is not None:
-                raise SystemExit(f"{module} exited with {process.returncode}")
+                raise SystemExit(f"{args[-1]} exited with {process.returncode}")
             if time.monotonic() > deadline:
-                raise SystemExit(f"{module} did not answer within {timeout_s:.0f} s")
+                raise SystemExit(f"{ready_url} was not ready within {timeout_s:.0f} s")
             time.sleep(0.1)
-        yield base_url, process.pid
+        yield process.pid
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running(module: str, port: int) -> Iterator[tuple[str, int]]:
+    """The baseline ``python -m module`` serving on ``port``; its base URL and process id."""
+    base_url = f"http://127.0.0.1:{port}"
+    with served([sys.executable, "-m", module, "--port", str(port)], base_url + "/") as pid:
+        yield base_url, pid

@@ -33,14 +33,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.baseline_server import running, status
+from bench.baseline_server import running, served
 from bench.payloads import BATCH_SIZE, batch_events, page_view
 from scripts.kafka.security import client_options_from_env
 
@@ -231,29 +230,10 @@ def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[tuple[str, i
         "API_DRAIN_GRACE_S": "0",
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen([sys.executable, "-m", "api_service.main"], env=env)
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if status(base_url + "/readyz") == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None:
-                raise SystemExit(f"api-service exited with {process.returncode}")
-            if time.monotonic() > deadline:
-                raise SystemExit("api-service was not ready within 60 s")
-            time.sleep(0.1)
-        yield base_url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = [sys.executable, "-m", "api_service.main"]
+    with served(command, base_url + "/readyz", env=env, ready=lambda status: status == 200) as pid:
+        yield base_url, pid
 
 
 # -- the run ------------------------------------------------------------------------------------
