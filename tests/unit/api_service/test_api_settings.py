@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -83,12 +82,3 @@ def test_main_exits_2_naming_the_variable(
 
     assert main() == 2
     assert "API_PORT" in capsys.readouterr().err
-
-
-def test_the_package_brings_the_lz4_codec_the_producer_uses() -> None:
-    # aiokafka 0.14 compresses lz4 with cramjam, its "lz4" extra; without it an api-service-only
-    # install (the image) fails on its first produce.
-    pyproject = Path(__file__).resolve().parents[3] / "api_service" / "pyproject.toml"
-    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-
-    assert any(dependency.startswith("aiokafka[lz4]") for dependency in dependencies)

@@ -1,0 +1,21 @@
+"""What an install of the API alone (its image) brings for producing."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def dependencies(package_dir: str) -> list[str]:
+    """The ``[project] dependencies`` of a workspace member."""
+    pyproject = tomllib.loads((ROOT / package_dir / "pyproject.toml").read_text())
+    return list(pyproject["project"]["dependencies"])
+
+
+def test_the_api_package_brings_the_producer_and_its_lz4_codec() -> None:
+    # aiokafka 0.14 compresses lz4 with cramjam, its "lz4" extra; without it an api-service-only
+    # install (the image) fails on its first produce. The API gets aiokafka through the producer.
+    assert "tracking-producer" in dependencies("api_service")
+    assert any(dependency.startswith("aiokafka[lz4]") for dependency in dependencies("producer"))
