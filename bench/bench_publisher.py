@@ -1,16 +1,19 @@
 """The produce stage alone: ``KafkaPublisher.publish`` of the API's batch records, concurrently.
 
-``--callers`` coroutines each publish the 100 records the API builds for the benchmark's batch,
-again and again, as that many connections posting batches would. Two ways of handing over,
+``--callers`` coroutines each publish the first ``--records`` (100) of the records the API
+builds for the benchmark's batch, again and again, as that many connections posting batches
+(or, with ``--records 1``, single events) would. Two ways of handing over,
 alternated in one run (the machine is shared: only figures of one run compare):
 
-- ``batch``: the publisher as it is (one ``create_batch``/``send_batch`` per partition);
+- ``batch``: the publisher as it is (records appended to one open batch per partition that
+  concurrent callers share, ``send_batch`` once Kafka's slot for the partition frees);
 - ``send``: the same publisher handing over with one ``send()`` and future per record.
 
 Printed per way: events/s, and the process's CPU time per event (hand-over, the sender task,
 acknowledgements) from ``time.process_time_ns``.
 
     uv run python -m bench.bench_publisher [--duration 5] [--rounds 2] [--callers 48]
+        [--records 100]
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import uvloop
-from aiokafka import AIOKafkaProducer
 from tracking_common.messages import Message
 from tracking_producer import KafkaPublisher
 
@@ -34,18 +36,18 @@ from bench.raw_producer import LINGER_MS, api_records
 class PerRecordPublisher(KafkaPublisher):
     """The publisher handing over with ``send()``: a future per record (the alternative)."""
 
-    async def _hand_over(
-        self,
-        producer: AIOKafkaProducer,
-        messages: Sequence[Message],
-        futures: list[asyncio.Future[Any]],
-    ) -> None:
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """One ``send()`` per message, then every future awaited."""
+        producer = self._producer
+        assert producer is not None  # noqa: S101 - measured only once connected
+        futures: list[asyncio.Future[Any]] = []
         for (topic, partition), group in (await self._by_partition(producer, messages)).items():
             for m in group:
                 future = await producer.send(
                     topic, m.value, key=m.key, partition=partition, headers=m.headers
                 )
                 futures.append(future)
+        await asyncio.gather(*futures)
 
 
 async def measure(
@@ -68,12 +70,18 @@ async def measure(
 
 
 async def run(
-    bootstrap: str, duration_s: float, rounds: int, callers: int, only: str | None = None
+    bootstrap: str,
+    duration_s: float,
+    *,
+    rounds: int,
+    callers: int,
+    only: str | None = None,
+    records: int = 100,
 ) -> None:
     """Alternate the two ways (or ``only`` one) ``rounds`` times each; print their figures."""
     topic = f"bench_publisher_{uuid.uuid4().hex[:8]}"
     await create_topics(bootstrap, [topic])
-    messages = await api_records(topic)
+    messages = (await api_records(topic))[:records]
     ways = {"batch": KafkaPublisher, "send": PerRecordPublisher}
     ways = {name: kind for name, kind in ways.items() if only in {None, name}}
     for round_ in range(rounds):
@@ -99,10 +107,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per way and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--callers", type=int, default=48)
+    parser.add_argument("--records", type=int, default=100, help="records per publish (<= 100)")
     parser.add_argument("--only", choices=("batch", "send"), help="one way (to profile it)")
     args = parser.parse_args()
     with kafka() as bootstrap:
-        uvloop.run(run(bootstrap, args.duration, args.rounds, args.callers, args.only))
+        uvloop.run(
+            run(
+                bootstrap,
+                args.duration,
+                rounds=args.rounds,
+                callers=args.callers,
+                only=args.only,
+                records=args.records,
+            )
+        )
 
 
 if __name__ == "__main__":

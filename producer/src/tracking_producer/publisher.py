@@ -7,12 +7,13 @@ acknowledgement would pass the budget. aiokafka's idempotent producer can wait f
 broker that is gone, so nothing here awaits it without :func:`asyncio.timeout`.
 
 A request is produced in batches: its messages are grouped by the partition a Java client
-would choose for their keys (murmur2), each group is appended to one ``create_batch()`` (more
-when it fills) and handed over with ``send_batch``; one future per batch. The producer sets its
-id, epoch and sequence on every batch as it drains it, so idempotence holds as for ``send``.
-Once :meth:`publish` returns, every message is on all in-sync replicas, in order within its
-partition. A :class:`PublishError` does not mean nothing was written: a timed-out batch may
-still land, so a client's retry can duplicate (downstream deduplicates on the event id).
+would choose for their keys (murmur2) and appended to that partition's open batch, which every
+concurrent request shares (:mod:`tracking_producer.accumulator`); one future per batch. The
+producer sets its id, epoch and sequence on every batch as it drains it, so idempotence holds as
+for ``send``. Once :meth:`publish` returns, every message is on all in-sync replicas, in order
+within its partition. A :class:`PublishError` does not mean nothing was written: a timed-out
+batch may still land, so a client's retry can duplicate (downstream deduplicates on the event
+id).
 
 Connecting is retried while no broker answers. When one answers but refuses us (wrong SASL
 password, untrusted or mismatched certificate: see :mod:`tracking_common.kafka_security`),
@@ -32,12 +33,13 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.conn import AIOKafkaConnection
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from tracking_common.kafka_security import KafkaSecurityError, KafkaSecuritySettings, check_access
 from tracking_common.messages import Message
 from tracking_common.settings import parse_bootstrap_servers
 
+from tracking_producer.accumulator import BatchAccumulator, Partition
 from tracking_producer.errors import PublishError
 from tracking_producer.partitioner import CachedPartitioner
 
@@ -72,14 +74,6 @@ class Publisher(Protocol):
         ...
 
 
-def _append(batch: BatchBuilder, message: Message) -> bool:
-    """Add ``message`` to ``batch`` (timestamped now); False if the batch is full."""
-    metadata = batch.append(
-        timestamp=None, key=message.key, value=message.value, headers=message.headers
-    )
-    return metadata is not None
-
-
 class KafkaPublisher:
     """The aiokafka-backed :class:`Publisher`."""
 
@@ -109,7 +103,7 @@ class KafkaPublisher:
         self._connected = False
         self._task: asyncio.Task[None] | None = None
         self._partitioner = CachedPartitioner()
-        self._handing_over = asyncio.Lock()  # one request at a time hands over (see publish)
+        self._batches: BatchAccumulator | None = None
 
     @property
     def ready(self) -> bool:
@@ -140,70 +134,52 @@ class KafkaPublisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         """Send ``messages`` and wait for every acknowledgement, within the deadline."""
         producer = self._producer
-        if producer is None or not self._connected:
+        batches = self._batches
+        if producer is None or batches is None or not self._connected:
             raise PublishError("unavailable", "Kafka is not connected")
         size = sum(len(m.value) + len(m.key or b"") for m in messages)
         if self._buffered + size > self._budget:
             raise PublishError("buffer_full", "the Kafka buffer is full")
         self._buffered += size
-        futures: list[asyncio.Future[Any]] = []
+        futures: list[asyncio.Future[None]] = []
         try:
             async with asyncio.timeout(self._timeout_s):
-                # One request at a time hands its batches over, in arrival order: aiokafka
-                # queues one batch per partition behind the one in flight, so a request's
-                # send_batch may wait a round trip, and letting the others interleave would
-                # mix one user's events across requests.
-                async with self._handing_over:
-                    await self._hand_over(producer, messages, futures)
+                groups = await self._by_partition(producer, messages)
+                # Appended without a pause, so a request's records stay together and in
+                # arrival order within each partition, whatever other requests do.
+                for partition, group in groups.items():
+                    futures += batches.append(partition, group)
                 # wait() rather than awaiting each future: it never cancels them, so a late
                 # acknowledgement still frees the budget (see _release).
-                if futures:
-                    await asyncio.wait(futures)
+                await asyncio.wait(futures)
             for future in futures:
                 future.result()  # raises the batch's KafkaError
         except TimeoutError as exc:
             raise PublishError("timeout", "Kafka did not acknowledge in time") from exc
         except KafkaError as exc:
             raise PublishError("error", f"Kafka refused the messages: {exc!r}") from exc
+        except asyncio.CancelledError as exc:
+            if not any(future.cancelled() for future in futures):
+                raise  # the caller was cancelled
+            raise PublishError("unavailable", "the producer closed before acknowledging") from exc
         finally:
             self._release(futures, size)
 
-    async def _hand_over(
-        self,
-        producer: AIOKafkaProducer,
-        messages: Sequence[Message],
-        futures: list[asyncio.Future[Any]],
-    ) -> None:
-        # One batch per partition per request, appended in C and acknowledged by one future:
-        # a send() and future per message cost 24 us of CPU per event against 16.5
-        # (docs/api.md, "The produce stage").
-        for (topic, partition), group in (await self._by_partition(producer, messages)).items():
-            batch = producer.create_batch()
-            for message in group:
-                if not _append(batch, message):  # full: send it and start another
-                    futures.append(await self._send(producer, batch, topic, partition))
-                    batch = producer.create_batch()
-                    _append(batch, message)  # an empty batch takes any record
-            futures.append(await self._send(producer, batch, topic, partition))
-
-    @staticmethod
-    async def _send(
-        producer: AIOKafkaProducer, batch: BatchBuilder, topic: str, partition: int
-    ) -> asyncio.Future[Any]:
-        # Closed, so it is drained at once rather than lingering for records of others.
-        batch.close()
-        future: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
-        return future
+    async def _send_batch(self, batch: BatchBuilder, topic: str, partition: int) -> Any:
+        producer = self._producer
+        if producer is None:
+            raise KafkaConnectionError("the producer is closed")
+        return await producer.send_batch(batch, topic, partition=partition)
 
     async def _by_partition(
         self, producer: AIOKafkaProducer, messages: Sequence[Message]
-    ) -> dict[tuple[str, int], list[Message]]:
+    ) -> dict[Partition, list[Message]]:
         """``messages`` grouped by the partition a Java client would choose, in order."""
         cluster = producer.client.cluster
         # Partitions looked up once per topic per request; a topic not in the metadata yet is
         # waited for (within the caller's deadline).
         known: dict[str, tuple[list[int], list[int]]] = {}
-        groups: dict[tuple[str, int], list[Message]] = {}
+        groups: dict[Partition, list[Message]] = {}
         for message in messages:
             topic, key = message.topic, message.key
             if topic not in known:
@@ -218,7 +194,7 @@ class KafkaPublisher:
             groups.setdefault((topic, partition), []).append(message)
         return groups
 
-    def _release(self, futures: list[asyncio.Future[Any]], size: int) -> None:
+    def _release(self, futures: list[asyncio.Future[None]], size: int) -> None:
         # The budget frees when Kafka is done with the bytes, not when the caller gave up.
         pending = [future for future in futures if not future.done()]
         if not pending:
@@ -226,7 +202,7 @@ class KafkaPublisher:
             return
         remaining = len(pending)
 
-        def _done(future: asyncio.Future[Any]) -> None:
+        def _done(future: asyncio.Future[None]) -> None:
             nonlocal remaining
             if not future.cancelled():
                 future.exception()  # retrieved, so a late failure is not logged as unhandled
@@ -244,15 +220,18 @@ class KafkaPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        producer, self._producer = self._producer, None
+        producer, batches = self._producer, self._batches
         self._connected = False
-        if producer is None:
+        if producer is None or batches is None:
             return
         try:
             async with asyncio.timeout(timeout_s):
+                await batches.drained()
                 await producer.flush()
         except TimeoutError:
             logger.error("kafka flush did not finish in %.1f s", timeout_s)  # noqa: TRY400
+        await batches.close()
+        self._producer = self._batches = None
         try:
             async with asyncio.timeout(max(1.0, timeout_s / 4)):
                 await producer.stop()
@@ -277,6 +256,7 @@ class KafkaPublisher:
                 delay = min(delay * 2, 10.0)
                 continue
             self._producer = producer
+            self._batches = BatchAccumulator(producer.create_batch, self._send_batch)
             self._connected = True
             logger.info(
                 "kafka producer connected to %s (%s)",
