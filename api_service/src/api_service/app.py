@@ -113,7 +113,7 @@ def create_app(settings: ApiSettings, pipeline: RequestPipeline) -> IngestRouter
     async def unmatched(request: Request, exc: StarletteHTTPException) -> Response:
         # Only routing raises these: count them under one label, so a scan of random paths
         # cannot grow the metric's series.
-        pipeline.metrics.requests.add(1, {"route": UNMATCHED_ROUTE, "status": str(exc.status_code)})
+        pipeline.metrics.requests.add(1, UNMATCHED_ROUTE, str(exc.status_code))
         return await http_exception_handler(request, exc)
 
     _declare_ingest_routes(app)

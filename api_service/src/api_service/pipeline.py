@@ -172,7 +172,7 @@ class RequestPipeline:
         if route.open_route:
             self._cors(headers, reply)
         await send_answer(send, reply)
-        self.metrics.requests.add(1, {"route": route.path, "status": str(reply.status)})
+        self.metrics.requests.add(1, route.path, str(reply.status))
         self.metrics.request_duration.record(time.perf_counter() - started, {"route": route.path})
 
     async def _answer(self, route: Route, exchange: Exchange, span: trace.Span) -> Answer:
@@ -320,7 +320,7 @@ class RequestPipeline:
         message = self.ingestor.whole_request(
             body, issue, source=source, now_ms=now_ms(), request_id=exchange.request_id
         )
-        self.metrics.events.add(1, {"source": source, "outcome": "rejected"})
+        self.metrics.events.add(1, source, "rejected")
         self.metrics.events_rejected.add(1, {"source": source, "reason": error.code})
         try:
             await self.publisher.publish([message])
@@ -354,12 +354,12 @@ class RequestPipeline:
             )
             raise KafkaUnavailableError(error.kind) from error
         self.metrics.produce_duration.record(time.perf_counter() - started)
-        self.metrics.events.add(batch.accepted, {"source": source, "outcome": "accepted"})
+        self.metrics.events.add(batch.accepted, source, "accepted")
         if batch.rejections:
             self._count_rejections(batch, source, exchange)
 
     def _count_rejections(self, batch: Batch, source: Source, exchange: Exchange) -> None:
-        self.metrics.events.add(len(batch.rejections), {"source": source, "outcome": "rejected"})
+        self.metrics.events.add(len(batch.rejections), source, "rejected")
         reasons: dict[str, int] = {}
         for rejection in batch.rejections:
             reason = rejection.issues[0].code if rejection.issues else "rejected"
