@@ -93,6 +93,9 @@ def public_config(settings: ApiSettings, app: ASGIApp) -> uvicorn.Config:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
+        # The C parser, named rather than left to uvicorn's choice of what is installed; no
+        # access log line per request (the request metrics and span say it).
+        http="httptools",
         access_log=False,
         server_header=False,
         # uvicorn would otherwise rewrite the peer from X-Forwarded-For for 127.0.0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from api_service.exchange import Exchange
+from api_service.main import public_config
 
 from tests.unit.api_service.api_support import AUTH, Api, MakeApi, page_view
 
@@ -67,3 +68,9 @@ async def test_the_noop_route_is_served_only_when_enabled(make_api: MakeApi) -> 
     answer = await on.client.post("/bench/noop", json=page_view(), headers=AUTH)
     assert answer.status_code == 200
     assert on.publisher.calls == 0
+
+
+def test_the_public_server_runs_the_c_parser_without_an_access_log(api: Api) -> None:
+    config = public_config(api.settings, api.app)
+
+    assert (config.http, config.access_log, config.proxy_headers) == ("httptools", False, False)
