@@ -60,7 +60,6 @@ from api_service.settings import ApiSettings
 __all__ = ["Handler", "RequestPipeline", "Route"]
 
 logger = logging.getLogger(__name__)
-tracer = trace.get_tracer("api_service")
 
 ANONYMOUS_HEADER: Final = "sp-anonymous"
 PREFLIGHT_ALLOWED_HEADERS: Final = "Content-Type, Authorization, X-API-Key, SP-Anonymous"
@@ -123,6 +122,9 @@ class RequestPipeline:
             else None
         )
         self.redirects = RedirectTargets(settings.redirect_domains)
+        # Taken from the provider installed by then (main configures telemetry first), so a
+        # span does not go through the proxy tracer of a module-level get_tracer.
+        self._tracer = trace.get_tracer("api_service")
         self.in_flight = 0
         self._started = False
         self.draining = False
@@ -151,7 +153,7 @@ class RequestPipeline:
         exchange = Exchange(scope, receive, route.path, headers, request_id)
         # The caller's W3C context, only looked for when sent: plain trackers pay nothing.
         caller = propagate.extract(headers) if "traceparent" in headers else None
-        span = tracer.start_span(
+        span = self._tracer.start_span(
             route.span_name,
             context=caller,
             kind=SpanKind.SERVER,
