@@ -1,9 +1,10 @@
 """The request pipeline every ingest route runs in: one span, admission, the answer, metrics.
 
-Order matters and is cheap-first: the concurrency bound, then auth, origin and rate limit
-before the body is read; the size cap and deadline while reading it (``api_service.body``),
-then inflation; then the ingest domain parses and checks the events, and the valid and
-rejected ones are published together. A 2xx is sent only after Kafka acknowledged them all.
+Order matters and is cheap-first: admission (``api_service.admission``: the concurrency bound,
+auth, origin and rate limit) before the body is read; the size cap and deadline while reading
+it (``api_service.body``), then inflation; then the ingest domain parses and checks the events,
+and the valid and rejected ones are published together. A 2xx is sent only after Kafka
+acknowledged them all.
 
 Per request, whatever the number of events: one span, two metric updates for the request
 (count and duration), one per outcome of its events, and the produce duration. Every refusal is
@@ -28,16 +29,11 @@ from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
 from tracking_common.tracing import trace_headers
 
-from api_service.auth import ApiKeys, key_from_headers
+from api_service.admission import Admission
 from api_service.body import ClientDisconnectedError, inflate, read_capped
-from api_service.client_address import ClientAddress
 from api_service.errors import (
     KafkaUnavailableError,
-    OriginNotAllowedError,
-    OverloadedError,
-    RateLimitedError,
     RequestRefusedError,
-    UnauthorizedError,
     answer,
 )
 from api_service.exchange import (
@@ -62,7 +58,6 @@ __all__ = ["Handler", "RequestPipeline", "Route"]
 logger = logging.getLogger(__name__)
 
 ANONYMOUS_HEADER: Final = "sp-anonymous"
-PREFLIGHT_ALLOWED_HEADERS: Final = "Content-Type, Authorization, X-API-Key, SP-Anonymous"
 MAX_REQUEST_ID_CHARS: Final = 128  # what the bad-event contract keeps
 CLIENT_CLOSED_REQUEST: Final = 499  # nginx's status for a client that hung up
 
@@ -100,17 +95,7 @@ class RequestPipeline:
         self.publisher = publisher
         self.ingestor = ingestor
         self.metrics = metrics
-        self.keys = ApiKeys(settings.keys)
-        self.limiter = limiter or RateLimiter(
-            settings.api_rate_limit_per_s, settings.api_rate_limit_burst
-        )
-        self.origins = settings.allowed_origins
-        self._any_origin = "*" in self.origins
-        self.addresses = ClientAddress(
-            trust_forwarded_for=settings.api_trust_forwarded_for,
-            proxies=settings.trusted_proxies,
-            hops=settings.api_trusted_proxy_hops,
-        )
+        self.admission = Admission(settings, metrics, limiter=limiter)
         self.nuid_cookie = (
             NetworkUserCookie(
                 name=settings.api_nuid_cookie_name,
@@ -128,7 +113,6 @@ class RequestPipeline:
         self.in_flight = 0
         self._started = False
         self.draining = False
-        self._shedding = False
 
     @property
     def started(self) -> bool:
@@ -172,7 +156,7 @@ class RequestPipeline:
             span.end()
         reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
         if route.open_route:
-            self._cors(headers, reply)
+            self.admission.cors(headers, reply)
         await send_answer(send, reply)
         self.metrics.requests.add(1, route.path, str(reply.status))
         self.metrics.request_duration.record(time.perf_counter() - started, {"route": route.path})
@@ -180,7 +164,9 @@ class RequestPipeline:
     async def _answer(self, route: Route, exchange: Exchange, span: trace.Span) -> Answer:
         """The handler's answer, or the answer to its refusal."""
         try:
-            exchange.client = self._admit(exchange, open_route=route.open_route)
+            exchange.client = self.admission.admit(
+                exchange, open_route=route.open_route, in_flight=self.in_flight
+            )
             reply = await route.handler(exchange)
         except (RequestRefusedError, IngestError) as refused:
             span.set_attribute("tracking.refused", refused.code)
@@ -203,76 +189,6 @@ class RequestPipeline:
             reply.headers.append((b"set-cookie", exchange.set_cookie.encode("latin-1")))
         return reply
 
-    def _shed(self) -> OverloadedError:
-        """The refusal of a request beyond the concurrency bound (logged once per episode)."""
-        self.metrics.requests_shed.add(1)
-        if not self._shedding:
-            self._shedding = True
-            logger.warning(
-                "%d requests in flight, over API_MAX_CONCURRENT_REQUESTS (%d): answering 503",
-                self.in_flight - 1,
-                self.settings.api_max_concurrent_requests,
-            )
-        return OverloadedError()
-
-    def _admit(self, exchange: Exchange, *, open_route: bool) -> str:
-        """The client's name for the rate limit (key fingerprint or IP), or a refusal."""
-        if self.in_flight > self.settings.api_max_concurrent_requests:
-            raise self._shed()
-        if self._shedding:
-            self._shedding = False
-            logger.info("back under API_MAX_CONCURRENT_REQUESTS; taking requests again")
-        headers = exchange.headers
-        needs_key = not self.settings.api_auth_disabled and (
-            not open_route or self.settings.api_tracker_auth_required
-        )
-        presented = key_from_headers(headers)
-        identity = self.keys.identify(presented) if presented is not None else None
-        if needs_key and identity is None:
-            self.metrics.auth_failures.add(1)
-            reason = "missing" if presented is None else "invalid"
-            logger.info("refused an %s API key", reason, extra={"client": self.client_ip(exchange)})
-            raise UnauthorizedError
-        if open_route:
-            origin = headers.get("origin")
-            if origin is not None and not self._any_origin and origin not in self.origins:
-                raise OriginNotAllowedError(origin)
-        client = identity or self.client_ip(exchange)
-        wait = self.limiter.take(client)
-        if wait > 0:
-            self.metrics.rate_limited.add(1)
-            raise RateLimitedError(RateLimiter.retry_after(wait))
-        return client
-
-    def _allowed(self, origin: str | None) -> bool:
-        return origin is not None and (self._any_origin or origin in self.origins)
-
-    def _cors(self, headers: dict[str, str], reply: Answer) -> None:
-        origin = headers.get("origin")
-        if origin is not None and self._allowed(origin):
-            reply.headers += [
-                (b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-allow-credentials", b"true"),
-                (b"vary", b"Origin"),
-            ]
-
-    def preflight(self, headers: dict[str, str]) -> Answer:
-        """The answer to a CORS preflight on a tracker endpoint."""
-        origin = headers.get("origin")
-        if origin is None or not self._allowed(origin):
-            return Answer(403)
-        return Answer(
-            204,
-            headers=[
-                (b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-allow-credentials", b"true"),
-                (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
-                (b"access-control-allow-headers", PREFLIGHT_ALLOWED_HEADERS.encode()),
-                (b"access-control-max-age", b"86400"),
-                (b"vary", b"Origin"),
-            ],
-        )
-
     def request_facts(self, exchange: Exchange) -> RequestFacts:
         """What a tracker request tells of its client, for the ingest domain.
 
@@ -291,12 +207,10 @@ class RequestPipeline:
                 cookies, headers.get("host", "")
             )
         return RequestFacts(
-            ip=self.client_ip(exchange), useragent=useragent, network_user_id=network_user_id
+            ip=self.admission.client_ip(exchange),
+            useragent=useragent,
+            network_user_id=network_user_id,
         )
-
-    def client_ip(self, exchange: Exchange) -> str:
-        """The client's address, for the events' ``ip`` and the per-IP rate limit alike."""
-        return self.addresses.of(exchange.peer, exchange.forwarded_for)
 
     # -- bodies ------------------------------------------------------------------------------
 

@@ -175,6 +175,6 @@ class IngestRouter:
                 return
             if scope["method"] == "OPTIONS" and scope["path"] in PREFLIGHT_PATHS:
                 headers = read_headers(scope["headers"])
-                await send_answer(send, self.pipeline.preflight(headers))
+                await send_answer(send, self.pipeline.admission.preflight(headers))
                 return
         await self.fallback(scope, receive, send)
