@@ -177,13 +177,9 @@ class Refusal:
     headers: Callable[[Exception, int], dict[str, str]] = lambda _exc, _retry_after_s: {}
 
 
-def _retry_after(_exc: Exception, retry_after_s: int) -> dict[str, str]:
-    return {"retry-after": str(retry_after_s)}
-
-
-def _rate_limit_retry_after(exc: Exception, _retry_after_s: int) -> dict[str, str]:
-    assert isinstance(exc, RateLimitedError)  # noqa: S101 - the table's own key
-    return {"retry-after": str(exc.retry_after_s)}
+def _retry_after(exc: Exception, retry_after_s: int) -> dict[str, str]:
+    # The refusal's own wait when it knows one (the rate limit's), else API_RETRY_AFTER_S.
+    return {"retry-after": str(getattr(exc, "retry_after_s", retry_after_s))}
 
 
 REFUSALS: Final[dict[type[Exception], Refusal]] = {
@@ -195,7 +191,7 @@ REFUSALS: Final[dict[type[Exception], Refusal]] = {
     BodyTooLargeError: Refusal(413),
     UnsupportedEncodingError: Refusal(415),
     InvalidGzipError: Refusal(400),
-    RateLimitedError: Refusal(429, _rate_limit_retry_after),
+    RateLimitedError: Refusal(429, _retry_after),
     OverloadedError: Refusal(503, _retry_after),
     KafkaUnavailableError: Refusal(503, _retry_after),
     UnreadableBodyError: Refusal(400),
