@@ -9,15 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api_service.app import readiness
-from api_service.handlers import Ingest, json_response
+from api_service.app import json_response, readiness
+from api_service.pipeline import RequestPipeline
 
 __all__ = ["create_admin_app"]
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_admin_app(ingest: Ingest, metrics_text: Callable[[], bytes]) -> Starlette:
+def create_admin_app(pipeline: RequestPipeline, metrics_text: Callable[[], bytes]) -> Starlette:
     """``/metrics``, ``/healthz`` and ``/readyz``."""
 
     async def metrics(_request: Request) -> Response:
@@ -27,7 +27,7 @@ def create_admin_app(ingest: Ingest, metrics_text: Callable[[], bytes]) -> Starl
         return json_response(200, {"status": "alive"})
 
     async def readyz(_request: Request) -> Response:
-        return readiness(ingest)
+        return readiness(pipeline)
 
     return Starlette(
         routes=[

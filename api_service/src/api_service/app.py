@@ -1,7 +1,8 @@
-"""The FastAPI application: the ingest routes, the probes, and the benchmark's no-op route.
+"""The public application: the ingest routes (``api_service.routes``) in front of a FastAPI app
+that serves the docs, the OpenAPI document, the probes and every other path.
 
-``create_app`` takes its publisher from the caller (the real Kafka one from ``main``, a fake in
-unit tests), so the app itself never decides where events go.
+``build_pipeline`` takes its publisher from the caller (the real Kafka one from ``main``, a fake
+in unit tests), so the app itself never decides where events go.
 """
 
 from __future__ import annotations
@@ -19,23 +20,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
-from tracking_common.protocol import redirect_payload
-from tracking_common.record import now_ms
 from tracking_producer import Publisher
 
 from api_service import openapi
-from api_service.errors import RequestRefusedError
-from api_service.handlers import GIF, PAYLOAD_DATA_PREFIX, Ingest, IngestContext, json_response
-from api_service.ingest import Ingestor
+from api_service.legacy_ingest import Ingestor
 from api_service.metrics import UNMATCHED_ROUTE, ApiMetrics
+from api_service.pipeline import RequestPipeline
+from api_service.routes import (
+    PIXEL_PATH,
+    REDIRECT_PATH,
+    TRACKER_POST_PATH,
+    V1_PATH,
+    IngestRouter,
+    ingest_routes,
+)
 from api_service.settings import ApiSettings
 
-__all__ = ["REDIRECT_PATH", "TRACKER_POST_PATH", "create_app", "not_ready_reasons", "readiness"]
+__all__ = [
+    "build_pipeline",
+    "create_app",
+    "json_response",
+    "not_ready_reasons",
+    "readiness",
+]
 
 logger = logging.getLogger(__name__)
-
-TRACKER_POST_PATH = "/com.snowplowanalytics.snowplow/tp2"
-REDIRECT_PATH = "/r/tp2"
 NO_NATIVE_TELEMETRY: TelemetryConfig = {
     "tracing": False,
     "metrics": False,
@@ -54,10 +63,10 @@ answer, by index, with all of their errors, and kept on the bad-events topic wit
 """
 
 
-def build_ingest(
+def build_pipeline(
     settings: ApiSettings, publisher: Publisher, metrics: ApiMetrics | None = None
-) -> Ingest:
-    """The shared request machinery for ``settings``."""
+) -> RequestPipeline:
+    """The request pipeline for ``settings``, publishing through ``publisher``."""
     config = settings.iglu_resolver_config
     resolver = build_resolver(
         None if config is None else load_resolver_config(config),
@@ -75,132 +84,39 @@ def build_ingest(
         bad_events_topic=settings.bad_events_topic,
         allow_unknown_schemas=settings.api_allow_unknown_schemas,
         max_event_bytes=settings.api_max_event_bytes,
-        retry_after_s=settings.api_retry_after_s,
+        max_events_per_request=settings.api_max_events_per_request,
+        max_json_depth=settings.api_max_json_depth,
     )
     metrics = metrics or ApiMetrics()
-    ingest = Ingest(settings, publisher, ingestor, metrics)
+    pipeline = RequestPipeline(settings, publisher, ingestor, metrics)
     metrics.sources.buffered_bytes = lambda: publisher.buffered_bytes
-    metrics.sources.in_flight = lambda: ingest.in_flight
-    metrics.sources.ready = lambda: not not_ready_reasons(ingest)
+    metrics.sources.in_flight = lambda: pipeline.in_flight
+    metrics.sources.ready = lambda: not not_ready_reasons(pipeline)
     metrics.sources.kafka_available = lambda: publisher.ready
     metrics.start_at_zero()
-    return ingest
+    return pipeline
 
 
-def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
+def create_app(settings: ApiSettings, pipeline: RequestPipeline) -> IngestRouter:
     """The public application."""
     app = FastAPI(
         title="Tracking API",
         version="1.0.0",
         description=DESCRIPTION,
-        # The routes make their own span and metrics (Ingest.serve); FastAPI's native ones
-        # would add three more spans and a second set of request metrics to every request.
+        # The ingest routes make their own span and metrics (RequestPipeline.serve); FastAPI's
+        # native ones would add spans and a second set of request metrics.
         telemetry=NO_NATIVE_TELEMETRY,
     )
-    app.state.ingest = ingest
+    app.state.pipeline = pipeline
 
     @app.exception_handler(StarletteHTTPException)
     async def unmatched(request: Request, exc: StarletteHTTPException) -> Response:
-        # Only routing raises these (the routes answer through Ingest.serve): count them under
-        # one label, so a scan of random paths cannot grow the metric's series.
-        ingest.metrics.requests.add(1, {"route": UNMATCHED_ROUTE, "status": str(exc.status_code)})
+        # Only routing raises these: count them under one label, so a scan of random paths
+        # cannot grow the metric's series.
+        pipeline.metrics.requests.add(1, UNMATCHED_ROUTE, str(exc.status_code))
         return await http_exception_handler(request, exc)
 
-    async def v1(context: IngestContext) -> Response:
-        document = await ingest.read_json(context, "v1")
-        items = await _v1_items(ingest, document, context)
-        ingest.check_count(items)
-        batch = await ingest.ingestor.v1(
-            items, now_ms=now_ms(), trace=ingest.trace(), request_id=context.request_id
-        )
-        await ingest.publish(batch, "v1", context)
-        return Ingest.outcome(batch)
-
-    async def tp2(context: IngestContext) -> Response:
-        document = await ingest.read_json(context, "tp2")
-        items = await _tp2_items(ingest, document, context)
-        ingest.check_count(items)
-        batch = await ingest.track(items, "tp2", context)
-        return Ingest.outcome(batch)
-
-    async def pixel(context: IngestContext) -> Response:
-        payload = dict(context.request.query_params)
-        if not payload:
-            raise RequestRefusedError(400, "no_events", "the query string carries no event")
-        batch = await ingest.track([payload], "pixel", context)
-        if batch.rejections:
-            return Ingest.outcome(batch)
-        return Response(GIF, media_type="image/gif", headers={"cache-control": "no-store"})
-
-    async def redirect(context: IngestContext) -> Response:
-        query = context.request.query_params
-        try:
-            target = ingest.redirects.check(query.get("u"))
-        except RequestRefusedError as refused:
-            logger.info(
-                "refused a redirect: %s",
-                refused.code,
-                extra={"request_id": context.request_id, "route": context.route},
-            )
-            raise
-        # Redirected even when the event was rejected (it is kept on the bad-events topic):
-        # the target was checked, and a visitor's click should not fail over tracking fields.
-        await ingest.track([redirect_payload(dict(query))], "pixel", context)
-        return Response(status_code=302, headers={"location": target, "cache-control": "no-store"})
-
-    @app.post(
-        "/v1/events",
-        summary="Track one event or a batch",
-        openapi_extra={"requestBody": openapi.V1_REQUEST_BODY},
-        responses=openapi.RESPONSES,
-        tags=["ingest"],
-    )
-    async def post_v1_events(request: Request) -> Response:
-        return await ingest.serve(request, "/v1/events", v1)
-
-    @app.post(
-        TRACKER_POST_PATH,
-        summary="Snowplow tracker protocol: a payload_data batch",
-        openapi_extra={"requestBody": openapi.TP2_REQUEST_BODY},
-        responses=openapi.RESPONSES,
-        tags=["snowplow"],
-    )
-    async def post_tp2(request: Request) -> Response:
-        return await ingest.serve(request, TRACKER_POST_PATH, tp2, open_route=True)
-
-    @app.options(TRACKER_POST_PATH, include_in_schema=False)
-    @app.options("/i", include_in_schema=False)
-    async def preflight_tracker(request: Request) -> Response:
-        return ingest.preflight(request)
-
-    @app.get(
-        "/i",
-        summary="Snowplow tracker protocol: one event in the query string (answers a GIF)",
-        responses={
-            200: {"description": "A 1x1 GIF", "content": {"image/gif": {}}},
-            **{status: openapi.RESPONSES[status] for status in (400, 401, 403, 429, 503)},
-        },
-        openapi_extra={"parameters": openapi.PIXEL_PARAMETERS},
-        tags=["snowplow"],
-    )
-    async def get_pixel(request: Request) -> Response:
-        return await ingest.serve(request, "/i", pixel, open_route=True)
-
-    @app.get(
-        REDIRECT_PATH,
-        summary="Click redirect: records a uri_redirect event, then redirects to u",
-        responses={
-            302: {
-                "description": "Redirect to u (the event was stored)",
-                "headers": {"Location": {"schema": {"type": "string"}}},
-            },
-            **openapi.REDIRECT_RESPONSES,
-        },
-        openapi_extra={"parameters": openapi.REDIRECT_PARAMETERS},
-        tags=["snowplow"],
-    )
-    async def get_redirect(request: Request) -> Response:
-        return await ingest.serve(request, REDIRECT_PATH, redirect, open_route=True)
+    _declare_ingest_routes(app)
 
     @app.get("/healthz", tags=["probes"], summary="Alive (a Kafka outage does not fail it)")
     async def healthz() -> Response:
@@ -208,18 +124,7 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
 
     @app.get("/readyz", tags=["probes"], summary="Ready: started and not shutting down")
     async def readyz() -> Response:
-        return readiness(ingest)
-
-    if settings.api_bench_noop_endpoint:
-
-        async def noop(context: IngestContext) -> Response:
-            document = await ingest.read_json(context, "v1")
-            items = await _v1_items(ingest, document, context)
-            return json_response(200, {"accepted": len(items), "rejected": 0})
-
-        @app.post("/bench/noop", include_in_schema=False)
-        async def bench_noop(request: Request) -> Response:
-            return await ingest.serve(request, "/bench/noop", noop)
+        return readiness(pipeline)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -236,10 +141,67 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
-    return app
+    routes = ingest_routes(pipeline, bench_noop=settings.api_bench_noop_endpoint)
+    return IngestRouter(pipeline, routes, app)
 
 
-def not_ready_reasons(ingest: Ingest) -> list[str]:
+def _declare_ingest_routes(app: FastAPI) -> None:
+    """The ingest routes as the OpenAPI document describes them.
+
+    :class:`IngestRouter` serves these before FastAPI sees them; declared here, they make the
+    document complete and give other methods on their paths a 405.
+    """
+
+    async def served_by_the_ingest_router() -> Response:
+        raise RuntimeError("the ingest routes are served by api_service.routes.IngestRouter")
+
+    app.post(
+        V1_PATH,
+        summary="Track one event or a batch",
+        openapi_extra={"requestBody": openapi.V1_REQUEST_BODY},
+        responses=openapi.RESPONSES,
+        tags=["ingest"],
+    )(served_by_the_ingest_router)
+    app.post(
+        TRACKER_POST_PATH,
+        summary="Snowplow tracker protocol: a payload_data batch",
+        openapi_extra={"requestBody": openapi.TP2_REQUEST_BODY},
+        responses=openapi.RESPONSES,
+        tags=["snowplow"],
+    )(served_by_the_ingest_router)
+    app.options(TRACKER_POST_PATH, include_in_schema=False)(served_by_the_ingest_router)
+    app.options(PIXEL_PATH, include_in_schema=False)(served_by_the_ingest_router)
+    app.get(
+        PIXEL_PATH,
+        summary="Snowplow tracker protocol: one event in the query string (answers a GIF)",
+        responses={
+            200: {"description": "A 1x1 GIF", "content": {"image/gif": {}}},
+            **{status: openapi.RESPONSES[status] for status in (400, 401, 403, 429, 503)},
+        },
+        openapi_extra={"parameters": openapi.PIXEL_PARAMETERS},
+        tags=["snowplow"],
+    )(served_by_the_ingest_router)
+    app.get(
+        REDIRECT_PATH,
+        summary="Click redirect: records a uri_redirect event, then redirects to u",
+        responses={
+            302: {
+                "description": "Redirect to u (the event was stored)",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+            **openapi.REDIRECT_RESPONSES,
+        },
+        openapi_extra={"parameters": openapi.REDIRECT_PARAMETERS},
+        tags=["snowplow"],
+    )(served_by_the_ingest_router)
+
+
+def json_response(status: int, body: Any) -> Response:
+    """A JSON answer of the FastAPI routes, serialised with orjson."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def not_ready_reasons(pipeline: RequestPipeline) -> list[str]:
     """Why the API is not ready (empty: ready); ``/readyz`` and the ``ready`` gauge read this.
 
     Only the process's own state counts: started (its producer connected once), and not
@@ -249,55 +211,16 @@ def not_ready_reasons(ingest: Ingest) -> list[str]:
     ``tracking_api_kafka_available`` and ``tracking_api_kafka_errors_total``.
     """
     reasons = []
-    if not ingest.started:
+    if not pipeline.started:
         reasons.append("starting")
-    if ingest.draining:
+    if pipeline.draining:
         reasons.append("shutting_down")
     return reasons
 
 
-def readiness(ingest: Ingest) -> Response:
+def readiness(pipeline: RequestPipeline) -> Response:
     """200 while ready; 503 with the reasons otherwise."""
-    reasons = not_ready_reasons(ingest)
+    reasons = not_ready_reasons(pipeline)
     if reasons:
         return json_response(503, {"status": "not_ready", "reasons": reasons})
     return json_response(200, {"status": "ready"})
-
-
-async def _v1_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:
-    if isinstance(document, dict) and "events" in document:
-        events = document["events"]
-        if isinstance(events, list) and len(document) == 1:
-            return events
-        refused = RequestRefusedError(
-            400, "invalid_batch", 'a batch is {"events": [...]} with nothing else'
-        )
-    elif isinstance(document, dict):
-        return [document]
-    else:
-        refused = RequestRefusedError(
-            400, "invalid_body", 'the body must be an event object or {"events": [...]}'
-        )
-    await ingest.keep_unreadable(_raw(document), refused, "v1", context)
-    raise refused
-
-
-async def _tp2_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:
-    if (
-        isinstance(document, dict)
-        and isinstance(document.get("schema"), str)
-        and document["schema"].startswith(PAYLOAD_DATA_PREFIX)
-        and isinstance(document.get("data"), list)
-    ):
-        return list(document["data"])
-    refused = RequestRefusedError(
-        400,
-        "invalid_payload_data",
-        'the body must be a payload_data self-describing JSON: {"schema": ..., "data": [...]}',
-    )
-    await ingest.keep_unreadable(_raw(document), refused, "tp2", context)
-    raise refused
-
-
-def _raw(document: Any) -> bytes:
-    return orjson.dumps(document)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
-
-from starlette.datastructures import Headers
 
 __all__ = ["ANY_PEER", "ClientAddress", "Network", "parse_networks"]
 
@@ -56,17 +54,16 @@ class ClientAddress:
         # Peers are few (the proxies, or the clients themselves): remember the verdicts.
         self._is_proxy = functools.lru_cache(maxsize=4096)(self._check_proxy)
 
-    def of(self, peer: str | None, headers: Headers) -> str:
-        """The client's address: the peer, or the trusted hop of ``X-Forwarded-For``."""
+    def of(self, peer: str | None, forwarded_for: Callable[[], Iterable[str]]) -> str:
+        """The client's address: the peer, or the trusted hop of ``X-Forwarded-For``.
+
+        ``forwarded_for`` gives the header's values; it is called only when they are believed.
+        """
         if peer is None:
             return UNKNOWN
         if not self._trust or not self._is_proxy(peer):
             return peer
-        entries = [
-            entry.strip()
-            for value in headers.getlist("x-forwarded-for")
-            for entry in value.split(",")
-        ]
+        entries = [entry.strip() for value in forwarded_for() for entry in value.split(",")]
         entries = [entry for entry in entries if entry]
         if not entries:
             return peer

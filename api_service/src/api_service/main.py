@@ -26,8 +26,8 @@ from tracking_common.settings import SettingsError
 from tracking_producer import KafkaPublisher
 
 from api_service.admin import create_admin_app
-from api_service.app import build_ingest, create_app
-from api_service.handlers import Ingest
+from api_service.app import build_pipeline, create_app
+from api_service.pipeline import RequestPipeline
 from api_service.settings import ApiSettings, load_settings
 
 __all__ = ["main", "public_config"]
@@ -42,9 +42,9 @@ class _DrainingServer(uvicorn.Server):
     shutdown; ours fails readiness first, keeps serving for the grace period, and exits 0.
     """
 
-    def __init__(self, config: uvicorn.Config, ingest: Ingest, grace_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, pipeline: RequestPipeline, grace_s: float) -> None:
         super().__init__(config)
-        self._ingest = ingest
+        self._pipeline = pipeline
         self._grace_s = grace_s
         self.stopped_serving_at: float | None = None
 
@@ -60,12 +60,12 @@ class _DrainingServer(uvicorn.Server):
                 loop.remove_signal_handler(signum)
 
     def _on_signal(self, signum: int) -> None:
-        if self._ingest.draining:
+        if self._pipeline.draining:
             logger.warning("second signal: exiting now")
             self.force_exit = True
             self.should_exit = True
             return
-        self._ingest.draining = True
+        self._pipeline.draining = True
         logger.info(
             "%s: readiness failed; draining for %.1f s",
             signal.Signals(signum).name,
@@ -93,6 +93,9 @@ def public_config(settings: ApiSettings, app: ASGIApp) -> uvicorn.Config:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
+        # The C parser, named rather than left to uvicorn's choice of what is installed; no
+        # access log line per request (the request metrics and span say it).
+        http="httptools",
         access_log=False,
         server_header=False,
         # uvicorn would otherwise rewrite the peer from X-Forwarded-For for 127.0.0.1
@@ -124,12 +127,12 @@ async def serve(settings: ApiSettings) -> int:
         linger_ms=settings.api_producer_linger_ms,
         security=settings,
     )
-    ingest = build_ingest(settings, publisher)
-    app = create_app(settings, ingest)
-    server = _DrainingServer(public_config(settings, app), ingest, settings.api_drain_grace_s)
+    pipeline = build_pipeline(settings, publisher)
+    app = create_app(settings, pipeline)
+    server = _DrainingServer(public_config(settings, app), pipeline, settings.api_drain_grace_s)
     admin = _AdminServer(
         uvicorn.Config(
-            create_admin_app(ingest, telemetry.metrics_text),
+            create_admin_app(pipeline, telemetry.metrics_text),
             host=settings.api_admin_host,
             port=settings.api_admin_port,
             log_config=None,
@@ -157,7 +160,7 @@ async def serve(settings: ApiSettings) -> int:
         if server.stopped_serving_at is not None:
             deadline_s -= time.monotonic() - server.stopped_serving_at
         await publisher.stop(timeout_s=max(1.0, deadline_s))
-        await ingest.ingestor.close()
+        await pipeline.ingestor.close()
         admin.should_exit = True
         await admin_task
         telemetry.shutdown()

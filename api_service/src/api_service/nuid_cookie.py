@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
-
-from starlette.requests import Request
 
 __all__ = ["NetworkUserCookie"]
 
@@ -40,19 +38,20 @@ class NetworkUserCookie:
             f"; Max-Age={max_age_days * SECONDS_PER_DAY}; Path=/; HttpOnly; SameSite={same_site}"
         )
 
-    def read(self, request: Request) -> str | None:
+    def read(self, cookies: Mapping[str, str]) -> str | None:
         """The id the browser presented, if it is a UUID (anything else is replaced)."""
-        value = request.cookies.get(self.name)
+        value = cookies.get(self.name)
         if value is None:
             return None
         value = value.lower()
         return value if _UUID.fullmatch(value) else None
 
-    def identify(self, request: Request) -> tuple[str, str]:
-        """The browser's id (a new one if it presented none) and the ``Set-Cookie`` value."""
-        network_user_id = self.read(request) or str(uuid.uuid4())
+    def identify(self, cookies: Mapping[str, str], host_header: str) -> tuple[str, str]:
+        """The browser's id (a new one if it presented none) and the ``Set-Cookie`` value;
+        ``cookies`` are the request's, ``host_header`` its ``Host``."""
+        network_user_id = self.read(cookies) or str(uuid.uuid4())
         # Only with domains to choose from is the host looked at.
-        host = _hostname(request.headers.get("host", "")) if self._domains else ""
+        host = _hostname(host_header) if self._domains else ""
         return network_user_id, self.set_cookie(network_user_id, host)
 
     def set_cookie(self, network_user_id: str, host: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit
 
-from api_service.errors import RequestRefusedError
+from api_service.errors import RedirectNotAllowedError, RedirectsDisabledError
 
 __all__ = ["MAX_TARGET_CHARS", "RedirectTargets"]
 
@@ -34,11 +34,12 @@ class RedirectTargets:
         return bool(self._hosts)
 
     def check(self, target: str | None) -> str:
-        """``target`` if it may be redirected to; else RequestRefusedError (404 when off, 400)."""
+        """``target`` if it may be redirected to; else RedirectsDisabledError (when off) or
+        RedirectNotAllowedError."""
         if not self._hosts:
-            raise RequestRefusedError(404, "redirects_disabled", "redirects are not enabled")
+            raise RedirectsDisabledError
         if not target:
-            raise RequestRefusedError(400, "missing_target", "the redirect target u is missing")
+            raise RedirectNotAllowedError("the redirect target u is missing", code="missing_target")
         if (
             len(target) > MAX_TARGET_CHARS
             or not _PRINTABLE_ASCII.fullmatch(target)
@@ -62,7 +63,5 @@ class RedirectTargets:
         return target
 
 
-def _refused(why: str) -> RequestRefusedError:
-    return RequestRefusedError(
-        400, "redirect_not_allowed", f"the redirect target {why} (API_REDIRECT_DOMAINS)"
-    )
+def _refused(why: str) -> RedirectNotAllowedError:
+    return RedirectNotAllowedError(f"the redirect target {why} (API_REDIRECT_DOMAINS)")

@@ -206,7 +206,8 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
     )
     api_bench_noop_endpoint: bool = Field(
         default=False,
-        description="Serve `POST /bench/noop` (parse only), the benchmark's HTTP ceiling.",
+        description="Serve `POST /bench/noop` (the request layer alone: nothing parsed or "
+        "published), for the benchmark.",
     )
 
     @field_validator("iglu_schema_dir")

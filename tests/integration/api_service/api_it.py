@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka.structs import ConsumerRecord
-from api_service.app import build_ingest, create_app
-from api_service.handlers import Ingest
+from api_service.app import build_pipeline, create_app
+from api_service.pipeline import RequestPipeline
 from api_service.settings import ApiSettings
 from tracking_producer import KafkaPublisher
 
@@ -72,9 +72,9 @@ class LiveApi:
             linger_ms=self.settings.api_producer_linger_ms,
             probe_interval_s=0.5,
         )
-        self.ingest: Ingest = build_ingest(self.settings, self.publisher)
+        self.pipeline: RequestPipeline = build_pipeline(self.settings, self.publisher)
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(self.settings, self.ingest)),
+            transport=httpx.ASGITransport(app=create_app(self.settings, self.pipeline)),
             base_url="http://api.test",
         )
 

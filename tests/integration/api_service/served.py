@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from api_service.app import build_ingest, create_app
+from api_service.app import build_pipeline, create_app
 from api_service.main import public_config
 
 from scripts.kafka.broker import free_port
@@ -30,7 +30,7 @@ async def _served(**overrides: Any) -> AsyncIterator[tuple[str, FakePublisher]]:
     settings = make_settings(api_host="127.0.0.1", api_port=port, **overrides)
     publisher = FakePublisher()
     server = uvicorn.Server(
-        public_config(settings, create_app(settings, build_ingest(settings, publisher)))
+        public_config(settings, create_app(settings, build_pipeline(settings, publisher)))
     )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 10

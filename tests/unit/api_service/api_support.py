@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from api_service.app import build_ingest, create_app
-from api_service.handlers import Ingest
+from api_service.app import build_pipeline, create_app
 from api_service.metrics import ApiMetrics
+from api_service.pipeline import RequestPipeline
 from api_service.settings import ApiSettings
 from tracking_common.messages import Message
 from tracking_producer import PublishError
@@ -78,8 +78,8 @@ class Api:
     ) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.ingest: Ingest = build_ingest(settings, publisher, metrics)
-        self.app = create_app(settings, self.ingest)
+        self.pipeline: RequestPipeline = build_pipeline(settings, publisher, metrics)
+        self.app = create_app(settings, self.pipeline)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app), base_url="http://api.test"
         )
@@ -87,7 +87,7 @@ class Api:
     async def aclose(self) -> None:
         """Close the client and the ingestor's registry connections."""
         await self.client.aclose()
-        await self.ingest.ingestor.close()
+        await self.pipeline.ingestor.close()
 
     async def v1(self, body: Any, **kwargs: Any) -> httpx.Response:
         """POST ``body`` as JSON to /v1/events with the test key."""

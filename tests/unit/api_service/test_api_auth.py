@@ -87,7 +87,7 @@ def _frozen_limiter(api: Api) -> RateLimiter:
 
 async def test_the_rate_limit_answers_429_with_retry_after(make_api: MakeApi) -> None:
     api = make_api(api_rate_limit_per_s=0.5, api_rate_limit_burst=2)
-    api.ingest.limiter = _frozen_limiter(api)
+    api.pipeline.admission.limiter = _frozen_limiter(api)
 
     statuses = [(await api.v1(page_view())).status_code for _ in range(3)]
     limited = await api.v1(page_view())
@@ -102,7 +102,7 @@ async def test_the_rate_limit_answers_429_with_retry_after(make_api: MakeApi) ->
 
 async def test_open_endpoints_are_limited_per_client_ip(make_api: MakeApi) -> None:
     api = make_api(api_rate_limit_per_s=0.5, api_rate_limit_burst=1, api_trust_forwarded_for=True)
-    api.ingest.limiter = _frozen_limiter(api)
+    api.pipeline.admission.limiter = _frozen_limiter(api)
 
     first = await api.tp2([tracker_page_view()], headers={"x-forwarded-for": "203.0.113.7"})
     second = await api.tp2([tracker_page_view()], headers={"x-forwarded-for": "203.0.113.7"})

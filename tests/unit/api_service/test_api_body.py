@@ -1,22 +1,44 @@
-"""Reading bodies: the size cap while streaming, gzip inflation with its cap, JSON and depth."""
+"""Reading bodies: the size cap while streaming, the deadline, gzip inflation with its cap;
+parsing and the depth limit (the ingest interface's, ``api_service.legacy_ingest``)."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
-from api_service.body import check_depth, inflate, parse_json, read_capped
-from api_service.errors import RequestRefusedError
+from api_service.body import inflate, read_capped
+from api_service.errors import (
+    REFUSALS,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    InvalidGzipError,
+    RequestRefusedError,
+    UnsupportedEncodingError,
+    answer,
+)
+from api_service.exchange import Receive
+from api_service.legacy_ingest import UnreadableBodyError, check_depth, parse_json
 from hypothesis import given
 from hypothesis import strategies as st
 
 
-async def _chunks(parts: Sequence[bytes], taken: list[bytes]) -> AsyncIterator[bytes]:
-    for part in parts:
+def _chunks(parts: Sequence[bytes], taken: list[bytes]) -> Receive:
+    """An ASGI ``receive`` that gives ``parts`` as the body's chunks, noting each one taken."""
+    pending = list(parts)
+
+    async def receive() -> dict[str, Any]:
+        part = pending.pop(0)
         taken.append(part)
-        yield part
+        return {"type": "http.request", "body": part, "more_body": bool(pending)}
+
+    return receive
+
+
+def _status(refused: RequestRefusedError | UnreadableBodyError) -> int:
+    return REFUSALS[type(refused)].status
 
 
 def _nested(depth: int) -> object:
@@ -29,42 +51,47 @@ def _nested(depth: int) -> object:
 async def test_a_body_within_the_cap_is_read_whole() -> None:
     taken: list[bytes] = []
 
-    body = await read_capped(_chunks([b"ab", b"cd"], taken), {}, max_bytes=4)
+    body = await read_capped(_chunks([b"ab", b"cd"], taken), None, max_bytes=4)
 
     assert body == b"abcd"
 
 
 async def test_a_body_that_stops_arriving_is_refused_at_the_deadline() -> None:
-    async def trickle() -> AsyncIterator[bytes]:
-        yield b'{"event_type":'
+    sent = False
+
+    async def trickle() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b'{"event_type":', "more_body": True}
         await asyncio.Event().wait()  # the client never sends the rest
-        yield b"never"
+        return {"type": "http.disconnect"}
 
-    with pytest.raises(RequestRefusedError) as refused:
-        await read_capped(trickle(), {}, max_bytes=1024, timeout_s=0.05)
+    with pytest.raises(BodyTimeoutError) as refused:
+        await read_capped(trickle, None, max_bytes=1024, timeout_s=0.05)
 
-    assert (refused.value.status, refused.value.code) == (408, "body_timeout")
+    assert (_status(refused.value), refused.value.code) == (408, "body_timeout")
     assert "14 bytes received" in refused.value.message
-    assert refused.value.headers == {"connection": "close"}
+    assert (b"connection", b"close") in answer(refused.value, 5).headers
 
 
 async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
     taken: list[bytes] = []
 
-    with pytest.raises(RequestRefusedError) as refused:
-        await read_capped(_chunks([b"x"], taken), {"content-length": "5"}, max_bytes=4)
+    with pytest.raises(BodyTooLargeError) as refused:
+        await read_capped(_chunks([b"x"], taken), "5", max_bytes=4)
 
-    assert (refused.value.status, refused.value.code) == (413, "payload_too_large")
+    assert (_status(refused.value), refused.value.code) == (413, "payload_too_large")
     assert taken == []
 
 
 async def test_a_streamed_body_is_refused_at_the_chunk_that_passes_the_cap() -> None:
     taken: list[bytes] = []
 
-    with pytest.raises(RequestRefusedError) as refused:
-        await read_capped(_chunks([b"abc", b"def", b"ghi"], taken), {}, max_bytes=4)
+    with pytest.raises(BodyTooLargeError) as refused:
+        await read_capped(_chunks([b"abc", b"def", b"ghi"], taken), None, max_bytes=4)
 
-    assert refused.value.status == 413
+    assert _status(refused.value) == 413
     assert taken == [b"abc", b"def"]  # the rest is never read
 
 
@@ -82,27 +109,27 @@ def test_inflation_up_to_the_cap_is_allowed_and_one_byte_more_is_413() -> None:
     exact = gzip.compress(b"x" * 1000)
 
     assert inflate(exact, "gzip", 1000) == b"x" * 1000
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(BodyTooLargeError) as refused:
         inflate(exact, "gzip", 999)
-    assert refused.value.status == 413
+    assert _status(refused.value) == 413
 
 
 def test_a_bomb_is_refused_without_inflating_it_whole() -> None:
     bomb = gzip.compress(b"\0" * 20_000_000)  # about 20 KB on the wire
 
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(BodyTooLargeError) as refused:
         inflate(bomb, "gzip", 1024 * 1024)
 
-    assert (refused.value.status, refused.value.code) == (413, "payload_too_large")
+    assert (_status(refused.value), refused.value.code) == (413, "payload_too_large")
 
 
 def test_every_gzip_member_is_inflated_and_the_cap_spans_them() -> None:
     body = gzip.compress(b'{"a": ') + gzip.compress(b"1}")
 
     assert inflate(body, "gzip", 100) == b'{"a": 1}'
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(BodyTooLargeError) as refused:
         inflate(gzip.compress(b"x" * 600) + gzip.compress(b"x" * 600), "gzip", 1000)
-    assert refused.value.status == 413
+    assert _status(refused.value) == 413
 
 
 @pytest.mark.parametrize(
@@ -115,30 +142,30 @@ def test_every_gzip_member_is_inflated_and_the_cap_spans_them() -> None:
     ids=["garbage", "truncated", "trailing"],
 )
 def test_invalid_gzip_is_400(body: bytes) -> None:
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(InvalidGzipError) as refused:
         inflate(body, "gzip", 1000)
 
-    assert (refused.value.status, refused.value.code) == (400, "invalid_gzip")
+    assert (_status(refused.value), refused.value.code) == (400, "invalid_gzip")
 
 
 @pytest.mark.parametrize("encoding", ["br", "deflate", "zstd", "gzip, br"])
 def test_other_encodings_are_415(encoding: str) -> None:
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(UnsupportedEncodingError) as refused:
         inflate(b"{}", encoding, 100)
 
-    assert (refused.value.status, refused.value.code) == (415, "unsupported_encoding")
+    assert (_status(refused.value), refused.value.code) == (415, "unsupported_encoding")
 
 
 def test_depth_is_counted_in_containers() -> None:
     check_depth(_nested(5), 5)
     check_depth("scalar", 1)
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(UnreadableBodyError) as refused:
         check_depth(_nested(6), 5)
-    assert (refused.value.status, refused.value.code) == (400, "too_deep")
+    assert (_status(refused.value), refused.value.code) == (400, "too_deep")
 
 
 def test_depth_of_a_very_deep_document_is_checked_without_recursion() -> None:
-    with pytest.raises(RequestRefusedError):
+    with pytest.raises(UnreadableBodyError):
         check_depth(_nested(100_000), 256)
 
 
@@ -152,10 +179,10 @@ def test_depth_of_a_very_deep_document_is_checked_without_recursion() -> None:
     ],
 )
 def test_parse_json_refusals(body: bytes, code: str) -> None:
-    with pytest.raises(RequestRefusedError) as refused:
+    with pytest.raises(UnreadableBodyError) as refused:
         parse_json(body, max_depth=2)
 
-    assert (refused.value.status, refused.value.code) == (400, code)
+    assert (_status(refused.value), refused.value.code) == (400, code)
 
 
 def _depth(value: object) -> int:
@@ -178,7 +205,7 @@ def test_depth_check_agrees_with_a_recursive_count(document: object, max_depth: 
     refused = False
     try:
         check_depth(document, max_depth)
-    except RequestRefusedError:
+    except UnreadableBodyError:
         refused = True
 
     assert refused == (_depth(document) > max_depth)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import schemathesis
-from api_service.app import build_ingest, create_app
+from api_service.app import build_pipeline, create_app
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 from schemathesis.checks import (
@@ -25,7 +25,7 @@ from tests.unit.api_service.api_support import AUTH, FakePublisher, make_setting
 
 # Redirects on, so /r/tp2 is fuzzed past its 404.
 _SETTINGS = make_settings(api_redirect_domains="shop.example")
-_APP = create_app(_SETTINGS, build_ingest(_SETTINGS, FakePublisher()))
+_APP = create_app(_SETTINGS, build_pipeline(_SETTINGS, FakePublisher()))
 # No 5xx, and every answer is one the document declares, in the declared shape.
 CHECKS = [
     not_a_server_error,

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import httpx
-from api_service.app import build_ingest, create_app
+from api_service.app import build_pipeline, create_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +87,7 @@ encoding_headers = st.sampled_from([None, "gzip", "identity", "br", "GZIP", ""])
 
 _PUBLISHER = FakePublisher()
 _SETTINGS = make_settings(api_max_event_bytes=2048, api_max_events_per_request=4)
-_APP = create_app(_SETTINGS, build_ingest(_SETTINGS, _PUBLISHER))
+_APP = create_app(_SETTINGS, build_pipeline(_SETTINGS, _PUBLISHER))
 
 
 def _send(method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, FakePublisher]:

@@ -59,7 +59,7 @@ async def test_readiness_waits_for_the_first_kafka_connection_only(api: Api) -> 
 async def test_readiness_fails_while_draining(api: Api) -> None:
     assert (await api.client.get("/readyz")).status_code == 200
 
-    api.ingest.draining = True
+    api.pipeline.draining = True
     answer = await api.client.get("/readyz")
 
     assert answer.status_code == 503
@@ -68,13 +68,13 @@ async def test_readiness_fails_while_draining(api: Api) -> None:
 
 
 async def test_the_admin_app_serves_metrics_and_probes(api: Api) -> None:
-    admin = create_admin_app(api.ingest, lambda: b"tracking_api_requests_total 1.0\n")
+    admin = create_admin_app(api.pipeline, lambda: b"tracking_api_requests_total 1.0\n")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=admin), base_url="http://admin.test"
     ) as client:
         metrics = await client.get("/metrics")
         alive = await client.get("/healthz")
-        api.ingest.draining = True
+        api.pipeline.draining = True
         ready = await client.get("/readyz")
 
     assert metrics.status_code == 200

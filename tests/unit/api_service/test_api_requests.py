@@ -48,7 +48,7 @@ async def test_a_client_hanging_up_mid_body_is_499_not_a_server_error(api: Api) 
 
     assert start["status"] == 499
     assert api.publisher.calls == 0
-    assert api.ingest.in_flight == 0
+    assert api.pipeline.in_flight == 0
 
 
 async def test_a_long_request_id_is_cut_to_what_bad_events_keep(api: Api) -> None:

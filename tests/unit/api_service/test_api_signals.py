@@ -138,6 +138,6 @@ def test_the_bound_is_a_setting_with_a_floor() -> None:
 
 async def test_the_ready_gauge_reads_what_readyz_answers(metered: MeteredApi) -> None:
     assert metered.points("tracking_api_ready") == {(): 1.0}
-    metered.ingest.draining = True
+    metered.pipeline.draining = True
     assert (await metered.client.get("/readyz")).status_code == 503
     assert metered.points("tracking_api_ready") == {(): 0.0}
