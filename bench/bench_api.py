@@ -253,9 +253,9 @@ async def raw_producer(
     """
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
     from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415
-    from api_service.ingest import Ingestor  # noqa: PLC0415
     from tracking_common.iglu import bundled_repository  # noqa: PLC0415
     from tracking_common.iglu.resolver_config import build_resolver  # noqa: PLC0415
+    from tracking_common.ingest import Ingestor  # noqa: PLC0415
     from tracking_common.record import now_ms  # noqa: PLC0415
 
     ingestor = Ingestor(
@@ -265,10 +265,12 @@ async def raw_producer(
         bad_events_topic=topic + "_bad",
         allow_unknown_schemas=False,
         max_event_bytes=65_536,
-        retry_after_s=5,
+        max_events_per_request=BATCH_SIZE,
+        max_json_depth=32,
     )
     trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
-    batch = await ingestor.v1(batch_events(), now_ms=now_ms(), trace=trace, request_id="bench")
+    body = json.dumps({"events": batch_events()}).encode()
+    batch = await ingestor.v1(body, now_ms=now_ms(), trace=trace, request_id="bench")
     messages = batch.messages
     if batch.rejections:
         raise SystemExit(f"the batch payload is invalid: {batch.rejections[0].as_dict()}")
@@ -305,7 +307,7 @@ async def raw_producer(
 
 def raw_producer_child(bootstrap: str, topic: str, duration_s: float, window: int) -> None:
     """In a process of its own: print the raw producer's events and elapsed seconds as JSON."""
-    import api_service.ingest  # noqa: F401, PLC0415 - imported before the clock starts
+    import tracking_common.ingest  # noqa: F401, PLC0415 - imported before the clock starts
     import uvloop  # noqa: PLC0415 - the API serves on uvloop too
 
     events, elapsed = uvloop.run(raw_producer(bootstrap, topic, duration_s, window))

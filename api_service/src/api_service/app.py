@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
 from fastapi import FastAPI
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
@@ -19,13 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
+from tracking_common.ingest import IngestError, Ingestor
+from tracking_common.ingest.decoding import v1_events
 from tracking_common.protocol import redirect_payload
 from tracking_common.record import now_ms
 
 from api_service import openapi
 from api_service.errors import RequestRefusedError
-from api_service.handlers import GIF, PAYLOAD_DATA_PREFIX, Ingest, IngestContext, json_response
-from api_service.ingest import Ingestor
+from api_service.handlers import GIF, Ingest, IngestContext, json_response
 from api_service.metrics import UNMATCHED_ROUTE, ApiMetrics
 from api_service.publisher import Publisher
 from api_service.settings import ApiSettings
@@ -75,7 +75,8 @@ def build_ingest(
         bad_events_topic=settings.bad_events_topic,
         allow_unknown_schemas=settings.api_allow_unknown_schemas,
         max_event_bytes=settings.api_max_event_bytes,
-        retry_after_s=settings.api_retry_after_s,
+        max_events_per_request=settings.api_max_events_per_request,
+        max_json_depth=settings.api_max_json_depth,
     )
     metrics = metrics or ApiMetrics()
     ingest = Ingest(settings, publisher, ingestor, metrics)
@@ -107,20 +108,26 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
         return await http_exception_handler(request, exc)
 
     async def v1(context: IngestContext) -> Response:
-        document = await ingest.read_json(context, "v1")
-        items = await _v1_items(ingest, document, context)
-        ingest.check_count(items)
-        batch = await ingest.ingestor.v1(
-            items, now_ms=now_ms(), trace=ingest.trace(), request_id=context.request_id
+        body = await ingest.read_body(context)
+        check = ingest.ingestor.v1(
+            body, now_ms=now_ms(), trace=ingest.trace(), request_id=context.request_id
         )
+        batch = await ingest.checked(check, body, "v1", context)
         await ingest.publish(batch, "v1", context)
         return Ingest.outcome(batch)
 
     async def tp2(context: IngestContext) -> Response:
-        document = await ingest.read_json(context, "tp2")
-        items = await _tp2_items(ingest, document, context)
-        ingest.check_count(items)
-        batch = await ingest.track(items, "tp2", context)
+        body = await ingest.read_body(context)
+        check = ingest.ingestor.tracker(
+            body,
+            source="tp2",
+            now_ms=now_ms(),
+            trace=ingest.trace(),
+            request_id=context.request_id,
+            facts=ingest.request_facts(context),
+        )
+        batch = await ingest.checked(check, body, "tp2", context)
+        await ingest.publish(batch, "tp2", context)
         return Ingest.outcome(batch)
 
     async def pixel(context: IngestContext) -> Response:
@@ -213,8 +220,11 @@ def create_app(settings: ApiSettings, ingest: Ingest) -> FastAPI:
     if settings.api_bench_noop_endpoint:
 
         async def noop(context: IngestContext) -> Response:
-            document = await ingest.read_json(context, "v1")
-            items = await _v1_items(ingest, document, context)
+            body = await ingest.read_body(context)
+            try:
+                items, _ = v1_events(body, settings.api_max_json_depth)
+            except IngestError as error:
+                raise ingest.refusal(error) from error
             return json_response(200, {"accepted": len(items), "rejected": 0})
 
         @app.post("/bench/noop", include_in_schema=False)
@@ -262,42 +272,3 @@ def readiness(ingest: Ingest) -> Response:
     if reasons:
         return json_response(503, {"status": "not_ready", "reasons": reasons})
     return json_response(200, {"status": "ready"})
-
-
-async def _v1_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:
-    if isinstance(document, dict) and "events" in document:
-        events = document["events"]
-        if isinstance(events, list) and len(document) == 1:
-            return events
-        refused = RequestRefusedError(
-            400, "invalid_batch", 'a batch is {"events": [...]} with nothing else'
-        )
-    elif isinstance(document, dict):
-        return [document]
-    else:
-        refused = RequestRefusedError(
-            400, "invalid_body", 'the body must be an event object or {"events": [...]}'
-        )
-    await ingest.keep_unreadable(_raw(document), refused, "v1", context)
-    raise refused
-
-
-async def _tp2_items(ingest: Ingest, document: Any, context: IngestContext) -> list[Any]:
-    if (
-        isinstance(document, dict)
-        and isinstance(document.get("schema"), str)
-        and document["schema"].startswith(PAYLOAD_DATA_PREFIX)
-        and isinstance(document.get("data"), list)
-    ):
-        return list(document["data"])
-    refused = RequestRefusedError(
-        400,
-        "invalid_payload_data",
-        'the body must be a payload_data self-describing JSON: {"schema": ..., "data": [...]}',
-    )
-    await ingest.keep_unreadable(_raw(document), refused, "tp2", context)
-    raise refused
-
-
-def _raw(document: Any) -> bytes:
-    return orjson.dumps(document)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
+from tracking_common.ingest.depth import nests_deeper
 
 from api_service.errors import RequestRefusedError
 
@@ -95,25 +96,9 @@ def parse_json(body: bytes, max_depth: int) -> Any:
 
 
 def check_depth(document: Any, max_depth: int) -> None:
-    """RequestRefusedError(400) if ``document`` nests deeper than ``max_depth`` (iteratively).
-
-    Walks one level at a time with comprehensions that keep only containers: scalars, most of
-    any document, cost no Python-level step of their own.
-    """
-    level = [document] if type(document) is dict or type(document) is list else []
-    depth = 1
-    while level:
-        if depth > max_depth:
-            raise RequestRefusedError(
-                400, "too_deep", f"the JSON nests deeper than {max_depth} levels"
-            )
-        level = [
-            child
-            for value in level
-            for child in (value.values() if type(value) is dict else value)
-            if type(child) is dict or type(child) is list
-        ]
-        depth += 1
+    """RequestRefusedError(400) if ``document`` nests deeper than ``max_depth`` (iteratively)."""
+    if nests_deeper(document, max_depth):
+        raise RequestRefusedError(400, "too_deep", f"the JSON nests deeper than {max_depth} levels")
 
 
 def _too_large(message: str) -> RequestRefusedError:

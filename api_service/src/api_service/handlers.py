@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,16 +21,22 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from tracking_common.errors import ValidationIssue
+from tracking_common.ingest import (
+    Batch,
+    IngestError,
+    Ingestor,
+    SchemaRegistryUnavailableError,
+    TooManyEventsError,
+)
 from tracking_common.messages import Message
 from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
 from tracking_common.tracing import trace_headers
 
 from api_service.auth import ApiKeys, key_from_headers
-from api_service.body import inflate, parse_json, read_capped
+from api_service.body import inflate, read_capped
 from api_service.client_address import ClientAddress
 from api_service.errors import RequestRefusedError
-from api_service.ingest import Batch, Ingestor
 from api_service.metrics import ApiMetrics
 from api_service.nuid_cookie import NetworkUserCookie
 from api_service.publisher import Publisher, PublishError
@@ -285,8 +291,8 @@ class Ingest:
 
     # -- bodies ------------------------------------------------------------------------------
 
-    async def read_json(self, context: IngestContext, source: Source) -> Any:
-        """The request's JSON document, within every size and depth limit."""
+    async def read_body(self, context: IngestContext) -> bytes:
+        """The request's body, inflated, within the size limits."""
         request = context.request
         settings = self.settings
         raw = await read_capped(
@@ -295,23 +301,31 @@ class Ingest:
             settings.api_max_body_bytes,
             timeout_s=settings.api_body_timeout_s,
         )
-        encoding = request.headers.get("content-encoding")
-        body = inflate(raw, encoding, settings.api_max_inflated_bytes)
-        try:
-            return parse_json(body, settings.api_max_json_depth)
-        except RequestRefusedError as refused:
-            await self.keep_unreadable(body, refused, source, context)
-            raise
+        return inflate(
+            raw, request.headers.get("content-encoding"), settings.api_max_inflated_bytes
+        )
 
-    def check_count(self, items: Sequence[Any]) -> None:
-        """RequestRefusedError(413) above the per-request event limit; 400 for none."""
-        limit = self.settings.api_max_events_per_request
-        if len(items) > limit:
-            raise RequestRefusedError(
-                413, "too_many_events", f"{len(items)} events in one request; the limit is {limit}"
-            )
-        if not items:
-            raise RequestRefusedError(400, "no_events", "the request carries no events")
+    def refusal(self, error: IngestError) -> RequestRefusedError:
+        """The answer to a request the ingest domain refused whole."""
+        if isinstance(error, TooManyEventsError):
+            return RequestRefusedError(413, error.code, error.message)
+        if isinstance(error, SchemaRegistryUnavailableError):
+            # Through no fault of the events: the client retries (nothing was published).
+            retry_after = {"retry-after": str(self.settings.api_retry_after_s)}
+            return RequestRefusedError(503, error.code, error.message, headers=retry_after)
+        return RequestRefusedError(400, error.code, error.message)
+
+    async def checked(
+        self, check: Awaitable[Batch], body: bytes, source: Source, context: IngestContext
+    ) -> Batch:
+        """The batch ``check`` builds, or its refusal; an unreadable body is kept."""
+        try:
+            return await check
+        except IngestError as error:
+            refused = self.refusal(error)
+            if refused.status == 400 and error.code != "no_events":
+                await self.keep_unreadable(body, refused, source, context)
+            raise refused from error
 
     async def keep_unreadable(
         self, raw: bytes, refused: RequestRefusedError, source: Source, context: IngestContext
@@ -339,16 +353,19 @@ class Ingest:
         """The current span's context, for the record headers."""
         return trace_headers()
 
-    async def track(self, items: Sequence[Any], source: Source, context: IngestContext) -> Batch:
-        """Check tracker-protocol ``items`` with the request's facts and publish the batch."""
-        batch = await self.ingestor.tracker(
-            items,
+    async def track(
+        self, payloads: Sequence[Mapping[str, str]], source: Source, context: IngestContext
+    ) -> Batch:
+        """Check query-string payloads with the request's facts and publish the batch."""
+        check = self.ingestor.tracker_payloads(
+            [dict(payload) for payload in payloads],
             source=source,
             now_ms=now_ms(),
             trace=self.trace(),
             request_id=context.request_id,
             facts=self.request_facts(context),
         )
+        batch = await self.checked(check, b"", source, context)
         await self.publish(batch, source, context)
         return batch
 
