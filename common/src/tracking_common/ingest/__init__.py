@@ -19,7 +19,8 @@ from tracking_common.ingest.errors import (
     TooManyEventsError,
     UnreadableBodyError,
 )
-from tracking_common.ingest.ingestor import PAYLOAD_DATA_PREFIX, Ingestor
+from tracking_common.ingest.ingestor import Ingestor
+from tracking_common.ingest.tracker import PAYLOAD_DATA_PREFIX
 
 __all__ = [
     "PAYLOAD_DATA_PREFIX",

@@ -139,9 +139,8 @@ def _deeper_than_allowed(raw: bytes, event: EventStruct, level: int, max_depth: 
     """
     if max_depth < level + 3:
         return nests_deeper(orjson.loads(raw), max_depth - level + 1)
-    data_levels = []
     described = getattr(event, "event", None)
-    if described is not None:
-        data_levels.append((described.data, level + 2))
-    data_levels.extend((entity.data, level + 3) for entity in event.entities)
-    return any(nests_deeper(data, max_depth - at + 1) for data, at in data_levels)
+    if described is not None and nests_deeper(described.data, max_depth - level - 1):
+        return True
+    entity_limit = max_depth - level - 2
+    return any(nests_deeper(entity.data, entity_limit) for entity in event.entities)

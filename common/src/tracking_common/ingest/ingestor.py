@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
-import msgspec
 import orjson
 
 from tracking_common.errors import ValidationIssue
@@ -29,10 +27,17 @@ from tracking_common.events import ms_from_datetime
 from tracking_common.iglu import IgluRepository
 from tracking_common.iglu.resolver import IgluResolver
 from tracking_common.ingest.batch import Batch, Rejection
-from tracking_common.ingest.decoding import check_document, decode_event, v1_events
+from tracking_common.ingest.decoding import decode_event, v1_events
 from tracking_common.ingest.errors import TooManyEventsError, UnreadableBodyError
 from tracking_common.ingest.schema_checks import resolve_schemas
-from tracking_common.ingest.tracker import TrackerItem, decode_payload, read_event, record_payload
+from tracking_common.ingest.tracker import (
+    ITEM_LEVEL,
+    TrackerItem,
+    decode_payload,
+    payload_data_items,
+    read_event,
+    record_payload,
+)
 from tracking_common.messages import Headers, Message
 from tracking_common.protocol import RequestFacts, payload_issues, to_payload
 from tracking_common.record import (
@@ -44,19 +49,6 @@ from tracking_common.record import (
 )
 
 __all__ = ["Ingestor"]
-
-PAYLOAD_DATA_PREFIX: Final = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-"
-
-
-class _PayloadDataIn(msgspec.Struct):
-    """A ``payload_data`` body: its schema URI and its items, kept as bytes."""
-
-    schema: str
-    data: list[msgspec.Raw]
-
-
-_PAYLOAD_DATA: Final = msgspec.json.Decoder(_PayloadDataIn)
-_ITEM_LEVEL: Final = 3  # {"schema": ..., "data": [ {item} ]}
 
 
 class Ingestor:
@@ -121,23 +113,11 @@ class Ingestor:
         facts: RequestFacts,
     ) -> Batch:
         """POST tp2: ``body`` is a ``payload_data`` self-describing JSON."""
-        try:
-            document = _PAYLOAD_DATA.decode(body) if body else None
-        except (msgspec.DecodeError, RecursionError):
-            document = None
-        if document is None or not document.schema.startswith(PAYLOAD_DATA_PREFIX):
-            check_document(body, self._max_depth)  # says why, if it is not JSON
-            raise UnreadableBodyError(
-                "invalid_payload_data",
-                "the body must be a payload_data self-describing JSON: "
-                '{"schema": ..., "data": [...]}',
-            )
-        self._check_count(len(document.data))
+        raws = payload_data_items(body, self._max_depth)
+        self._check_count(len(raws))
         items = [
-            decode_payload(
-                bytes(raw), envelopes=self._iglu, level=_ITEM_LEVEL, max_depth=self._max_depth
-            )
-            for raw in document.data
+            decode_payload(raw, envelopes=self._iglu, level=ITEM_LEVEL, max_depth=self._max_depth)
+            for raw in raws
         ]
         return await self._track(
             items, source=source, now_ms=now_ms, trace=trace, request_id=request_id, facts=facts

@@ -1,8 +1,9 @@
 """The tracker-protocol rules of ingestion, beside the protocol (``tracking_common.protocol``).
 
 - A ``payload_data`` item is a flat object of strings, with ``e``, ``p`` and ``tv``, and only
-  the keys of ``payload_data`` 1-0-4: msgspec decodes it into a Struct of optional string
-  fields that says exactly that; only an item it refuses is checked by the Iglu schema, whose
+  the keys of ``payload_data`` 1-0-4: msgspec decodes it as ``dict[str, str]`` and two set
+  comparisons check its keys (2.3x faster than a Struct of 70 optional fields turned back into
+  a dict: 3.9 against 9.0 us); only an item refused there is checked by the Iglu schema, whose
   message names the problem.
 - The record keeps the tracker's own payload (minus ``stm``); a missing ``eid`` gets the
   event's generated id; ``ip``, ``ua`` and the network user id come from the request
@@ -14,8 +15,7 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 import msgspec
 import orjson
@@ -24,9 +24,10 @@ from pydantic import ValidationError
 from tracking_common.errors import PayloadError, ValidationIssue
 from tracking_common.events import event_adapter, ms_from_datetime
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, IgluRepository, SchemaValidationError
-from tracking_common.ingest.decoding import struct_from_model, too_deep
+from tracking_common.ingest.decoding import check_document, struct_from_model, too_deep
 from tracking_common.ingest.depth import nests_deeper
-from tracking_common.ingest.structs import EventStruct
+from tracking_common.ingest.errors import UnreadableBodyError
+from tracking_common.ingest.structs import EVENT_DECODER, EventStruct
 from tracking_common.protocol import (
     RequestFacts,
     add_request_facts,
@@ -36,9 +37,44 @@ from tracking_common.protocol import (
 )
 from tracking_common.record import PAYLOAD_KEYS
 
-__all__ = ["TrackerItem", "decode_payload", "read_event", "record_payload"]
+__all__ = [
+    "ITEM_LEVEL",
+    "PAYLOAD_DATA_PREFIX",
+    "TrackerItem",
+    "decode_payload",
+    "payload_data_items",
+    "read_event",
+    "record_payload",
+]
 
-_REQUIRED_KEYS: Final = ("e", "p", "tv")
+PAYLOAD_DATA_PREFIX: Final = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-"
+ITEM_LEVEL: Final = 3
+"""The level of an item in a ``payload_data`` body: ``{"schema": ..., "data": [ {item} ]}``."""
+
+
+class _PayloadDataIn(msgspec.Struct):
+    """A ``payload_data`` body: its schema URI and its items, kept as bytes."""
+
+    schema: str
+    data: list[msgspec.Raw]
+
+
+_PAYLOAD_DATA: Final = msgspec.json.Decoder(_PayloadDataIn)
+
+
+def payload_data_items(body: bytes, max_depth: int) -> list[bytes]:
+    """The JSON bytes of each item of a ``payload_data`` body. Raises UnreadableBodyError."""
+    try:
+        document = _PAYLOAD_DATA.decode(body) if body else None
+    except (msgspec.DecodeError, RecursionError):
+        document = None
+    if document is None or not document.schema.startswith(PAYLOAD_DATA_PREFIX):
+        check_document(body, max_depth)  # says why, if it is not JSON or too deep
+        raise UnreadableBodyError(
+            "invalid_payload_data",
+            'the body must be a payload_data self-describing JSON: {"schema": ..., "data": [...]}',
+        )
+    return [bytes(raw) for raw in document.data]
 
 
 class TrackerItem(NamedTuple):
@@ -50,17 +86,8 @@ class TrackerItem(NamedTuple):
     issues: list[ValidationIssue]
 
 
-@cache
-def _payload_decoder() -> msgspec.json.Decoder[Any]:
-    """A Struct with one optional string field per ``payload_data`` key (built on first use,
-    not at import)."""
-    optional = sorted((PAYLOAD_KEYS | {"stm"}) - set(_REQUIRED_KEYS))
-    fields: list[Any] = [(key, str) for key in _REQUIRED_KEYS]
-    fields += [(key, str | None, None) for key in optional]
-    struct = msgspec.defstruct(
-        "TrackerPayloadStruct", fields, forbid_unknown_fields=True, frozen=True
-    )
-    return msgspec.json.Decoder(struct)
+_PAYLOAD: Final = msgspec.json.Decoder(dict[str, str])
+_ALLOWED_KEYS: Final = PAYLOAD_KEYS | {"stm"}
 
 
 def decode_payload(
@@ -68,13 +95,16 @@ def decode_payload(
 ) -> TrackerItem:
     """Decode one ``payload_data`` item. Raises UnreadableBodyError(too_deep)."""
     try:
-        decoded = _payload_decoder().decode(raw)
+        payload = _PAYLOAD.decode(raw)
     except (msgspec.DecodeError, RecursionError):
+        payload = None
+    if payload is None or not payload.keys() <= _ALLOWED_KEYS or not _has_required(payload):
         return _explain(raw, envelopes=envelopes, level=level, max_depth=max_depth)
-    fields = decoded.__struct_fields__
-    values = msgspec.structs.astuple(decoded)
-    payload = {key: value for key, value in zip(fields, values, strict=True) if value is not None}
     return TrackerItem(raw, payload, [])
+
+
+def _has_required(payload: dict[str, str]) -> bool:
+    return "e" in payload and "p" in payload and "tv" in payload
 
 
 def _explain(raw: bytes, *, envelopes: IgluRepository, level: int, max_depth: int) -> TrackerItem:
@@ -103,7 +133,9 @@ def read_event(payload: dict[str, str]) -> tuple[EventStruct | None, list[Valida
     except PayloadError as exc:
         return None, list(exc.issues)
     try:
-        event: EventStruct = msgspec.convert(document, EventStruct)
+        # Encoding the document and decoding its bytes is 2.5x faster than msgspec.convert on
+        # the dict (7 against 19 us an event in bench/bench_ingest.py's tp2 batch).
+        event: EventStruct = EVENT_DECODER.decode(orjson.dumps(document))
     except msgspec.ValidationError:
         pass  # the pydantic model below names every problem
     else:
