@@ -103,6 +103,11 @@ def _encode(value: Any, *, base64_encode: bool) -> str:
     return raw.decode()
 
 
+def _quoted(text: str) -> str:
+    """``text`` as a JSON string: a plain value in a message, never a Python repr."""
+    return orjson.dumps(text).decode()
+
+
 def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
@@ -224,7 +229,7 @@ class _Reader:
         try:
             return int(text)
         except ValueError:
-            self.fail(key, code, f"{key} must be an integer, got {text[:40]!r}")
+            self.fail(key, code, f"{key} must be an integer, got {_quoted(text[:40])}")
             return None
 
     def timestamp(self, key: str) -> Any:
@@ -384,7 +389,8 @@ def payload_document(payload: Mapping[str, str]) -> dict[str, Any]:
     code = reader.text("e")
     kind = _TYPES_BY_CODE.get(code or "")
     if kind is None:
-        reader.fail("e", "unsupported_event_type", f"unsupported event type e={code!r}")
+        found = "missing" if code is None else f"not supported: {_quoted(code[:40])}"
+        reader.fail("e", "unsupported_event_type", f"the event type e is {found}")
         raise PayloadError(reader.issues)
     document: dict[str, Any] = {
         "event_type": kind.value,
@@ -443,7 +449,7 @@ def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list
             path += "/event_type"
             expected = ", ".join(kind.value for kind in EventType)
             found = (error.get("ctx") or {}).get("tag")
-            what = "is missing" if found is None else f"{str(found)[:40]!r} is not supported"
+            what = "is missing" if found is None else f"{_quoted(str(found)[:40])} is not supported"
             message = f"event_type {what}; expected one of: {expected}"
         issues.append(ValidationIssue(path, code, message))
     return issues

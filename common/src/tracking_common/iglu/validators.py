@@ -47,7 +47,9 @@ def _bundled_ref(uri: str) -> Any:
         path = BUNDLED_SCHEMA_DIR / key.relative_path
         if path.is_file():
             return orjson.loads(path.read_bytes())
-    raise ValueError(f"remote $ref {uri[:200]!r} is not a bundled Iglu Central schema")
+    raise ValueError(
+        f"remote $ref {orjson.dumps(uri[:200]).decode()} is not a bundled Iglu Central schema"
+    )
 
 
 def compile_schema(definition: Any) -> Validator:
