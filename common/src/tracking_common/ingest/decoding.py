@@ -29,6 +29,7 @@ __all__ = [
     "DecodedEvent",
     "check_document",
     "decode_event",
+    "loads",
     "struct_from_model",
     "too_deep",
     "v1_events",
@@ -55,16 +56,22 @@ def too_deep(max_depth: int) -> UnreadableBodyError:
     return UnreadableBodyError("too_deep", f"the JSON nests deeper than {max_depth} levels")
 
 
+def loads(raw: bytes) -> Any:
+    """Parse JSON bytes msgspec has read, with orjson; UnreadableBodyError(invalid_json) for
+    what orjson refuses and msgspec did not (a number out of a double's range)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UnreadableBodyError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+
+
 def check_document(body: bytes, max_depth: int) -> Any:
     """Parse ``body`` generically and check its depth: the slow path that says why a body is
     not the envelope it should be. Raises UnreadableBodyError (empty_body, invalid_json,
     too_deep)."""
     if not body:
         raise UnreadableBodyError("empty_body", "the request body is empty")
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UnreadableBodyError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+    document = loads(body)
     if nests_deeper(document, max_depth):
         raise too_deep(max_depth)
     return document
@@ -115,7 +122,7 @@ def struct_from_model(model: Any) -> EventStruct:
 
 def _explain(raw: bytes, *, level: int, max_depth: int) -> DecodedEvent:
     """The slow path for an event msgspec refused: the pydantic model lists every issue."""
-    item = orjson.loads(raw)
+    item = loads(raw)
     if nests_deeper(item, max_depth - level + 1):
         raise too_deep(max_depth)
     if not isinstance(item, dict):
@@ -138,7 +145,7 @@ def _deeper_than_allowed(raw: bytes, event: EventStruct, level: int, max_depth: 
     three levels only the data are walked. A tighter limit walks the whole event.
     """
     if max_depth < level + 3:
-        return nests_deeper(orjson.loads(raw), max_depth - level + 1)
+        return nests_deeper(loads(raw), max_depth - level + 1)
     described = getattr(event, "event", None)
     if described is not None and nests_deeper(described.data, max_depth - level - 1):
         return True

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from tracking_common.errors import PayloadError, ValidationIssue
 from tracking_common.events import event_adapter, ms_from_datetime
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, IgluRepository, SchemaValidationError
-from tracking_common.ingest.decoding import check_document, struct_from_model, too_deep
+from tracking_common.ingest.decoding import check_document, loads, struct_from_model, too_deep
 from tracking_common.ingest.depth import nests_deeper
 from tracking_common.ingest.errors import UnreadableBodyError
 from tracking_common.ingest.structs import EVENT_DECODER, EventStruct
@@ -109,7 +109,7 @@ def _has_required(payload: dict[str, str]) -> bool:
 
 def _explain(raw: bytes, *, envelopes: IgluRepository, level: int, max_depth: int) -> TrackerItem:
     """The slow path for an item msgspec refused: the Iglu schema names the problem."""
-    item = orjson.loads(raw)
+    item = loads(raw)
     if nests_deeper(item, max_depth - level + 1):
         raise too_deep(max_depth)
     if not isinstance(item, dict):

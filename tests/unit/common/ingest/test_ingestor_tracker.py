@@ -183,6 +183,7 @@ async def test_an_oversized_item_is_rejected(make_ingestor: MakeIngestor) -> Non
             "invalid_payload_data",
         ),
         (b"[" * 40 + b"]" * 40, "too_deep"),
+        (b'{"schema": "%s", "data": [{"e": 1e400}]}' % PAYLOAD_DATA.encode(), "invalid_json"),
     ],
 )
 async def test_unreadable_bodies_are_refused_with_their_code(
