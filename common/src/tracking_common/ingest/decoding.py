@@ -22,7 +22,7 @@ from tracking_common.errors import ValidationIssue
 from tracking_common.events import event_adapter
 from tracking_common.ingest.depth import nests_deeper
 from tracking_common.ingest.errors import UnreadableBodyError
-from tracking_common.ingest.structs import EVENT_DECODER, EventStruct
+from tracking_common.ingest.structs import EVENT_DECODER, EventStruct, SelfDescribingStruct
 from tracking_common.protocol import issues_from_validation_error
 
 __all__ = [
@@ -108,7 +108,9 @@ def decode_event(raw: bytes, *, level: int, max_depth: int) -> DecodedEvent:
         event = EVENT_DECODER.decode(raw)
     except _DECODE_ERRORS:
         return _explain(raw, level=level, max_depth=max_depth)
-    if _deeper_than_allowed(raw, event, level, max_depth):
+    # Only free JSON (self-describing data) can nest deeper than the Structs do.
+    free = event.entities or type(event) is SelfDescribingStruct or max_depth < level + 3
+    if free and _deeper_than_allowed(raw, event, level, max_depth):
         raise too_deep(max_depth)
     return DecodedEvent(raw, event, [], str(event.event_id))
 
