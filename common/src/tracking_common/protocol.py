@@ -88,6 +88,7 @@ _SUBJECT_TEXT: Final = (
     ("language", "lang"),
     ("timezone", "tz"),
 )
+_SUBJECT_KEYS: Final = frozenset({key for _, key in _SUBJECT_TEXT} | {"vid", "cd", "res", "vp"})
 _PING_OFFSETS: Final = (
     ("min_x_offset", "pp_mix"),
     ("max_x_offset", "pp_max"),
@@ -217,10 +218,7 @@ class _Reader:
         self.issues.append(ValidationIssue(f"/{key}" if key else "", code, message))
 
     def text(self, key: str) -> str | None:
-        value = self.payload.get(key)
-        if value is None or value == "":
-            return None
-        return value
+        return self.payload.get(key) or None  # an empty value is no value
 
     def integer(self, key: str, code: str = "invalid_integer") -> int | None:
         text = self.text(key)
@@ -280,14 +278,20 @@ class _Reader:
 
 
 def _subject(reader: _Reader) -> dict[str, Any]:
-    typed: dict[str, Any] = {
-        "session_index": reader.integer("vid"),
-        "color_depth": reader.integer("cd"),
-        "screen_resolution": reader.resolution("res"),
-        "viewport": reader.resolution("vp"),
+    payload = reader.payload
+    if payload.keys().isdisjoint(_SUBJECT_KEYS):  # most tracker events carry few of them
+        return {}
+    subject: dict[str, Any] = {
+        attribute: text for attribute, key in _SUBJECT_TEXT if (text := payload.get(key))
     }
-    typed.update((attribute, reader.text(key)) for attribute, key in _SUBJECT_TEXT)
-    return {attribute: value for attribute, value in typed.items() if value is not None}
+    typed = (
+        ("session_index", reader.integer("vid")),
+        ("color_depth", reader.integer("cd")),
+        ("screen_resolution", reader.resolution("res")),
+        ("viewport", reader.resolution("vp")),
+    )
+    subject.update((attribute, value) for attribute, value in typed if value is not None)
+    return subject
 
 
 def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
