@@ -42,8 +42,8 @@ _DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError)
 
 
 class DecodedEvent(NamedTuple):
-    """One item of a request: its JSON bytes, its event if valid, every issue found, and the
-    event id it claims (for the answer, even when it is invalid)."""
+    """One item of a request: its JSON bytes, its event if valid, every issue found, and, when
+    it is invalid, the event id it claims (for the answer)."""
 
     raw: bytes
     event: EventStruct | None
@@ -112,7 +112,7 @@ def decode_event(raw: bytes, *, level: int, max_depth: int) -> DecodedEvent:
     free = event.entities or type(event) is SelfDescribingStruct or max_depth < level + 3
     if free and _deeper_than_allowed(raw, event, level, max_depth):
         raise too_deep(max_depth)
-    return DecodedEvent(raw, event, [], str(event.event_id))
+    return DecodedEvent(raw, event, [], None)  # its id is the payload's eid, rendered once
 
 
 def struct_from_model(model: Any) -> EventStruct:
@@ -136,7 +136,7 @@ def _explain(raw: bytes, *, level: int, max_depth: int) -> DecodedEvent:
         model = event_adapter().validate_python(item)
     except ValidationError as exc:
         return DecodedEvent(raw, None, issues_from_validation_error(exc), event_id)
-    return DecodedEvent(raw, struct_from_model(model), [], str(model.event_id))
+    return DecodedEvent(raw, struct_from_model(model), [], None)
 
 
 def _deeper_than_allowed(raw: bytes, event: EventStruct, level: int, max_depth: int) -> bool:

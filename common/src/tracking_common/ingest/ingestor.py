@@ -92,12 +92,13 @@ class Ingestor:
         request = _Request("v1", now_ms, trace, request_id)
         batch = Batch()
         seen: set[str] = set()
-        for index, (raw, event, decode_issues, event_id) in enumerate(decoded):
+        for index, (raw, event, decode_issues, claimed_id) in enumerate(decoded):
             issues = decode_issues + self._size_issues(raw)
-            record, sent = None, None
+            record, sent, event_id = None, None, claimed_id
             if event is not None:
                 issues += schemas.issues(event)
                 record = to_payload(event)
+                event_id = record["eid"]
                 sent = None if event.sent_at is None else ms_from_datetime(event.sent_at)
             self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)
         return batch
