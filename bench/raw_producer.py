@@ -28,9 +28,9 @@ from typing import Any
 import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from api_service.ingest import Ingestor
 from tracking_common.iglu import bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver
+from tracking_common.ingest import Ingestor
 from tracking_common.messages import Message
 from tracking_common.record import now_ms
 
@@ -58,6 +58,7 @@ def producer_settings() -> dict[str, Any]:
 
 async def api_records(topic: str) -> list[Message]:
     """The messages the API builds for the benchmark's batch payload."""
+    events = batch_events()
     ingestor = Ingestor(
         iglu=bundled_repository(),
         resolver=build_resolver(None),
@@ -65,10 +66,12 @@ async def api_records(topic: str) -> list[Message]:
         bad_events_topic=topic + "_bad",
         allow_unknown_schemas=False,
         max_event_bytes=65_536,
-        retry_after_s=5,
+        max_events_per_request=len(events),
+        max_json_depth=32,
     )
     trace = [("traceparent", TRACEPARENT)]
-    batch = await ingestor.v1(batch_events(), now_ms=now_ms(), trace=trace, request_id="bench")
+    body = json.dumps({"events": events}).encode()
+    batch = await ingestor.v1(body, now_ms=now_ms(), trace=trace, request_id="bench")
     if batch.rejections:
         raise SystemExit(f"the batch payload is invalid: {batch.rejections[0].as_dict()}")
     return list(batch.messages)

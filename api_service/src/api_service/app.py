@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
+from tracking_common.ingest import Ingestor
 from tracking_producer import Publisher
 
 from api_service import openapi
-from api_service.legacy_ingest import Ingestor
 from api_service.metrics import UNMATCHED_ROUTE, ApiMetrics
 from api_service.pipeline import RequestPipeline
 from api_service.routes import (

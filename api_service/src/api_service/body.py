@@ -4,7 +4,7 @@ inflation.
 The body is read from the ASGI ``receive`` channel once, into bytes, and refused with 413 as
 soon as it passes ``max_bytes`` (or its ``Content-Length`` says it will), so an oversized upload
 is never buffered whole. A gzip body is inflated with a cap on the output, so a small bomb
-cannot expand into memory. Parsing is the ingest domain's (``api_service.legacy_ingest``).
+cannot expand into memory. Parsing is the ingest domain's (``tracking_common.ingest``).
 """
 
 from __future__ import annotations

@@ -30,15 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from tracking_common.iglu import RegistryUnavailableError
-
-from api_service.exchange import Answer, json_answer
-from api_service.ingest_errors import (
+from tracking_common.ingest import (
     IngestError,
     SchemaRegistryUnavailableError,
     TooManyEventsError,
     UnreadableBodyError,
 )
+
+from api_service.exchange import Answer, json_answer
 
 __all__ = [
     "REFUSALS",
@@ -56,7 +55,6 @@ __all__ = [
     "UnauthorizedError",
     "UnsupportedEncodingError",
     "answer",
-    "registry_unavailable",
 ]
 
 
@@ -213,13 +211,3 @@ def answer(refused: RequestRefusedError | IngestError, retry_after_s: int) -> An
     ]
     body = {"error": {"code": refused.code, "message": refused.message}}
     return json_answer(refusal.status, body, headers)
-
-
-def registry_unavailable(
-    error: RegistryUnavailableError, *, retry_after_s: int
-) -> SchemaRegistryUnavailableError:
-    """The refusal for a registry outage, as ``api_service.ingest`` raises it (it goes with that
-    module when the ingest domain moves to common; ``retry_after_s`` is answered from
-    :data:`REFUSALS` now)."""
-    del retry_after_s
-    return SchemaRegistryUnavailableError(error.reason)

@@ -25,6 +25,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import cookie_parser
 from tracking_common.errors import ValidationIssue
+from tracking_common.ingest import Batch, IngestError, Ingestor, UnreadableBodyError
 from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
 from tracking_common.tracing import trace_headers
@@ -46,7 +47,6 @@ from api_service.exchange import (
     read_headers,
     send_answer,
 )
-from api_service.legacy_ingest import Batch, IngestError, Ingestor, UnreadableBodyError
 from api_service.metrics import ApiMetrics
 from api_service.nuid_cookie import NetworkUserCookie
 from api_service.ratelimit import RateLimiter

@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from typing import Any, Final
 
 from starlette.types import ASGIApp
+from tracking_common.ingest import Batch, UnreadableBodyError
 from tracking_common.protocol import redirect_payload
 from tracking_common.record import Source, now_ms
 
@@ -29,7 +30,6 @@ from api_service.exchange import (
     read_headers,
     send_answer,
 )
-from api_service.legacy_ingest import Batch, UnreadableBodyError
 from api_service.pipeline import RequestPipeline, Route
 
 __all__ = [

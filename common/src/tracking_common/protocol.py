@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 from pydantic import ValidationError
@@ -21,7 +21,6 @@ from pydantic import ValidationError
 from tracking_common.errors import PayloadError, ValidationIssue
 from tracking_common.events import (
     EventType,
-    PagePing,
     Resolution,
     SelfDescribing,
     StructEvent,
@@ -31,6 +30,17 @@ from tracking_common.events import (
     ms_from_datetime,
     utc_from_ms,
 )
+
+if TYPE_CHECKING:
+    from tracking_common.ingest.structs import (
+        EventStruct,
+        ResolutionStruct,
+        SelfDescribingStruct,
+        StructEventStruct,
+        SubjectStruct,
+    )
+
+    AnyEvent = TrackedEvent | EventStruct
 
 __all__ = [
     "ANONYMOUS_NETWORK_USER_ID",
@@ -44,6 +54,7 @@ __all__ = [
     "decode_base64_json",
     "from_payload",
     "issues_from_validation_error",
+    "payload_document",
     "payload_issues",
     "payload_path",
     "redirect_payload",
@@ -77,6 +88,7 @@ _SUBJECT_TEXT: Final = (
     ("language", "lang"),
     ("timezone", "tz"),
 )
+_SUBJECT_KEYS: Final = frozenset({key for _, key in _SUBJECT_TEXT} | {"vid", "cd", "res", "vp"})
 _PING_OFFSETS: Final = (
     ("min_x_offset", "pp_mix"),
     ("max_x_offset", "pp_max"),
@@ -92,46 +104,23 @@ def _encode(value: Any, *, base64_encode: bool) -> str:
     return raw.decode()
 
 
+def _quoted(text: str) -> str:
+    """``text`` as a JSON string: a plain value in a message, never a Python repr."""
+    return orjson.dumps(text).decode()
+
+
 def _number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def _resolution(value: Resolution) -> str:
+def _resolution(value: Resolution | ResolutionStruct) -> str:
     return f"{value.width}x{value.height}"
 
 
-def _common_fields(event: TrackedEvent) -> Payload:
-    payload: Payload = {
-        "e": E_CODES[event.event_type],
-        "eid": str(event.event_id),
-        "tv": event.tracker_version,
-        "p": event.platform.value,
-    }
-    optional = (
-        ("aid", event.app_id),
-        ("tna", event.namespace),
-        ("dtm", None if event.created_at is None else str(ms_from_datetime(event.created_at))),
-        (
-            "ttm",
-            None if event.true_timestamp is None else str(ms_from_datetime(event.true_timestamp)),
-        ),
-    )
-    payload.update((key, value) for key, value in optional if value is not None)
-    if event.page is not None:
-        payload["url"] = event.page.url
-        if event.page.title is not None:
-            payload["page"] = event.page.title
-        if event.page.referrer is not None:
-            payload["refr"] = event.page.referrer
-    return payload
-
-
-def _subject_fields(subject: Subject) -> Payload:
-    payload = {
-        key: text
-        for attribute, key in _SUBJECT_TEXT
-        if (text := getattr(subject, attribute)) is not None
-    }
+def _subject_fields(payload: Payload, subject: Subject | SubjectStruct) -> None:
+    for attribute, key in _SUBJECT_TEXT:
+        if (text := getattr(subject, attribute)) is not None:
+            payload[key] = text
     if subject.session_index is not None:
         payload["vid"] = str(subject.session_index)
     if subject.screen_resolution is not None:
@@ -140,42 +129,64 @@ def _subject_fields(subject: Subject) -> Payload:
         payload["vp"] = _resolution(subject.viewport)
     if subject.color_depth is not None:
         payload["cd"] = str(subject.color_depth)
-    return payload
 
 
-def _kind_fields(event: TrackedEvent, *, base64_encode: bool) -> Payload:
-    if isinstance(event, PagePing):
-        return {
-            key: str(offset)
-            for attribute, key in _PING_OFFSETS
-            if (offset := getattr(event, attribute)) is not None
-        }
-    if isinstance(event, StructEvent):
-        payload = {"se_ca": event.category, "se_ac": event.action}
-        if event.label is not None:
-            payload["se_la"] = event.label
-        if event.property is not None:
-            payload["se_pr"] = event.property
-        if event.value is not None:
-            payload["se_va"] = _number(event.value)
-        return payload
-    if isinstance(event, SelfDescribing):
-        wrapper = {"schema": UNSTRUCT_EVENT_URI, "data": event.event.as_json()}
+def _kind_fields(payload: Payload, event: AnyEvent, *, base64_encode: bool) -> None:
+    # Told apart by event_type rather than isinstance: the pydantic model and the Structs
+    # of the hot path (tracking_common.ingest.structs) render through this one function.
+    kind = event.event_type
+    if kind is EventType.PAGE_PING:
+        for attribute, key in _PING_OFFSETS:
+            if (offset := getattr(event, attribute)) is not None:
+                payload[key] = str(offset)
+    elif kind is EventType.STRUCT:
+        struct = cast("StructEvent | StructEventStruct", event)
+        payload["se_ca"] = struct.category
+        payload["se_ac"] = struct.action
+        if struct.label is not None:
+            payload["se_la"] = struct.label
+        if struct.property is not None:
+            payload["se_pr"] = struct.property
+        if struct.value is not None:
+            payload["se_va"] = _number(struct.value)
+    elif kind is EventType.SELF_DESCRIBING:
+        described = cast("SelfDescribing | SelfDescribingStruct", event)
+        wrapper = {"schema": UNSTRUCT_EVENT_URI, "data": described.event.as_json()}
         key = "ue_px" if base64_encode else "ue_pr"
-        return {key: _encode(wrapper, base64_encode=base64_encode)}
-    return {}
+        payload[key] = _encode(wrapper, base64_encode=base64_encode)
 
 
-def to_payload(event: TrackedEvent, *, base64_encode: bool = False) -> Payload:
+def to_payload(event: AnyEvent, *, base64_encode: bool = False) -> Payload:
     """Render ``event`` as a tracker-protocol payload (every value a string, no ``stm``).
 
     Entities go to ``co`` (or base64 ``cx``), a self-describing event to ``ue_pr`` (or
     ``ue_px``), both wrapped in Snowplow's ``contexts`` / ``unstruct_event`` schemas.
+    ``event`` is the pydantic model or its Struct form (the ingest hot path's): one renderer.
     """
-    payload = _common_fields(event)
+    payload: Payload = {
+        "e": E_CODES[event.event_type],
+        "eid": str(event.event_id),
+        "tv": event.tracker_version,
+        "p": event.platform.value,
+    }
+    if event.app_id is not None:
+        payload["aid"] = event.app_id
+    if event.namespace is not None:
+        payload["tna"] = event.namespace
+    if event.created_at is not None:
+        payload["dtm"] = str(ms_from_datetime(event.created_at))
+    if event.true_timestamp is not None:
+        payload["ttm"] = str(ms_from_datetime(event.true_timestamp))
+    page = event.page
+    if page is not None:
+        payload["url"] = page.url
+        if page.title is not None:
+            payload["page"] = page.title
+        if page.referrer is not None:
+            payload["refr"] = page.referrer
     if event.subject is not None:
-        payload.update(_subject_fields(event.subject))
-    payload.update(_kind_fields(event, base64_encode=base64_encode))
+        _subject_fields(payload, event.subject)
+    _kind_fields(payload, event, base64_encode=base64_encode)
     if event.entities:
         contexts = {"schema": CONTEXTS_URI, "data": [e.as_json() for e in event.entities]}
         payload["cx" if base64_encode else "co"] = _encode(contexts, base64_encode=base64_encode)
@@ -207,10 +218,7 @@ class _Reader:
         self.issues.append(ValidationIssue(f"/{key}" if key else "", code, message))
 
     def text(self, key: str) -> str | None:
-        value = self.payload.get(key)
-        if value is None or value == "":
-            return None
-        return value
+        return self.payload.get(key) or None  # an empty value is no value
 
     def integer(self, key: str, code: str = "invalid_integer") -> int | None:
         text = self.text(key)
@@ -219,7 +227,7 @@ class _Reader:
         try:
             return int(text)
         except ValueError:
-            self.fail(key, code, f"{key} must be an integer, got {text[:40]!r}")
+            self.fail(key, code, f"{key} must be an integer, got {_quoted(text[:40])}")
             return None
 
     def timestamp(self, key: str) -> Any:
@@ -270,14 +278,20 @@ class _Reader:
 
 
 def _subject(reader: _Reader) -> dict[str, Any]:
-    typed: dict[str, Any] = {
-        "session_index": reader.integer("vid"),
-        "color_depth": reader.integer("cd"),
-        "screen_resolution": reader.resolution("res"),
-        "viewport": reader.resolution("vp"),
+    payload = reader.payload
+    if payload.keys().isdisjoint(_SUBJECT_KEYS):  # most tracker events carry few of them
+        return {}
+    subject: dict[str, Any] = {
+        attribute: text for attribute, key in _SUBJECT_TEXT if (text := payload.get(key))
     }
-    typed.update((attribute, reader.text(key)) for attribute, key in _SUBJECT_TEXT)
-    return {attribute: value for attribute, value in typed.items() if value is not None}
+    typed = (
+        ("session_index", reader.integer("vid")),
+        ("color_depth", reader.integer("cd")),
+        ("screen_resolution", reader.resolution("res")),
+        ("viewport", reader.resolution("vp")),
+    )
+    subject.update((attribute, value) for attribute, value in typed if value is not None)
+    return subject
 
 
 def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
@@ -368,18 +382,19 @@ def payload_issues(
     ]
 
 
-def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
-    """Read a tracker-protocol payload into the event model.
+def payload_document(payload: Mapping[str, str]) -> dict[str, Any]:
+    """The ``/v1`` form of a tracker-protocol payload, for the event model to validate.
 
-    Raises PayloadError listing every problem: unknown event type, malformed numbers,
-    timestamps, resolutions or JSON, wrong wrappers, and any model limit broken.
-    A missing ``eid`` gets a fresh UUID.
+    Raises PayloadError listing every problem found while reading it: unknown event type,
+    malformed numbers, timestamps, resolutions or JSON, and wrong wrappers. A missing ``eid``
+    gets a fresh UUID.
     """
     reader = _Reader(payload)
     code = reader.text("e")
     kind = _TYPES_BY_CODE.get(code or "")
     if kind is None:
-        reader.fail("e", "unsupported_event_type", f"unsupported event type e={code!r}")
+        found = "missing" if code is None else f"not supported: {_quoted(code[:40])}"
+        reader.fail("e", "unsupported_event_type", f"the event type e is {found}")
         raise PayloadError(reader.issues)
     document: dict[str, Any] = {
         "event_type": kind.value,
@@ -393,11 +408,8 @@ def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
         "true_timestamp": reader.timestamp("ttm"),
     }
     if (url := reader.text("url")) is not None:
-        document["page"] = {
-            "url": url,
-            "title": reader.text("page"),
-            "referrer": reader.text("refr"),
-        }
+        page = {"url": url, "title": reader.text("page"), "referrer": reader.text("refr")}
+        document["page"] = {k: v for k, v in page.items() if v is not None}
     if subject := _subject(reader):
         document["subject"] = subject
     document.update(_type_fields(reader, kind))
@@ -410,7 +422,16 @@ def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
             reader.fail(key, "invalid_wrapper", "contexts data must be an array")
     if reader.issues:
         raise PayloadError(reader.issues)
-    document = {k: v for k, v in document.items() if v is not None}
+    return {k: v for k, v in document.items() if v is not None}
+
+
+def from_payload(payload: Mapping[str, str]) -> TrackedEvent:
+    """Read a tracker-protocol payload into the event model.
+
+    Raises PayloadError listing every problem: those of :func:`payload_document`, and any
+    model limit broken (with paths in the payload's terms).
+    """
+    document = payload_document(payload)
     try:
         return event_adapter().validate_python(document)
     except ValidationError as exc:
@@ -432,7 +453,7 @@ def issues_from_validation_error(exc: ValidationError, prefix: str = "") -> list
             path += "/event_type"
             expected = ", ".join(kind.value for kind in EventType)
             found = (error.get("ctx") or {}).get("tag")
-            what = "is missing" if found is None else f"{str(found)[:40]!r} is not supported"
+            what = "is missing" if found is None else f"{_quoted(str(found)[:40])} is not supported"
             message = f"event_type {what}; expected one of: {expected}"
         issues.append(ValidationIssue(path, code, message))
     return issues

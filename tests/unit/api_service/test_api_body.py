@@ -1,5 +1,5 @@
 """Reading bodies: the size cap while streaming, the deadline, gzip inflation with its cap;
-parsing and the depth limit (the ingest interface's, ``api_service.legacy_ingest``)."""
+parsing and the depth limit (the ingest domain's, ``tracking_common.ingest``)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from api_service.errors import (
     answer,
 )
 from api_service.exchange import Receive
-from api_service.legacy_ingest import UnreadableBodyError, check_depth, parse_json
 from hypothesis import given
 from hypothesis import strategies as st
+from tracking_common.ingest import UnreadableBodyError
+from tracking_common.ingest.decoding import check_document, too_deep
+from tracking_common.ingest.depth import nests_deeper
 
 
 def _chunks(parts: Sequence[bytes], taken: list[bytes]) -> Receive:
@@ -156,6 +158,12 @@ def test_other_encodings_are_415(encoding: str) -> None:
     assert (_status(refused.value), refused.value.code) == (415, "unsupported_encoding")
 
 
+def check_depth(document: object, max_depth: int) -> None:
+    """The depth limit as the ingest domain refuses a body."""
+    if nests_deeper(document, max_depth):
+        raise too_deep(max_depth)
+
+
 def test_depth_is_counted_in_containers() -> None:
     check_depth(_nested(5), 5)
     check_depth("scalar", 1)
@@ -178,9 +186,9 @@ def test_depth_of_a_very_deep_document_is_checked_without_recursion() -> None:
         (b"[[[1]]]", "too_deep"),
     ],
 )
-def test_parse_json_refusals(body: bytes, code: str) -> None:
+def test_unreadable_body_refusals(body: bytes, code: str) -> None:
     with pytest.raises(UnreadableBodyError) as refused:
-        parse_json(body, max_depth=2)
+        check_document(body, max_depth=2)
 
     assert (_status(refused.value), refused.value.code) == (400, code)
 

@@ -22,7 +22,7 @@ from api_service.errors import (
     UnsupportedEncodingError,
     answer,
 )
-from api_service.legacy_ingest import (
+from tracking_common.ingest import (
     IngestError,
     SchemaRegistryUnavailableError,
     TooManyEventsError,

@@ -310,7 +310,7 @@ async def test_an_unknown_event_type_lists_the_plain_values(api: Api) -> None:
     [error] = answer.json()["errors"][0]["errors"]
     assert error["path"] == "/event_type"
     assert error["message"] == (
-        "event_type 'transaction' is not supported; "
+        'event_type "transaction" is not supported; '
         "expected one of: page_view, page_ping, struct, self_describing"
     )
     assert "EventType" not in answer.text

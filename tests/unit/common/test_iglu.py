@@ -168,6 +168,49 @@ def test_invalid_data_raises_with_a_path_into_the_instance(tmp_path: Path) -> No
     assert missing.value.path == ""
 
 
+def test_messages_name_the_place_and_are_cut_when_they_quote_a_long_value(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, CLICK, CLICK_SCHEMA)
+    repository = IgluRepository(tmp_path)
+
+    with pytest.raises(SchemaValidationError) as caught:
+        repository.validate(CLICK, {"button_id": "signup", "position": {"x": "left"}})
+    assert caught.value.detail.startswith("data.position.x: ")
+    assert "<" not in caught.value.detail  # plain values, no Python reprs
+
+    with pytest.raises(SchemaValidationError) as long_value:
+        repository.validate(CLICK, {"button_id": "x" * 5000})
+    assert len(long_value.value.detail) < 400
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "valid"),
+    [
+        ("date-time", "2023-11-14T22:13:20Z", True),
+        ("date-time", "yesterday", False),
+        ("date", "2023-11-14", True),
+        ("date", "2023-13-45", False),  # checked as Enrich does; fastjsonschema let it through
+        ("uri", "https://shop.example/", True),
+        ("uri", "not a uri", False),
+        ("email", "nope", False),
+        ("uuid", "not-a-uuid", True),  # not a draft-04 format (web_page adds a pattern)
+    ],
+)
+def test_formats_are_checked_deliberately(
+    tmp_path: Path, fmt: str, value: str, valid: bool
+) -> None:
+    schema = {**CLICK_SCHEMA, "properties": {"button_id": {"type": "string", "format": fmt}}}
+    _write(tmp_path, CLICK, schema)
+    repository = IgluRepository(tmp_path)
+
+    if valid:
+        repository.validate(CLICK, {"button_id": value})
+    else:
+        with pytest.raises(SchemaValidationError):
+            repository.validate(CLICK, {"button_id": value})
+
+
 def test_the_first_directory_holding_a_schema_wins(tmp_path: Path) -> None:
     strict = {**CLICK_SCHEMA, "properties": {"button_id": {"type": "string", "maxLength": 1}}}
     _write(tmp_path / "first", CLICK, strict)

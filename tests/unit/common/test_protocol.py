@@ -318,7 +318,7 @@ def test_payload_error_summarises_and_lists_distinct_codes() -> None:
     assert error.issues[0].as_dict() == {
         "path": "/dtm",
         "code": "invalid_timestamp",
-        "message": "dtm must be an integer, got 'x'",
+        "message": 'dtm must be an integer, got "x"',
     }
 
 
@@ -349,7 +349,7 @@ def test_payload_paths_translate_model_fields_to_tracker_keys(
 
 @pytest.mark.parametrize(
     ("document", "said"),
-    [({"event_type": "nope"}, "event_type 'nope' is not supported"), ({}, "event_type is missing")],
+    [({"event_type": "nope"}, 'event_type "nope" is not supported'), ({}, "event_type is missing")],
 )
 def test_event_type_issues_name_the_plain_values(document: dict[str, Any], said: str) -> None:
     with pytest.raises(ValidationError) as caught:

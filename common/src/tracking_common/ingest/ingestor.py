@@ -1,0 +1,280 @@
+"""Turning request bodies into Kafka messages: valid events into records, the rest into bad
+events.
+
+Each item is checked on its own, with every problem collected: the event model (types and
+limits), its size, duplicate event ids within the request, and self-describing data (the event
+and each entity) against its Iglu schema. A body is parsed once, from bytes into Structs
+(:mod:`~tracking_common.ingest.decoding`, :mod:`~tracking_common.ingest.tracker`); the schema
+keys of the whole request are resolved at once (:mod:`~tracking_common.ingest.schema_checks`),
+and a registry that cannot answer refuses the whole request
+(:class:`~tracking_common.ingest.errors.SchemaRegistryUnavailableError`), so an event is never
+rejected, nor accepted unchecked, because of a registry outage.
+
+A valid item becomes an event record (``tracking_common.record``), encoded once and keyed by
+:func:`~tracking_common.record.partition_key`; a rejected one becomes a bad event carrying its
+reasons and its own bytes as they arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from tracking_common.errors import ValidationIssue
+from tracking_common.events import ms_from_datetime
+from tracking_common.iglu import IgluRepository
+from tracking_common.iglu.resolver import IgluResolver
+from tracking_common.ingest.batch import Batch, Rejection
+from tracking_common.ingest.decoding import decode_event, v1_events
+from tracking_common.ingest.errors import TooManyEventsError, UnreadableBodyError
+from tracking_common.ingest.schema_checks import resolve_schemas
+from tracking_common.ingest.tracker import (
+    ITEM_LEVEL,
+    TrackerItem,
+    decode_payload,
+    payload_data_items,
+    read_event,
+    record_payload,
+)
+from tracking_common.messages import Headers, Message
+from tracking_common.protocol import RequestFacts, payload_issues, to_payload
+from tracking_common.record import (
+    Source,
+    encode_bad_event,
+    encode_record,
+    partition_key,
+    record_headers,
+)
+
+__all__ = ["Ingestor"]
+
+
+class Ingestor:
+    """Checks items and builds the messages for the events topic and the bad-events topic.
+
+    ``iglu`` holds the tracker-protocol envelopes (``payload_data``), checked synchronously;
+    ``resolver`` resolves the schemas of events and entities. Raises the
+    :mod:`~tracking_common.ingest.errors` refusals of a whole request.
+    """
+
+    def __init__(
+        self,
+        *,
+        iglu: IgluRepository,
+        resolver: IgluResolver,
+        events_topic: str,
+        bad_events_topic: str,
+        allow_unknown_schemas: bool,
+        max_event_bytes: int,
+        max_events_per_request: int,
+        max_json_depth: int,
+    ) -> None:
+        self._iglu = iglu
+        self._resolver = resolver
+        self._events_topic = events_topic
+        self._bad_topic = bad_events_topic
+        self._allow_unknown = allow_unknown_schemas
+        self._max_event_bytes = max_event_bytes
+        self._max_events = max_events_per_request
+        self._max_depth = max_json_depth
+
+    async def v1(self, body: bytes, *, now_ms: int, trace: Headers, request_id: str) -> Batch:
+        """``/v1/events``: ``body`` is the (already inflated) JSON: one event object or
+        ``{"events": [...]}``; parsed once, here."""
+        raws, level = v1_events(body, self._max_depth)
+        self._check_count(len(raws))
+        decoded = [decode_event(raw, level=level, max_depth=self._max_depth) for raw in raws]
+        schemas = await resolve_schemas(
+            self._resolver, (item.event for item in decoded), allow_unknown=self._allow_unknown
+        )
+        request = _Request("v1", now_ms, trace, request_id)
+        batch = Batch()
+        seen: set[str] = set()
+        for index, (raw, event, decode_issues, claimed_id) in enumerate(decoded):
+            issues = decode_issues + self._size_issues(raw)
+            record, sent, event_id = None, None, claimed_id
+            if event is not None:
+                issues += schemas.issues(event)
+                record = to_payload(event)
+                event_id = record["eid"]
+                sent = None if event.sent_at is None else ms_from_datetime(event.sent_at)
+            self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)
+        return batch
+
+    async def tracker(
+        self,
+        body: bytes,
+        *,
+        source: Source,
+        now_ms: int,
+        trace: Headers,
+        request_id: str,
+        facts: RequestFacts,
+    ) -> Batch:
+        """POST tp2: ``body`` is a ``payload_data`` self-describing JSON."""
+        raws = payload_data_items(body, self._max_depth)
+        self._check_count(len(raws))
+        items = [
+            decode_payload(raw, envelopes=self._iglu, level=ITEM_LEVEL, max_depth=self._max_depth)
+            for raw in raws
+        ]
+        return await self._track(
+            items, source=source, now_ms=now_ms, trace=trace, request_id=request_id, facts=facts
+        )
+
+    async def tracker_payloads(
+        self,
+        payloads: Sequence[dict[str, str]],
+        *,
+        source: Source,
+        now_ms: int,
+        trace: Headers,
+        request_id: str,
+        facts: RequestFacts,
+    ) -> Batch:
+        """``/i`` and ``/r/tp2``: payloads already read from a query string."""
+        self._check_count(len(payloads))
+        items = [
+            decode_payload(
+                orjson.dumps(payload), envelopes=self._iglu, level=1, max_depth=self._max_depth
+            )
+            for payload in payloads
+        ]
+        return await self._track(
+            items, source=source, now_ms=now_ms, trace=trace, request_id=request_id, facts=facts
+        )
+
+    def whole_request(
+        self, raw: bytes, issue: ValidationIssue, *, source: Source, now_ms: int, request_id: str
+    ) -> Message:
+        """A bad event for a body that could not be read at all (so it is not lost)."""
+        return self._bad(raw, [issue], _Request(source, now_ms, [], request_id), index=None)
+
+    async def close(self) -> None:
+        """Close the resolver's registry connections (idempotent)."""
+        await self._resolver.close()
+
+    # -- shared -------------------------------------------------------------------------------
+
+    async def _track(
+        self,
+        items: list[TrackerItem],
+        *,
+        source: Source,
+        now_ms: int,
+        trace: Headers,
+        request_id: str,
+        facts: RequestFacts,
+    ) -> Batch:
+        """Check tracker-protocol items; the record keeps the tracker's payload
+        (:func:`~tracking_common.ingest.tracker.record_payload`)."""
+        read = [
+            read_event(item.payload) if item.payload is not None else (None, item.issues)
+            for item in items
+        ]
+        schemas = await resolve_schemas(
+            self._resolver, (event for event, _ in read), allow_unknown=self._allow_unknown
+        )
+        request = _Request(source, now_ms, trace, request_id)
+        batch = Batch()
+        seen: set[str] = set()
+        for index, (item, (event, read_issues)) in enumerate(zip(items, read, strict=True)):
+            issues = self._size_issues(item.raw) + read_issues
+            record, sent = None, None
+            if event is not None and item.payload is not None:
+                issues += payload_issues(schemas.issues(event), item.payload)
+                record, sent = record_payload(item.payload, event, facts)
+            event_id = record["eid"] if record is not None else _claimed_eid(item)
+            self._settle(batch, seen, request, index, item.raw, event_id, issues, record, sent)
+        return batch
+
+    def _check_count(self, count: int) -> None:
+        if count > self._max_events:
+            raise TooManyEventsError(count, self._max_events)
+        if count == 0:
+            raise UnreadableBodyError("no_events", "the request carries no events")
+
+    def _size_issues(self, raw: bytes) -> list[ValidationIssue]:
+        if len(raw) <= self._max_event_bytes:
+            return []
+        message = f"the event is {len(raw)} bytes; the limit is {self._max_event_bytes}"
+        return [ValidationIssue("", "event_too_large", message)]
+
+    def _settle(  # noqa: PLR0917 - one item's every finding, in request order
+        self,
+        batch: Batch,
+        seen: set[str],
+        request: _Request,
+        index: int,
+        raw: bytes,
+        event_id: str | None,
+        issues: list[ValidationIssue],
+        record: dict[str, str] | None,
+        sent: int | None,
+    ) -> None:
+        """Accept the item's record, or reject it (a duplicate id within the request too)."""
+        if event_id is not None and event_id in seen:
+            issues.append(_duplicate(event_id))
+        if record is None or issues:
+            batch.rejections.append(Rejection(index, event_id, issues))
+            batch.messages.append(self._bad(raw, issues, request, index=index))
+            return
+        event_id = record["eid"]
+        seen.add(event_id)
+        value = encode_record(
+            record, collector_tstamp=request.now_ms, source=request.source, device_sent_tstamp=sent
+        )
+        headers = record_headers(event_id) + request.trace
+        key = partition_key(record)
+        # With no user, the key is the event's own id: it never comes back.
+        recurs = key != event_id.encode()
+        batch.messages.append(Message(self._events_topic, value, key, headers, key_recurs=recurs))
+        batch.accepted_ids.append(event_id)
+
+    def _bad(
+        self,
+        raw: bytes,
+        issues: Sequence[ValidationIssue],
+        request: _Request,
+        *,
+        index: int | None,
+    ) -> Message:
+        value = encode_bad_event(
+            raw,
+            issues,
+            source=request.source,
+            index=index,
+            request_id=request.request_id,
+            received_tstamp=request.now_ms,
+        )
+        return Message(self._bad_topic, value, request.request_id.encode(), [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What every message of one request shares."""
+
+    source: Source
+    now_ms: int
+    trace: Headers
+    request_id: str
+
+
+def _duplicate(event_id: str) -> ValidationIssue:
+    return ValidationIssue(
+        "/event_id", "duplicate_event_id", f"event id {event_id} appears twice in this request"
+    )
+
+
+def _claimed_eid(item: TrackerItem) -> str | None:
+    """The ``eid`` an unreadable item claims, for the answer."""
+    if item.payload is not None:
+        return item.payload.get("eid", "")[:64] or None
+    try:
+        document = orjson.loads(item.raw)
+    except orjson.JSONDecodeError:  # pragma: no cover - the raw bytes were parsed before
+        return None
+    eid = document.get("eid") if isinstance(document, dict) else None
+    return eid[:64] if isinstance(eid, str) else None
