@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tracking_common.emitter.payload import EncodedPayload
 from tracking_common.record import encode_record
 
 from forwarder_service.dead_letter import DeadLetter
@@ -26,7 +27,6 @@ from forwarder_service.ports import (
     FailureKind,
     RecordTag,
     SendFailure,
-    SinkFullError,
 )
 
 TOPIC = "events"
@@ -87,14 +87,14 @@ class FakeSink:
     listener: DeliveryListener
     capacity: int = 1_000_000
     setup_failing: bool = False
-    buffered: list[tuple[Mapping[str, str], RecordTag]] = field(default_factory=list)
+    buffered: list[tuple[EncodedPayload, RecordTag]] = field(default_factory=list)
     flushes: int = 0
     closed_with: float | None = None
 
-    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
-        if len(self.buffered) >= self.capacity:
-            raise SinkFullError("full")
-        self.buffered.append((payload, tag))
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[RecordTag]) -> int:
+        room = max(0, self.capacity - len(self.buffered))
+        self.buffered.extend(zip(payloads[:room], tags[:room], strict=True))
+        return min(room, len(payloads))
 
     def backlog(self) -> tuple[int, int]:
         return len(self.buffered), 100 * len(self.buffered)

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from tracking_common.emitter import (
     AiohttpClient,
     AsyncEmitter,
-    BufferFullError,
     DeliveryFailure,
     EmitterClosedError,
     HttpClient,
@@ -36,7 +35,7 @@ from tracking_common.emitter import (
 )
 from tracking_common.emitter import RequestReport as CoreReport
 from tracking_common.emitter import RetryPolicy as CoreRetryPolicy
-from tracking_common.emitter.payload import POST_PATH
+from tracking_common.emitter.payload import POST_PATH, EncodedPayload
 
 from forwarder_service.classification import StatusTable
 from forwarder_service.ports import (
@@ -45,7 +44,6 @@ from forwarder_service.ports import (
     RecordTag,
     RequestReport,
     SendFailure,
-    SinkFullError,
 )
 
 __all__ = ["COLLECTOR_PATH", "HttpSink", "RetryPolicy"]
@@ -179,12 +177,12 @@ class HttpSink:
         """Events and bytes buffered, queued or in flight."""
         return self._emitter.pending
 
-    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
-        """Buffer one event; raise SinkFullError when at capacity or closed."""
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[RecordTag]) -> int:
+        """Buffer the prefix of ``payloads`` that fits; return how many (0 once closed)."""
         try:
-            self._emitter.add(payload, tag=tag)
-        except (BufferFullError, EmitterClosedError) as exc:
-            raise SinkFullError(str(exc)) from exc
+            return self._emitter.add_encoded(payloads, tags)
+        except EmitterClosedError:
+            return 0
 
     def discard(self, predicate: Callable[[RecordTag], bool]) -> int:
         """Drop buffered and queued (not in-flight) events whose tag matches."""

@@ -25,20 +25,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Collection, Hashable, Sequence
-from typing import Final
+from functools import partial
+from itertools import repeat
+from typing import Any, Final, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Tracer
 from tracking_common.errors import RecordContractError
-from tracking_common.record import decode_record
+from tracking_common.record import check_record
 from tracking_common.tracing import context_from_headers
 
 from forwarder_service.dead_letter import DeadLetter, DeadLetterSink, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError, FatalForwarderError
-from forwarder_service.freshness import TakenAges
 from forwarder_service.metrics import ForwarderMetrics
-from forwarder_service.offsets import OffsetTracker
+from forwarder_service.offsets import OffsetTracker, RecordSlice
 from forwarder_service.ports import (
     EventSink,
     FailureKind,
@@ -46,7 +47,6 @@ from forwarder_service.ports import (
     RecordTag,
     RequestReport,
     SendFailure,
-    SinkFullError,
 )
 
 __all__ = ["Pipeline"]
@@ -56,6 +56,8 @@ _Letter = tuple[DeadLetter, RecordTag]
 logger = logging.getLogger(__name__)
 
 _MAX_SPAN_LINKS: Final = 32
+# Builds RecordTag(slice, record) from a (slice, record) pair without a Python-level call.
+_new_tag: Final = cast("Any", partial(tuple.__new__, RecordTag))
 _DLQ_BATCH: Final = 500
 _ERROR_CLASSES: Final = {
     FailureKind.NON_RETRYABLE_STATUS: ErrorClass.NON_RETRYABLE_STATUS,
@@ -118,7 +120,6 @@ class Pipeline:
         self._progress = asyncio.Event()
         self._settled = asyncio.Event()  # the consumer loop's wake-up (drain uses _progress)
         self._failure: FatalForwarderError | None = None
-        self._ages = TakenAges()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ class Pipeline:
 
     def oldest_undelivered_age_s(self) -> float:
         """Seconds since the oldest event taken and not yet settled was accepted (0: none)."""
-        oldest_ms = self._ages.oldest_ms(self._tracker.progress())
+        oldest_ms = self._tracker.oldest_unsettled_ms()
         return 0.0 if oldest_ms is None else max(0, _now_ms() - oldest_ms) / 1000
 
     def backlog(self) -> tuple[int, int]:
@@ -169,26 +170,28 @@ class Pipeline:
     # -- taking records --------------------------------------------------------------------
 
     def accept(self, tp: Hashable, records: Sequence[RecordLike]) -> int | None:
-        """Take ``records`` of ``tp`` (ascending); return the index of the first one the sink
-        had no room for (the caller seeks back to it), or None when all were taken.
+        """Take ``records`` of ``tp`` (ascending, one fetch's slice); return the index of the
+        first one the sink had no room for (the caller seeks back to it), or None when all
+        were taken.
 
-        Records of a partition not owned are ignored (None).
+        Each record is checked against the contract (payload kept as bytes); the valid ones go
+        to the sink in one call, the others to the dead-letter topic. What is taken becomes
+        one :class:`RecordSlice` for the offset tracker. Records of a partition not owned are
+        ignored (None).
         """
         generation = self._tracker.generation(tp)
         if generation is None or not records or self._failure is not None:
             return None
-        self._tracker.take(tp, [record.offset for record in records])
-        submit = self.sink.submit
-        invalid: list[_Letter] = []
-        stopped_at: int | None = None
+        payloads: list[memoryview] = []
+        valid: list[RecordLike] = []
+        positions: list[int] = []  # index in ``records`` of each valid record
+        invalid: list[tuple[int, Exception]] = []
         first_ms: int | None = None
         for index, record in enumerate(records):
             try:
-                event = decode_record(record.value)
+                checked = check_record(record.value)
             except RecordContractError as exc:
-                invalid.append(
-                    (self._invalid_letter(record, exc), RecordTag(tp, generation, record))
-                )
+                invalid.append((index, exc))
                 continue
             except Exception as exc:
                 # A decoder bug must not wedge the partition: raising would stop the service
@@ -199,31 +202,44 @@ class Pipeline:
                     tp,
                     record.offset,
                 )
-                invalid.append(
-                    (self._invalid_letter(record, exc), RecordTag(tp, generation, record))
-                )
+                invalid.append((index, exc))
                 continue
-            tag = RecordTag(tp, generation, record, event.collector_tstamp)
-            try:
-                submit(event.payload, tag=tag)
-            except SinkFullError:
-                stopped_at = index
-                break
             if first_ms is None:
-                first_ms = tag.accepted_ms
-        if stopped_at is not None:
-            self._tracker.untake_from(tp, records[stopped_at].offset)
-        taken = len(records) if stopped_at is None else stopped_at
-        if taken:
-            self._ages.taken(
-                tp,
-                generation,
-                records[taken - 1].offset,
-                records[0].timestamp if first_ms is None else first_ms,
-            )
+                first_ms = checked.collector_tstamp
+            payloads.append(memoryview(checked.payload))
+            valid.append(record)
+            positions.append(index)
+        piece = RecordSlice(
+            tp,
+            generation,
+            records[0].offset,
+            records[-1].offset,
+            len(records),
+            records[0].timestamp if first_ms is None else first_ms,
+        )
+        taken = len(records)
+        if payloads:
+            tags = list(map(_new_tag, zip(repeat(piece), valid, strict=False)))
+            accepted = self.sink.add_encoded(payloads, tags)
+            if accepted < len(payloads):
+                taken = positions[accepted]
+        stopped_at: int | None = None
+        if taken < len(records):
+            stopped_at = taken
+            if taken == 0:
+                return 0
+            piece.last = records[taken - 1].offset
+            piece.count = piece.remaining = taken
+            invalid = [(index, exc) for index, exc in invalid if index < taken]
+        self._tracker.take(piece)
         self._metrics.events_consumed.add(taken)
         if invalid:
-            self._enqueue_dead_letters(invalid)
+            self._enqueue_dead_letters(
+                [
+                    (self._invalid_letter(records[index], exc), RecordTag(piece, records[index]))
+                    for index, exc in invalid
+                ]
+            )
         return stopped_at
 
     @staticmethod
@@ -255,11 +271,10 @@ class Pipeline:
     def delivered(self, tags: Sequence[RecordTag]) -> None:
         """Settle the offsets of delivered events (stale generations are ignored)."""
         self._metrics.events_delivered.add(len(tags))
-        if tags:
-            # One observation per batch, its oldest event: the worst freshness it delivered.
-            oldest_ms = min(tag.accepted_ms for tag in tags)
+        oldest_ms = self._settle(tags)
+        if oldest_ms is not None:
+            # One observation per batch, its oldest slice: the worst freshness it delivered.
             self._metrics.event_age.record(max(0, _now_ms() - oldest_ms) / 1000)
-        self._settle(tags)
 
     def failed(self, failures: Sequence[SendFailure]) -> None:
         """Dead-letter what the sink gave up on; leave abandoned events unsettled."""
@@ -267,7 +282,7 @@ class Pipeline:
         for failure in failures:
             error_class = _ERROR_CLASSES.get(failure.kind)
             tag = failure.tag
-            if error_class is None or self._tracker.generation(tag.tp) != tag.generation:
+            if error_class is None or not self._tracker.current(tag.slice):
                 continue  # abandoned, or no longer ours: it will be read again
             record = tag.record
             letter = DeadLetter(
@@ -325,20 +340,28 @@ class Pipeline:
 
     # -- settling --------------------------------------------------------------------------
 
-    def _settle(self, tags: Sequence[RecordTag]) -> None:
-        groups: dict[tuple[Hashable, int], list[int]] = {}
+    def _settle(self, tags: Sequence[RecordTag]) -> int | None:
+        """Settle ``tags``, counted per slice (a batch holds runs of one slice's records);
+        return the oldest acceptance time among their slices."""
+        settle = self._tracker.settle
+        oldest_ms: int | None = None
+        run: RecordSlice[Any] | None = None
+        count = 0
         for tag in tags:
-            key = (tag.tp, tag.generation)
-            offsets = groups.get(key)
-            if offsets is None:
-                groups[key] = [tag.record.offset]
-            else:
-                offsets.append(tag.record.offset)
-        done = self._tracker.done
-        for (tp, generation), offsets in groups.items():
-            done(tp, generation, offsets)
+            piece = tag[0]
+            if piece is run:
+                count += 1
+                continue
+            if run is not None:
+                settle(run, count)
+            run, count = piece, 1
+            if oldest_ms is None or piece.first_ms < oldest_ms:
+                oldest_ms = piece.first_ms
+        if run is not None:
+            settle(run, count)
         self._progress.set()
         self._settled.set()
+        return oldest_ms
 
     def _enqueue_dead_letters(self, items: list[_Letter]) -> None:
         if self._dlq_queue is None:

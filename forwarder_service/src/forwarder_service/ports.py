@@ -1,18 +1,23 @@
 """The ports the forwarding pipeline calls, owned here; adapters and fakes implement them.
 
-:class:`EventSink` is the emitter core as the pipeline needs it: take one tracker-protocol
-payload with an opaque tag, send it in batches, and report every event's fate back to a
-:class:`DeliveryListener` exactly once: delivered (2xx), failed (with the reason), or abandoned
-on close. Setup failures (credentials, URL, TLS/DNS) are never an event's fate: the sink keeps
-retrying and says so through :attr:`EventSink.setup_failing`.
+:class:`EventSink` is the emitter core as the pipeline needs it: take a slice of
+tracker-protocol payloads (already encoded JSON objects) with a tag each, send them in
+batches, and report every event's fate back to a :class:`DeliveryListener` exactly once:
+delivered (2xx), failed (with the reason), or abandoned on close. Setup failures
+(credentials, URL, TLS/DNS) are never an event's fate: the sink keeps retrying and says so
+through :attr:`EventSink.setup_failing`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+from tracking_common.emitter.payload import EncodedPayload
+
+from forwarder_service.offsets import RecordSlice
 
 __all__ = [
     "DeliveryListener",
@@ -22,7 +27,6 @@ __all__ = [
     "RecordTag",
     "RequestReport",
     "SendFailure",
-    "SinkFullError",
 ]
 
 
@@ -45,23 +49,30 @@ class RecordLike(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class RecordTag:
-    """What travels with an event through the sink: where it came from, for settling."""
+class RecordTag(NamedTuple):
+    """What travels with an event through the sink: its record, and the slice it settles.
 
-    __slots__ = ("accepted_ms", "generation", "record", "tp")
+    A named tuple so the pipeline builds a slice's tags in C (``map(partial(tuple.__new__,
+    RecordTag), ...)``): one Python object construction per record is what this path avoids.
+    """
 
-    def __init__(
-        self, tp: object, generation: int, record: RecordLike, accepted_ms: int | None = None
-    ) -> None:
-        self.tp = tp
-        self.generation = generation
-        self.record = record
-        # When the API accepted the event (its collector_tstamp), for the freshness metrics;
-        # the Kafka timestamp stands in for records that could not be decoded.
-        self.accepted_ms = record.timestamp if accepted_ms is None else accepted_ms
+    slice: RecordSlice[Hashable]
+    record: RecordLike
 
-    def __repr__(self) -> str:
-        return f"RecordTag({self.tp!r}@{self.record.offset}, gen={self.generation})"
+    @property
+    def tp(self) -> Hashable:
+        """The record's partition."""
+        return self.slice.tp
+
+    @property
+    def generation(self) -> int:
+        """The assignment generation the record was taken under."""
+        return self.slice.generation
+
+    @property
+    def accepted_ms(self) -> int:
+        """When the API accepted the first event of the record's slice (freshness metrics)."""
+        return self.slice.first_ms
 
 
 class FailureKind(StrEnum):
@@ -99,10 +110,6 @@ class RequestReport:
     will_retry: bool
 
 
-class SinkFullError(Exception):
-    """The sink's buffer is full; the event was not taken."""
-
-
 class DeliveryListener(Protocol):
     """Receives every event's fate. Called from the sink's own tasks; must not block."""
 
@@ -126,8 +133,9 @@ class DeliveryListener(Protocol):
 class EventSink(Protocol):
     """The emitter core as the forwarder uses it."""
 
-    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
-        """Buffer one event without waiting; raise SinkFullError if there is no room."""
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[RecordTag]) -> int:
+        """Buffer the longest prefix of ``payloads`` there is room for, without waiting;
+        return how many were taken (the caller keeps the rest)."""
         ...
 
     def backlog(self) -> tuple[int, int]:

@@ -121,7 +121,10 @@ def test_auto_commit_is_off_and_reading_starts_at_the_earliest_uncommitted() -> 
 
 
 async def test_commits_only_the_settled_prefix(rig: Rig) -> None:
-    rig.kafka.queue.append({TP0: records(TP0, range(4))})
+    # Three fetches: offsets are settled per fetched slice, [0], [1] and [2, 3].
+    rig.kafka.queue.extend(
+        [{TP0: records(TP0, [0])}, {TP0: records(TP0, [1])}, {TP0: records(TP0, [2, 3])}]
+    )
     task = await rig.run_until(lambda: rig.tracker.outstanding() == 4)
     # Deliver 2 and 3 first: nothing may be committed past the pending 0 and 1.
     rig.sink.deliver_all(lambda tag: tag.record.offset >= 2)
@@ -160,7 +163,8 @@ async def test_the_first_advance_commits_at_once_and_later_ones_wait_for_the_int
 
 
 async def test_revoke_drains_commits_then_fences_late_answers(rig: Rig) -> None:
-    rig.pipeline.accept(TP0, records(TP0, range(3)))
+    rig.pipeline.accept(TP0, records(TP0, [0]))
+    rig.pipeline.accept(TP0, records(TP0, [1, 2]))
     rig.sink.deliver_all(lambda tag: tag.record.offset == 0)
     # Offset 1 stays in flight past the drain deadline; 2 is still buffered.
     await rig.kafka.rebalance({TP1})

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 from dataclasses import replace
 
 from forwarder_service.fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
-from forwarder_service.offsets import OffsetTracker
+from forwarder_service.offsets import OffsetTracker, RecordSlice
 from forwarder_service.pipeline import Pipeline
 from forwarder_service.ports import RecordTag, RequestReport
 from opentelemetry.sdk.trace import TracerProvider
@@ -42,7 +42,8 @@ async def test_a_batch_span_continues_the_first_records_trace_and_links_the_othe
         replace(first, headers=[("traceparent", _traceparent(TRACE_A, "b7ad6b7169203331"))]),
         replace(second, headers=[("traceparent", _traceparent(TRACE_B, "00f067aa0ba902b7"))]),
     ]
-    tags = [RecordTag(TP0, 1, record) for record in batch]
+    piece = RecordSlice(TP0, 1, 0, 2, 3, 0)
+    tags = [RecordTag(piece, record) for record in batch]
     pipeline.request_finished(
         RequestReport(
             tags=tags, status=200, failure_class=None, start_ns=1, end_ns=2, will_retry=False

@@ -5,6 +5,9 @@ and the :class:`Settler` (``settling``) together; this module is intake and life
 
 Contract:
 
+- ``add_encoded`` takes a slice of payloads already encoded as JSON objects (the forwarder's
+  intake: one call per slice of records, nothing parsed or encoded again): the longest prefix
+  that fits the buffer is taken, and the count returned; the caller keeps the rest.
 - ``add`` never waits and never drops: an event is taken (and its fate reported later) or the
   call raises :class:`BufferFullError` (at ``buffer_capacity`` events or ``capacity_bytes``),
   :class:`EventTooLargeError` (alone it would make a request over ``byte_limit``; with
@@ -53,6 +56,8 @@ from tracking_common.emitter.payload import (
     ENVELOPE_BYTES,
     GET_PATH,
     POST_PATH,
+    STM_BYTES,
+    EncodedPayload,
     PendingEvent,
     encode_event,
 )
@@ -242,6 +247,48 @@ class AsyncEmitter:
         self._cut()
         return future
 
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[Any]) -> int:
+        """Take the longest prefix of ``payloads`` that fits; return how many were taken.
+
+        Each payload is one tracker-protocol event as a JSON object's bytes, without ``stm``
+        and not empty (the caller checked it: nothing is parsed here); ``tags`` match them one
+        to one. An event too large for a request on its own is taken and fails as
+        ``oversize``. POST only. Raises EmitterClosedError once closed.
+        """
+        self._check_open()
+        if self._get:
+            raise ValueError("add_encoded needs the POST method")
+        if self._state is EmitterState.NEW:
+            self._start_workers()
+        settler = self._settler
+        count = min(len(payloads), self._capacity - settler.pending_events)
+        room_bytes = (
+            None if self._capacity_bytes is None else self._capacity_bytes - settler.pending_bytes
+        )
+        acc = self._acc
+        add = acc.add
+        fits = acc.fits
+        taken = 0
+        size_taken = 0
+        for index in range(count):
+            payload = payloads[index]
+            size = len(payload) + STM_BYTES
+            if room_bytes is not None and size_taken + size > room_bytes:
+                break
+            event = PendingEvent(payload[1:], size, tags[index])
+            if fits(size):
+                add(event)
+            else:
+                self._refuse_oversize(event)
+            taken += 1
+            size_taken += size
+        settler.hold(taken, size_taken)
+        if acc.open_count and self._timer is None and self._flush_interval_s is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._flush_interval_s, self.flush_nowait
+            )
+        return taken
+
     async def wait_for_room(self, events: int = 1) -> None:
         """Wait until ``events`` more events fit in the buffer (backpressure for producers)."""
         settler = self._settler
@@ -283,11 +330,7 @@ class AsyncEmitter:
             self._start_workers()
         if not self._acc.fits(event.size):
             self._settler.hold(1, event.size)
-            cut = Cut(1)
-            self._acc.cuts[cut] = None
-            batch = Batch([event], event.size, cut)
-            # Reported on the next loop turn, so the caller's own bookkeeping comes first.
-            asyncio.get_running_loop().call_soon(self._settler.refuse_oversize, batch)
+            self._refuse_oversize(event)
             return
         self._acc.add(event)
         self._settler.hold(1, event.size)
@@ -295,6 +338,13 @@ class AsyncEmitter:
             self._timer = asyncio.get_running_loop().call_later(
                 self._flush_interval_s, self.flush_nowait
             )
+
+    def _refuse_oversize(self, event: PendingEvent) -> None:
+        cut = Cut(1)
+        self._acc.cuts[cut] = None
+        batch = Batch([event], event.size, cut)
+        # Reported on the next loop turn, so the caller's own bookkeeping comes first.
+        asyncio.get_running_loop().call_soon(self._settler.refuse_oversize, batch)
 
     def discard(self, predicate: Callable[[Any], bool]) -> int:
         """Drop events not yet in flight whose tag matches; return how many.

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-import pytest
+import orjson
 from forwarder_service.classification import StatusClass, StatusTable
 from forwarder_service.http_sink import HttpSink, RetryPolicy
-from forwarder_service.ports import (
-    FailureKind,
-    RecordTag,
-    RequestReport,
-    SendFailure,
-    SinkFullError,
-)
+from forwarder_service.offsets import RecordSlice
+from forwarder_service.ports import FailureKind, RecordTag, RequestReport, SendFailure
 from tracking_common.emitter import HttpResponse
 from tracking_common.emitter.testing import FakeHttpClient, FakeSleep, SentRequest
 
@@ -51,12 +46,22 @@ class Listener:
         self.setup.append(status)
 
 
+_SLICE: RecordSlice[Hashable] = RecordSlice("tp0", 1, 0, 99, 100, 0)
+
+
 def tag(offset: int) -> RecordTag:
-    return RecordTag("tp0", 1, Record(offset=offset))
+    return RecordTag(_SLICE, Record(offset=offset))
 
 
-def payload(offset: int, pad: int = 0) -> dict[str, str]:
-    return {"e": "pv", "eid": str(uuid.UUID(int=offset)), "tv": "t", "p": "web", "url": "u" * pad}
+def payload(offset: int, pad: int = 0) -> bytes:
+    event = {"e": "pv", "eid": str(uuid.UUID(int=offset)), "tv": "t", "p": "web", "url": "u" * pad}
+    return orjson.dumps(event)
+
+
+def submit(http: HttpSink, *offsets: int, pad: int = 0) -> int:
+    return http.add_encoded(
+        [payload(offset, pad) for offset in offsets], [tag(offset) for offset in offsets]
+    )
 
 
 def sink(client: FakeHttpClient, listener: Listener, **options: object) -> HttpSink:
@@ -77,8 +82,7 @@ async def test_outcomes_reach_the_forwarder_listener_with_tags() -> None:
     listener = Listener()
     http = sink(FakeHttpClient(picky), listener, batch_max_events=8)
     await http.start()
-    for offset in range(8):
-        http.submit(payload(offset), tag=tag(offset))
+    assert submit(http, *range(8)) == 8
     await http.flush()
     assert sorted(t.record.offset for t in listener.delivered_tags) == [0, 1, 2, 4, 5, 6, 7]
     [failure] = listener.failures
@@ -104,18 +108,14 @@ async def test_oversize_capacity_setup_and_abandon() -> None:
         table=StatusTable.from_text("409=retry"),
     )
     await http.start()
-    http.submit(payload(0, pad=2_000), tag=tag(0))
-    http.submit(payload(1), tag=tag(1))
-    http.submit(payload(2), tag=tag(2))
-    with pytest.raises(SinkFullError):
-        http.submit(payload(3), tag=tag(3))
+    assert submit(http, 0, pad=2_000) == 1
+    assert submit(http, 1, 2, 3) == 2  # room for two more: the caller keeps the third
     await http.flush()
     assert listener.setup == [401]
     assert [f.kind for f in listener.failures] == [FailureKind.OVERSIZE]
     assert sorted(t.record.offset for t in listener.delivered_tags) == [1, 2]
     await http.close(1.0)
-    with pytest.raises(SinkFullError):
-        http.submit(payload(4), tag=tag(4))
+    assert submit(http, 4) == 0
 
 
 async def test_close_reports_leftovers_abandoned() -> None:
@@ -125,8 +125,7 @@ async def test_close_reports_leftovers_abandoned() -> None:
     listener = Listener()
     http = sink(FakeHttpClient(down), listener)
     await http.start()
-    for offset in range(3):
-        http.submit(payload(offset), tag=tag(offset))
+    submit(http, 0, 1, 2)
     await http.close(0.05)
     assert sorted(f.tag.record.offset for f in listener.failures) == [0, 1, 2]
     assert {f.kind for f in listener.failures} == {FailureKind.ABANDONED}
