@@ -7,6 +7,8 @@ consumer seeks back), it just costs a re-fetch.
 
 from __future__ import annotations
 
+from tracking_common.emitter import HttpClient
+
 from forwarder_service.classification import StatusClass, StatusTable
 from forwarder_service.http_sink import HttpSink, RetryPolicy
 from forwarder_service.ports import DeliveryListener, EventSink
@@ -17,8 +19,11 @@ __all__ = ["build_sink", "setup_statuses"]
 _NO_STATUS = "none"  # a TLS or DNS error: no HTTP answer (the label Pipeline.setup_failure uses)
 
 
-def build_sink(settings: ForwarderSettings, *, listener: DeliveryListener) -> EventSink:
-    """The sink that sends to ``COLLECTOR_URL``, reporting to ``listener``."""
+def build_sink(
+    settings: ForwarderSettings, *, listener: DeliveryListener, client: HttpClient | None = None
+) -> EventSink:
+    """The sink that sends to ``COLLECTOR_URL`` (through ``client``, default pooled aiohttp),
+    reporting to ``listener``."""
     headroom = settings.forwarder_max_poll_records + settings.forwarder_batch_max_events
     return HttpSink(
         collector_url=settings.collector_url,
@@ -38,6 +43,7 @@ def build_sink(settings: ForwarderSettings, *, listener: DeliveryListener) -> Ev
         bisect_rejects=settings.forwarder_bisect_rejects,
         capacity_events=settings.forwarder_max_backlog_events + headroom,
         capacity_bytes=settings.forwarder_max_backlog_bytes + headroom * 4096,
+        client=client,
     )
 
 

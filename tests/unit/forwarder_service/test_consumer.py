@@ -11,7 +11,11 @@ import pytest
 from forwarder_service.backpressure import BacklogBound, FlowGate
 from forwarder_service.consumer import ForwarderConsumer, consumer_options
 from forwarder_service.errors import DeadLetterWriteError
-from forwarder_service.fakes import (
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.settings import ForwarderSettings
+
+from tests.support.forwarder_fakes import (
     TP0,
     TP1,
     FakeDeadLetters,
@@ -20,9 +24,6 @@ from forwarder_service.fakes import (
     InMemoryMetrics,
     records,
 )
-from forwarder_service.offsets import OffsetTracker
-from forwarder_service.pipeline import Pipeline
-from forwarder_service.settings import ForwarderSettings
 
 
 @dataclass

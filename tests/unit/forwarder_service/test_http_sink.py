@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import pytest
 from forwarder_service.classification import StatusClass, StatusTable
 from forwarder_service.dead_letter import ErrorClass
-from forwarder_service.fakes import TP0, FakeDeadLetters, FakeRecord, InMemoryMetrics, records
 from forwarder_service.http_sink import HttpSink, RetryPolicy
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
@@ -22,6 +21,8 @@ from tracking_common.emitter.errors import TransportError, TransportErrorKind
 from tracking_common.emitter.ports import HttpResponse
 from tracking_common.emitter.testing import FakeHttpClient, FakeSleep, SentRequest
 from tracking_common.record import decode_record
+
+from tests.support.forwarder_fakes import TP0, FakeDeadLetters, FakeRecord, InMemoryMetrics, records
 
 pytestmark = pytest.mark.timeout(10)
 

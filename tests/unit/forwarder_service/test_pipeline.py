@@ -11,10 +11,18 @@ import orjson
 import pytest
 from forwarder_service.dead_letter import H_ERROR_CLASS, H_HTTP_STATUS, H_OFFSET, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError
-from forwarder_service.fakes import TP0, TP1, FakeDeadLetters, FakeSink, InMemoryMetrics, records
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
 from forwarder_service.ports import FailureKind, RecordTag, RequestReport
+
+from tests.support.forwarder_fakes import (
+    TP0,
+    TP1,
+    FakeDeadLetters,
+    FakeSink,
+    InMemoryMetrics,
+    records,
+)
 
 
 @dataclass

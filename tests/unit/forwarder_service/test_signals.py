@@ -10,7 +10,16 @@ import pytest
 from aiokafka import TopicPartition
 from forwarder_service.admin import AdminServer
 from forwarder_service.dead_letter import ErrorClass
-from forwarder_service.fakes import (
+from forwarder_service.metrics import COMMIT_FAILURE_REASONS, RETRY_CLASSES
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.readiness import Readiness
+from forwarder_service.settings import ForwarderSettings
+from forwarder_service.sink import setup_statuses
+from opentelemetry.sdk.metrics.export import HistogramDataPoint
+from tracking_common.record import encode_record, now_ms
+
+from tests.support.forwarder_fakes import (
     TP0,
     TP1,
     FakeDeadLetters,
@@ -20,14 +29,6 @@ from forwarder_service.fakes import (
     event_payload,
     records,
 )
-from forwarder_service.metrics import COMMIT_FAILURE_REASONS, RETRY_CLASSES
-from forwarder_service.offsets import OffsetTracker
-from forwarder_service.pipeline import Pipeline
-from forwarder_service.readiness import Readiness
-from forwarder_service.settings import ForwarderSettings
-from forwarder_service.sink import setup_statuses
-from opentelemetry.sdk.metrics.export import HistogramDataPoint
-from tracking_common.record import encode_record, now_ms
 
 
 def _settings(**values: str) -> ForwarderSettings:

@@ -1,4 +1,4 @@
-"""In-memory fakes of the forwarder's ports, for tests (as httpx ships a mock transport).
+"""In-memory fakes of the forwarder's ports, for its tests.
 
 :class:`FakeSink` buffers events until the test decides their fate; :class:`FakeDeadLetters`
 stores letters and can be made to fail or to wait; :func:`records` builds consumer records;
@@ -14,11 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from tracking_common.emitter.payload import EncodedPayload
-from tracking_common.record import encode_record
-
 from forwarder_service.dead_letter import DeadLetter
 from forwarder_service.errors import DeadLetterWriteError
 from forwarder_service.metrics import ForwarderMetrics
@@ -28,6 +23,10 @@ from forwarder_service.ports import (
     RecordTag,
     SendFailure,
 )
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tracking_common.emitter.payload import EncodedPayload
+from tracking_common.record import encode_record
 
 TOPIC = "events"
 TP0 = TopicPartition(TOPIC, 0)
