@@ -29,9 +29,12 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import operator
 import random
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 from enum import Enum
 from typing import Any, Literal
 
@@ -69,6 +72,9 @@ from tracking_common.emitter.status import StatusTable
 from tracking_common.emitter.store import InMemoryEventStore
 
 __all__ = ["AsyncEmitter", "Emitter", "EmitterState"]
+
+# An encoded payload less its opening brace, sliced in C (the form events are held in).
+_WITHOUT_BRACE = operator.itemgetter(slice(1, None))
 
 
 class EmitterState(Enum):
@@ -261,27 +267,24 @@ class AsyncEmitter:
         if self._state is EmitterState.NEW:
             self._start_workers()
         settler = self._settler
-        count = min(len(payloads), self._capacity - settler.pending_events)
-        room_bytes = (
-            None if self._capacity_bytes is None else self._capacity_bytes - settler.pending_bytes
-        )
+        count = max(0, min(len(payloads), self._capacity - settler.pending_events))
+        sizes = [len(payload) + STM_BYTES for payload in payloads[:count]]
+        if self._capacity_bytes is not None:
+            room_bytes = self._capacity_bytes - settler.pending_bytes
+            if sum(sizes) > room_bytes:
+                count = bisect_right(list(accumulate(sizes)), room_bytes)
+                del sizes[count:]
+        events = list(map(PendingEvent, map(_WITHOUT_BRACE, payloads[:count]), sizes, tags))
         acc = self._acc
-        add = acc.add
-        fits = acc.fits
-        taken = 0
-        size_taken = 0
-        for index in range(count):
-            payload = payloads[index]
-            size = len(payload) + STM_BYTES
-            if room_bytes is not None and size_taken + size > room_bytes:
-                break
-            event = PendingEvent(payload[1:], size, tags[index])
-            if fits(size):
-                add(event)
-            else:
-                self._refuse_oversize(event)
-            taken += 1
-            size_taken += size
+        if sizes and not acc.fits(max(sizes)):
+            for event in events:
+                if acc.fits(event.size):
+                    acc.add(event)
+                else:
+                    self._refuse_oversize(event)
+        else:
+            acc.extend(events)
+        taken, size_taken = len(events), sum(sizes)
         settler.hold(taken, size_taken)
         if acc.open_count and self._timer is None and self._flush_interval_s is not None:
             self._timer = asyncio.get_running_loop().call_later(
