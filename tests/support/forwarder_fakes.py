@@ -17,14 +17,10 @@ from aiokafka import TopicPartition
 from forwarder_service.dead_letter import DeadLetter
 from forwarder_service.errors import DeadLetterWriteError
 from forwarder_service.metrics import ForwarderMetrics
-from forwarder_service.ports import (
-    DeliveryListener,
-    FailureKind,
-    RecordTag,
-    SendFailure,
-)
+from forwarder_service.ports import RecordTag
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tracking_common.emitter import DeliveryFailure, EmitterListener, FailureReason, PendingEvent
 from tracking_common.emitter.payload import EncodedPayload
 from tracking_common.record import encode_record
 
@@ -83,7 +79,7 @@ def records(
 class FakeSink:
     """An EventSink that buffers events until the test says what happens to them."""
 
-    listener: DeliveryListener
+    listener: EmitterListener
     capacity: int = 1_000_000
     setup_failing: bool = False
     buffered: list[tuple[EncodedPayload, RecordTag]] = field(default_factory=list)
@@ -111,41 +107,35 @@ class FakeSink:
 
     async def close(self, timeout_s: float) -> None:
         self.closed_with = timeout_s
-        self.fail_all(FailureKind.ABANDONED)
+        self.fail_all(FailureReason.ABANDONED)
 
     # -- test controls -----------------------------------------------------------------------
 
-    def take(self, predicate: Callable[[RecordTag], bool] | None = None) -> list[RecordTag]:
-        chosen = [t for _, t in self.buffered if predicate is None or predicate(t)]
-        ids = {id(t) for t in chosen}
+    def take(self, predicate: Callable[[RecordTag], bool] | None = None) -> list[PendingEvent]:
+        chosen = [(p, t) for p, t in self.buffered if predicate is None or predicate(t)]
+        ids = {id(t) for _, t in chosen}
         self.buffered = [(p, t) for p, t in self.buffered if id(t) not in ids]
-        return chosen
+        return [PendingEvent(payload[1:], len(payload), tag) for payload, tag in chosen]
 
     def deliver_all(self, predicate: Callable[[RecordTag], bool] | None = None) -> None:
         self.listener.delivered(self.take(predicate))
 
     def fail_all(
         self,
-        kind: FailureKind,
+        reason: FailureReason,
         predicate: Callable[[RecordTag], bool] | None = None,
         *,
         status: int | None = 400,
     ) -> None:
-        self.listener.failed(
-            [
-                SendFailure(
-                    tag=tag,
-                    kind=kind,
-                    status=status,
-                    error_class="NonRetryableStatus",
-                    message=f"collector answered {status}",
-                    attempts=3,
-                    first_failure_ms=1000,
-                    last_failure_ms=2000,
-                )
-                for tag in self.take(predicate)
-            ]
+        failure = DeliveryFailure(
+            reason=reason,
+            status=status,
+            message=f"collector answered {status}",
+            attempts=3,
+            first_failure_ms=1000,
+            last_failure_ms=2000,
         )
+        self.listener.failed(self.take(predicate), failure)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from typing import Any, Final, cast
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Tracer
+from tracking_common.emitter import DeliveryFailure, FailureReason, PendingEvent, RequestReport
 from tracking_common.errors import RecordContractError
 from tracking_common.record import check_record
 from tracking_common.tracing import context_from_headers
@@ -40,14 +41,7 @@ from forwarder_service.dead_letter import DeadLetter, DeadLetterSink, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError, FatalForwarderError
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker, RecordSlice
-from forwarder_service.ports import (
-    EventSink,
-    FailureKind,
-    RecordLike,
-    RecordTag,
-    RequestReport,
-    SendFailure,
-)
+from forwarder_service.ports import EventSink, RecordLike, RecordTag
 
 __all__ = ["Pipeline"]
 
@@ -60,9 +54,9 @@ _MAX_SPAN_LINKS: Final = 32
 _new_tag: Final = cast("Any", partial(tuple.__new__, RecordTag))
 _DLQ_BATCH: Final = 500
 _ERROR_CLASSES: Final = {
-    FailureKind.NON_RETRYABLE_STATUS: ErrorClass.NON_RETRYABLE_STATUS,
-    FailureKind.RETRIES_EXHAUSTED: ErrorClass.RETRIES_EXHAUSTED,
-    FailureKind.OVERSIZE: ErrorClass.OVERSIZE,
+    FailureReason.NON_RETRYABLE_STATUS: ErrorClass.NON_RETRYABLE_STATUS,
+    FailureReason.RETRIES_EXHAUSTED: ErrorClass.RETRIES_EXHAUSTED,
+    FailureReason.OVERSIZE: ErrorClass.OVERSIZE,
 }
 
 
@@ -98,7 +92,8 @@ def _trace_of(tags: Sequence[RecordTag]) -> tuple[Context | None, list[Link]]:
 class Pipeline:
     """Moves records from the consumer to the sink and settles their offsets.
 
-    It is the sink's :class:`~forwarder_service.ports.DeliveryListener`.
+    It is the emitter core's :class:`~tracking_common.emitter.EmitterListener`: each event's
+    tag is its :class:`~forwarder_service.ports.RecordTag`.
     """
 
     def __init__(
@@ -266,24 +261,26 @@ class Pipeline:
             last_failure_ms=now,
         )
 
-    # -- DeliveryListener ------------------------------------------------------------------
+    # -- EmitterListener --------------------------------------------------------------------
 
-    def delivered(self, tags: Sequence[RecordTag]) -> None:
+    def delivered(self, events: Sequence[PendingEvent]) -> None:
         """Settle the offsets of delivered events (stale generations are ignored)."""
-        self._metrics.events_delivered.add(len(tags))
-        oldest_ms = self._settle(tags)
+        self._metrics.events_delivered.add(len(events))
+        oldest_ms = self._settle([event.tag for event in events])
         if oldest_ms is not None:
             # One observation per batch, its oldest slice: the worst freshness it delivered.
             self._metrics.event_age.record(max(0, _now_ms() - oldest_ms) / 1000)
 
-    def failed(self, failures: Sequence[SendFailure]) -> None:
+    def failed(self, events: Sequence[PendingEvent], failure: DeliveryFailure) -> None:
         """Dead-letter what the sink gave up on; leave abandoned events unsettled."""
+        error_class = _ERROR_CLASSES.get(failure.reason)
+        if error_class is None:
+            return  # abandoned: it will be read again
         items: list[_Letter] = []
-        for failure in failures:
-            error_class = _ERROR_CLASSES.get(failure.kind)
-            tag = failure.tag
-            if error_class is None or not self._tracker.current(tag.slice):
-                continue  # abandoned, or no longer ours: it will be read again
+        for event in events:
+            tag: RecordTag = event.tag
+            if not self._tracker.current(tag.slice):
+                continue  # no longer ours: the new owner reads it again
             record = tag.record
             letter = DeadLetter(
                 topic=record.topic,
@@ -309,10 +306,10 @@ class Pipeline:
         """Record metrics and a span for one collector request."""
         duration_s = (report.end_ns - report.start_ns) / 1e9
         self._metrics.request_duration.record(duration_s)
-        self._metrics.batch_size.record(len(report.tags))
+        self._metrics.batch_size.record(len(report.events))
         if report.will_retry and report.failure_class is not None:
             self._metrics.retries.add(1, {"failure_class": report.failure_class})
-        parent, links = _trace_of(report.tags)
+        parent, links = _trace_of([event.tag for event in report.events[:_MAX_SPAN_LINKS]])
         span = self._tracer.start_span(
             "forwarder send batch",
             context=parent,
@@ -320,7 +317,7 @@ class Pipeline:
             start_time=report.start_ns,
             links=links,
             attributes={
-                "messaging.batch.message_count": len(report.tags),
+                "messaging.batch.message_count": len(report.events),
                 "http.response.status_code": report.status or 0,
                 "forwarder.will_retry": report.will_retry,
             },

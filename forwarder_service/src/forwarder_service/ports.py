@@ -1,11 +1,12 @@
 """The ports the forwarding pipeline calls, owned here; adapters and fakes implement them.
 
 :class:`EventSink` is the emitter core as the pipeline needs it: take a slice of
-tracker-protocol payloads (already encoded JSON objects) with a tag each, send them in
-batches, and report every event's fate back to a :class:`DeliveryListener` exactly once:
-delivered (2xx), failed (with the reason), or abandoned on close. Setup failures
+tracker-protocol payloads (already encoded JSON objects) with a :class:`RecordTag` each, send
+them in batches, and report every event's fate exactly once to the core's
+:class:`~tracking_common.emitter.EmitterListener` (the pipeline): delivered (2xx), failed with a
+:class:`~tracking_common.emitter.DeliveryFailure`, or abandoned on close. Setup failures
 (credentials, URL, TLS/DNS) are never an event's fate: the sink keeps retrying and says so
-through :attr:`EventSink.setup_failing`.
+through :attr:`EventSink.setup_failing`. There is one set of outcome types: the core's.
 """
 
 from __future__ import annotations
@@ -19,15 +20,7 @@ from tracking_common.emitter.payload import EncodedPayload
 
 from forwarder_service.offsets import RecordSlice
 
-__all__ = [
-    "DeliveryListener",
-    "EventSink",
-    "FailureKind",
-    "RecordLike",
-    "RecordTag",
-    "RequestReport",
-    "SendFailure",
-]
+__all__ = ["EventSink", "RecordLike", "RecordTag"]
 
 
 class RecordLike(Protocol):
@@ -73,61 +66,6 @@ class RecordTag(NamedTuple):
     def accepted_ms(self) -> int:
         """When the API accepted the first event of the record's slice (freshness metrics)."""
         return self.slice.first_ms
-
-
-class FailureKind(StrEnum):
-    """Why the sink gave up on an event."""
-
-    NON_RETRYABLE_STATUS = "non_retryable_status"
-    RETRIES_EXHAUSTED = "retries_exhausted"
-    OVERSIZE = "oversize"
-    ABANDONED = "abandoned"
-
-
-@dataclass(frozen=True, slots=True)
-class SendFailure:
-    """One event the sink gave up on, with what it knows about the last attempt."""
-
-    tag: RecordTag
-    kind: FailureKind
-    status: int | None
-    error_class: str
-    message: str
-    attempts: int
-    first_failure_ms: int
-    last_failure_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class RequestReport:
-    """One finished collector request (for metrics and spans)."""
-
-    tags: Sequence[RecordTag]
-    status: int | None
-    failure_class: str | None  # None on success; else e.g. "5xx", "timeout", "setup"
-    start_ns: int
-    end_ns: int
-    will_retry: bool
-
-
-class DeliveryListener(Protocol):
-    """Receives every event's fate. Called from the sink's own tasks; must not block."""
-
-    def delivered(self, tags: Sequence[RecordTag]) -> None:
-        """These events were accepted by the collector."""
-        ...
-
-    def failed(self, failures: Sequence[SendFailure]) -> None:
-        """The sink gave up on these events."""
-        ...
-
-    def request_finished(self, report: RequestReport) -> None:
-        """A request ended (any outcome)."""
-        ...
-
-    def setup_failure(self, status: int | None, message: str) -> None:
-        """A request hit a setup failure; the sink keeps retrying with a long backoff."""
-        ...
 
 
 class EventSink(Protocol):

@@ -183,9 +183,9 @@ async def test_a_late_answer_after_reassignment_cannot_commit_the_old_generation
     rig: Rig,
 ) -> None:
     rig.pipeline.accept(TP0, records(TP0, range(2)))
-    in_flight = list(rig.sink.buffered)
+    in_flight = rig.sink.take()
     await rig.kafka.rebalance({TP0, TP1})  # revoked and assigned again: a new generation
-    rig.pipeline.delivered([tag for _, tag in in_flight])
+    rig.pipeline.delivered(in_flight)
     await rig.consumer.commit()
     assert all(TP0 not in commit for commit in rig.kafka.commits)
 
