@@ -1,9 +1,10 @@
 """The forwarder's own cost per record, by stage, in one process without Kafka or HTTP.
 
 The benchmark's records (``bench.bench_forwarder``) are fed to the real :class:`Pipeline` in
-slices of ``max_poll_records``, over the real :class:`HttpSink` and emitter core whose HTTP client
-answers 200 at once. Each stage is timed with ``perf_counter_ns`` around it, best of
-``--rounds``, and printed in microseconds per record:
+slices of ``max_poll_records``, over the real :class:`HttpSink` and emitter core whose HTTP
+client answers 200 at once, with the garbage collector tuned as the service tunes it. Each
+stage is timed with ``perf_counter_ns`` around it, best of ``--rounds``, and printed in
+microseconds per record:
 
 - ``contract check``: ``tracking_common.record.check_record`` alone;
 - ``take``: ``Pipeline.accept`` for every slice (check, tags, the slice for the offset
@@ -28,6 +29,7 @@ from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
+from forwarder_service.gc_tuning import tune_gc
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
@@ -153,6 +155,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     records = bench_records(args.records)
+    tune_gc()  # as forwarder-service does at start-up
     settings = ForwarderSettings(
         forwarder_max_backlog_events=args.records, forwarder_max_backlog_bytes=1 << 31
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
 from opentelemetry.metrics import NoOpMeter
 from opentelemetry.trace import NoOpTracer

@@ -12,8 +12,6 @@ through :attr:`EventSink.setup_failing`. There is one set of outcome types: the 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from tracking_common.emitter.payload import EncodedPayload

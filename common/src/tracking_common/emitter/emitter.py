@@ -34,8 +34,8 @@ import random
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from itertools import accumulate
 from enum import Enum
+from itertools import accumulate
 from typing import Any, Literal
 
 from tracking_common.emitter.batching import Accumulator, Batch, Cut
