@@ -34,7 +34,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Tracer
 from tracking_common.emitter import DeliveryFailure, FailureReason, PendingEvent, RequestReport
 from tracking_common.errors import RecordContractError
-from tracking_common.record import check_record
+from tracking_common.record import CheckedRecord, check_record
 from tracking_common.tracing import context_from_headers
 
 from forwarder_service.dead_letter import DeadLetter, DeadLetterSink, ErrorClass
@@ -177,33 +177,16 @@ class Pipeline:
         generation = self._tracker.generation(tp)
         if generation is None or not records or self._failure is not None:
             return None
-        payloads: list[memoryview] = []
-        valid: list[RecordLike] = []
-        positions: list[int] = []  # index in ``records`` of each valid record
+        valid: Sequence[RecordLike] = records
+        positions: Sequence[int] = range(len(records))  # of each valid record in ``records``
         invalid: list[tuple[int, Exception]] = []
-        first_ms: int | None = None
-        for index, record in enumerate(records):
-            try:
-                checked = check_record(record.value)
-            except RecordContractError as exc:
-                invalid.append((index, exc))
-                continue
-            except Exception as exc:
-                # A decoder bug must not wedge the partition: raising would stop the service
-                # on this record at every restart.
-                logger.warning(
-                    "decoder raised %s on %s@%d; dead-lettering the record",
-                    type(exc).__name__,
-                    tp,
-                    record.offset,
-                )
-                invalid.append((index, exc))
-                continue
-            if first_ms is None:
-                first_ms = checked.collector_tstamp
-            payloads.append(memoryview(checked.payload))
-            valid.append(record)
-            positions.append(index)
+        try:
+            # The common case, every record conforms: one comprehension, no bookkeeping.
+            checked = [check_record(record.value) for record in records]
+        except Exception:
+            checked, valid, positions, invalid = self._check_each(tp, records)
+        payloads = [memoryview(record.payload) for record in checked]
+        first_ms = checked[0].collector_tstamp if checked else None
         piece = RecordSlice(
             tp,
             generation,
@@ -236,6 +219,37 @@ class Pipeline:
                 ]
             )
         return stopped_at
+
+    @staticmethod
+    def _check_each(
+        tp: Hashable, records: Sequence[RecordLike]
+    ) -> tuple[list[CheckedRecord], list[RecordLike], list[int], list[tuple[int, Exception]]]:
+        """Check records one by one: the conforming ones, their records and positions, and
+        the others with what is wrong with them."""
+        checked: list[CheckedRecord] = []
+        valid: list[RecordLike] = []
+        positions: list[int] = []
+        invalid: list[tuple[int, Exception]] = []
+        for index, record in enumerate(records):
+            try:
+                checked.append(check_record(record.value))
+            except RecordContractError as exc:
+                invalid.append((index, exc))
+                continue
+            except Exception as exc:
+                # A decoder bug must not wedge the partition: raising would stop the service
+                # on this record at every restart.
+                logger.warning(
+                    "decoder raised %s on %s@%d; dead-lettering the record",
+                    type(exc).__name__,
+                    tp,
+                    record.offset,
+                )
+                invalid.append((index, exc))
+                continue
+            valid.append(record)
+            positions.append(index)
+        return checked, valid, positions, invalid
 
     @staticmethod
     def _invalid_letter(record: RecordLike, exc: Exception) -> DeadLetter:
