@@ -183,7 +183,7 @@ class Pipeline:
         try:
             # The common case, every record conforms: one comprehension, no bookkeeping.
             checked = [check_record(record.value) for record in records]
-        except Exception:
+        except Exception:  # which record, and why: the walk below finds out
             checked, valid, positions, invalid = self._check_each(tp, records)
         payloads = [memoryview(record.payload) for record in checked]
         first_ms = checked[0].collector_tstamp if checked else None
