@@ -10,6 +10,8 @@ collector, whose enrichment would reject that event later.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain, repeat
+from operator import contains
 from typing import Any, Final
 
 import orjson
@@ -67,20 +69,18 @@ _ITEM_REQUIRED: Final = frozenset({"tv", "p", "e"})
 
 def _plainly_valid(data: Any) -> bool:
     """True if ``data`` obviously conforms to payload_data 1-0-4 (string values, known keys,
-    ``tv``/``p``/``e`` present): checked by key sets, without the compiled schema, which
-    would otherwise cost the collector more CPU than the forwarder it measures. False
-    means "ask the schema", which names the fault."""
-    if type(data) is not list or not data:
-        return False
-    for item in data:
-        if (
-            type(item) is not dict
-            or not item.keys() <= _ITEM_KEYS
-            or not item.keys() >= _ITEM_REQUIRED
-            or not all(type(value) is str for value in item.values())
-        ):
-            return False
-    return True
+    ``tv``/``p``/``e`` present): checked by key sets and the set of value types, without
+    the compiled schema, which would otherwise cost the collector more CPU than the forwarder
+    it measures. False means "ask the schema", which names the fault."""
+    # Each check is one pass in C over every item (a dict iterates over its keys).
+    return (
+        type(data) is list
+        and bool(data)
+        and set(map(type, data)) == {dict}
+        and _ITEM_KEYS.issuperset(chain.from_iterable(data))
+        and all(all(map(contains, data, repeat(key))) for key in _ITEM_REQUIRED)
+        and set(map(type, chain.from_iterable(map(dict.values, data)))) <= {str}
+    )
 
 
 def _validate_events(data: Any) -> list[dict[str, str]]:
