@@ -14,7 +14,7 @@ microseconds per record:
 - ``aiokafka record``: building aiokafka's ``ConsumerRecord`` from a fetched batch, with and
   without CRC checks (what the fetcher does per record before the forwarder sees it).
 
-    uv run python -m bench.forwarder_stages [--records 100000] [--rounds 5]
+    uv run python -m bench.forwarder_stages [--records 20000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -148,33 +148,44 @@ def time_consumer_records(records: Sequence[FakeRecord], *, check_crcs: bool) ->
     return _per_record_us(time.perf_counter_ns() - started, len(records))
 
 
-def main() -> None:
-    """Time every stage ``--rounds`` times; print the best of each."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    records = bench_records(args.records)
+def measure(count: int, rounds: int) -> dict[str, float]:
+    """The best of ``rounds`` timings of each stage over ``count`` records, us per record."""
+    records = bench_records(count)
     tune_gc()  # as forwarder-service does at start-up
     settings = ForwarderSettings(
-        forwarder_max_backlog_events=args.records, forwarder_max_backlog_bytes=1 << 31
+        forwarder_max_backlog_events=count, forwarder_max_backlog_bytes=1 << 31
     )
     best: dict[str, float] = {}
 
     def keep(name: str, value: float) -> None:
         best[name] = min(best.get(name, value), value)
 
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         keep("contract check", time_check(records))
         take, deliver = asyncio.run(time_pipeline(records, settings))
         keep("take (check + intake + offsets)", take)
         keep("deliver (splice, post, settle)", deliver)
         keep("aiokafka record, check_crcs=True", time_consumer_records(records, check_crcs=True))
         keep("aiokafka record, check_crcs=False", time_consumer_records(records, check_crcs=False))
-    forwarder = best["take (check + intake + offsets)"] + best["deliver (splice, post, settle)"]
+    best["forwarder total (take + deliver)"] = (
+        best["take (check + intake + offsets)"] + best["deliver (splice, post, settle)"]
+    )
+    return best
+
+
+def print_stages(best: dict[str, float]) -> None:
+    """One line per stage."""
     for name, value in best.items():
         print(f"  {name:40s} {value:6.2f} us/record")
-    print(f"  {'forwarder total (take + deliver)':40s} {forwarder:6.2f} us/record")
+
+
+def main() -> None:
+    """Time every stage ``--rounds`` times; print the best of each."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print_stages(measure(args.records, args.rounds))
 
 
 if __name__ == "__main__":
