@@ -2,8 +2,10 @@
 
 Run as ``python -m bench.forwarder_raw_consumer BOOTSTRAP TOPIC N``; prints one JSON line with
 the rate from the consumer's start (group join included, as the forwarder is timed from its
-join) until N records were read, with the forwarder's consumer settings. It only counts the
-records: no decoding, nothing sent.
+join) until N records were read. The consumer runs with the forwarder's own options
+(``consumer_options`` of the ``FORWARDER_*`` variables in the environment: fetch sizes,
+``check_crcs``, isolation level, security) and polls as many records as it does. It only counts
+the records: no decoding, nothing sent.
 """
 
 from __future__ import annotations
@@ -15,29 +17,28 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-
-from scripts.kafka.security import client_options_from_env
+from forwarder_service.consumer import consumer_options
+from forwarder_service.settings import ForwarderSettings
 
 
 async def consume(bootstrap: str, topic: str, total: int) -> dict[str, float]:
     """Read ``total`` records of ``topic`` with a fresh group; return the count and rate."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        fetch_max_bytes=8 * 1024 * 1024,
-        max_partition_fetch_bytes=1024 * 1024,
-        **client_options_from_env(),
-    )
+    settings = ForwarderSettings(kafka_bootstrap_servers=bootstrap)
+    options = {
+        **consumer_options(settings),
+        "group_id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+        "group_instance_id": None,
+    }
+    consumer = AIOKafkaConsumer(topic, **options)
     await consumer.start()
     started = time.monotonic()
     seen = 0
     try:
         while seen < total:
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            batches = await consumer.getmany(
+                timeout_ms=settings.forwarder_poll_timeout_ms,
+                max_records=settings.forwarder_max_poll_records,
+            )
             for records in batches.values():
                 seen += len(records)
         elapsed = time.monotonic() - started

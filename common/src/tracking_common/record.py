@@ -10,10 +10,13 @@ An event record's value is a self-describing JSON document, version 1-0-0::
 
 ``payload`` is one Snowplow tracker-protocol event (a ``payload_data`` 1-0-4 item, every value a
 string) without ``stm``, which the forwarder sets on each send attempt. The JSON Schema is
-``schemas/iglu/io.trackingpipeline/event_record/jsonschema/1-0-0``; :func:`decode_record` checks
-the same rules by hand because it runs once per record on the forwarder's hot path: a fast pass
-of whole-collection checks accepts a conforming record, and only a record it doubts is walked
-field by field to name the first rule it breaks.
+``schemas/iglu/io.trackingpipeline/event_record/jsonschema/1-0-0`` (the reference: a property
+test holds the decoder to it). :func:`check_record` checks the same rules in two msgspec passes
+because it runs once per record on the forwarder's hot path: the envelope, with the payload kept
+as its raw bytes (:class:`CheckedRecord`), then the payload slice against a Struct of the
+``payload_data`` keys (unknown keys forbidden, string values, length limits). Only a record
+that fails is walked field by field, to name the first rule it breaks. :func:`decode_record`
+is the same check with the payload parsed into a dict, for readers that want its fields.
 
 The record key is :func:`partition_key`: ``<app id>:<user>`` where the user is the first of the
 user id, the domain user id and the session id, else the event id. One user's events therefore
@@ -29,13 +32,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, NamedTuple, TypeGuard
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Annotated, Any, Final, Literal, NamedTuple, TypeGuard
 
+import msgspec
 import orjson
 
 from tracking_common.errors import RecordContractError, ValidationIssue
-from tracking_common.iglu import bundled_repository
+from tracking_common.iglu import BUNDLED_SCHEMA_DIR, SchemaKey
 
 __all__ = [
     "BAD_EVENT_SCHEMA",
@@ -45,11 +50,14 @@ __all__ = [
     "HEADER_RECORD_SCHEMA",
     "MAX_PAYLOAD_VALUE_CHARS",
     "PAYLOAD_KEYS",
+    "CheckedRecord",
     "EventRecord",
     "Source",
+    "check_record",
     "decode_record",
     "encode_bad_event",
     "encode_record",
+    "event_record_schema",
     "partition_key",
     "record_headers",
 ]
@@ -69,17 +77,100 @@ _SOURCES: Final = frozenset({"v1", "tp2", "pixel", "internal"})
 _REQUIRED_PAYLOAD_KEYS: Final = ("e", "p", "tv", "eid")
 
 
-def _payload_keys() -> frozenset[str]:
-    path = (
-        bundled_repository().directories[0]
-        / "com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
-    )
-    properties = orjson.loads(path.read_bytes())["items"]["properties"]
-    return frozenset(properties) - {"stm"}
+# payload_data 1-0-4's properties in the schema's order, less ``stm`` (a unit test compares
+# them with the bundled schema, so no file is read at import time).
+_PAYLOAD_FIELDS: Final = (
+    "tna",
+    "aid",
+    "p",
+    "dtm",
+    "tz",
+    "e",
+    "tid",
+    "eid",
+    "tv",
+    "duid",
+    "nuid",
+    "uid",
+    "vid",
+    "ip",
+    "res",
+    "url",
+    "page",
+    "refr",
+    "fp",
+    "ctype",
+    "cookie",
+    "lang",
+    "f_pdf",
+    "f_qt",
+    "f_realp",
+    "f_wma",
+    "f_dir",
+    "f_fla",
+    "f_java",
+    "f_gears",
+    "f_ag",
+    "cd",
+    "ds",
+    "cs",
+    "vp",
+    "mac",
+    "pp_mix",
+    "pp_max",
+    "pp_miy",
+    "pp_may",
+    "ad_ba",
+    "ad_ca",
+    "ad_ad",
+    "ad_uid",
+    "tr_id",
+    "tr_af",
+    "tr_tt",
+    "tr_tx",
+    "tr_sh",
+    "tr_ci",
+    "tr_st",
+    "tr_co",
+    "tr_cu",
+    "ti_id",
+    "ti_sk",
+    "ti_nm",
+    "ti_na",
+    "ti_ca",
+    "ti_pr",
+    "ti_qu",
+    "ti_cu",
+    "sa",
+    "sn",
+    "st",
+    "sp",
+    "se_ca",
+    "se_ac",
+    "se_la",
+    "se_pr",
+    "se_va",
+    "ue_na",
+    "ue_pr",
+    "ue_px",
+    "co",
+    "cx",
+    "ua",
+    "tnuid",
+    "sid",
+    "ttm",
+)
 
-
-PAYLOAD_KEYS: Final = _payload_keys()
+PAYLOAD_KEYS: Final = frozenset(_PAYLOAD_FIELDS)
 """The tracker-protocol keys a record payload may carry: payload_data 1-0-4's, less ``stm``."""
+
+
+@cache
+def event_record_schema() -> dict[str, Any]:
+    """The contract's JSON Schema (the reference the decoder is tested against), read once."""
+    path = BUNDLED_SCHEMA_DIR / SchemaKey.parse(EVENT_RECORD_SCHEMA).relative_path
+    schema: dict[str, Any] = orjson.loads(path.read_bytes())
+    return schema
 
 
 class EventRecord(NamedTuple):
@@ -170,14 +261,50 @@ _ENVELOPE_KEYS: Final = frozenset({"schema", "data"})
 _DATA_KEYS: Final = frozenset(
     {"event_id", "collector_tstamp", "source", "payload", "device_sent_tstamp"}
 )
-_REQUIRED_KEYS_SET: Final = frozenset(_REQUIRED_PAYLOAD_KEYS)
 _UUID: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 
 
-def decode_record(value: bytes | None) -> EventRecord:
-    """Decode and check one record value against the event-record contract.
+_Timestamp = Annotated[int, msgspec.Meta(ge=0)]
+_Value = Annotated[str, msgspec.Meta(max_length=MAX_PAYLOAD_VALUE_CHARS)]
+
+
+class CheckedRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A record's ``data`` as :func:`check_record` found it; ``payload`` is the payload
+    object's bytes exactly as they are in the record (kept for splicing, never re-encoded)."""
+
+    event_id: str
+    collector_tstamp: _Timestamp
+    source: Source
+    payload: msgspec.Raw
+    # Absent is fine, null is not (the JSON Schema says integer): UNSET, not None.
+    device_sent_tstamp: _Timestamp | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    schema: Literal["iglu:io.trackingpipeline/event_record/jsonschema/1-0-0"]  # the constant
+    data: CheckedRecord
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_REQUIRED: Final = frozenset(_REQUIRED_PAYLOAD_KEYS)
+_PAYLOAD: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
+    msgspec.defstruct(
+        "_Payload",
+        [
+            (key, _Value) if key in _REQUIRED else (key, _Value | msgspec.UnsetType, msgspec.UNSET)
+            for key in _PAYLOAD_FIELDS
+        ],
+        forbid_unknown_fields=True,
+        kw_only=True,
+        gc=False,
+    )
+)
+
+
+def check_record(value: bytes | None) -> CheckedRecord:
+    """Check one record value against the event-record contract without building its payload.
 
     Raises RecordContractError (with one issue: the first rule broken) for anything that is
     not a well-formed 1-0-0 event record, including null values (tombstones) and other versions.
@@ -185,68 +312,44 @@ def decode_record(value: bytes | None) -> EventRecord:
     if value is None:
         raise _fail("", "null_value", "record has no value")
     try:
-        document = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise _fail("", "invalid_json", f"record value is not JSON: {exc}") from exc
-    return _accept(document) or _check(document)
-
-
-def _accept(document: Any) -> EventRecord | None:
-    """The record if it plainly conforms, else None (then :func:`_check` names the fault).
-
-    Checks whole collections at once (key sets, one join over the payload's values) instead
-    of walking fields: most records conform, and this is a third of the walk's cost.
-    """
-    data = _plain_data(document)
-    if data is None:
-        return None
-    event_id = data.get("event_id")
-    source = data.get("source")
-    payload = data.get("payload")
-    collector_tstamp = data.get("collector_tstamp")
-    device_sent_tstamp = data.get("device_sent_tstamp")
-    if (
-        type(event_id) is not str
-        or type(source) is not str
-        or type(payload) is not dict
-        or not _is_timestamp(collector_tstamp)
-        or ("device_sent_tstamp" in data and not _is_timestamp(device_sent_tstamp))
-        or source not in _SOURCES
-        or _UUID.fullmatch(event_id) is None
-        or not payload.keys() <= PAYLOAD_KEYS
-        or not payload.keys() >= _REQUIRED_KEYS_SET
-        or payload["eid"] != event_id
-        or not _short_strings(payload.values())
-    ):
-        return None
-    return EventRecord(event_id, collector_tstamp, source, payload, device_sent_tstamp)
-
-
-def _plain_data(document: Any) -> dict[str, Any] | None:
-    if (
-        type(document) is not dict
-        or document.keys() != _ENVELOPE_KEYS
-        or document["schema"] != EVENT_RECORD_SCHEMA
-    ):
-        return None
-    data = document["data"]
-    if type(data) is not dict or not data.keys() <= _DATA_KEYS:
-        return None
+        data = _ENVELOPE.decode(value).data
+        payload = _PAYLOAD.decode(data.payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _named_fault(value, exc) from None
+    event_id = data.event_id
+    if payload.eid != event_id or _UUID.fullmatch(event_id) is None:
+        raise _named_fault(value, None)
     return data
+
+
+def decode_record(value: bytes | None) -> EventRecord:
+    """:func:`check_record`, with the payload parsed (for readers that want its fields)."""
+    data = check_record(value)
+    return EventRecord(
+        data.event_id,
+        data.collector_tstamp,
+        data.source,
+        orjson.loads(memoryview(data.payload)),
+        None if data.device_sent_tstamp is msgspec.UNSET else data.device_sent_tstamp,
+    )
+
+
+def _named_fault(value: bytes, exc: Exception | None) -> RecordContractError:
+    """The rule ``value`` breaks, named by walking it (runs only for records that fail)."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        return _fail("", "invalid_json", f"record value is not JSON: {error}")
+    try:
+        _check(document)
+    except RecordContractError as error:
+        return error
+    # The walk found nothing the check refused: report the check's own words.
+    return _fail("", "invalid_record", str(exc) if exc is not None else "record is invalid")
 
 
 def _is_timestamp(value: Any) -> TypeGuard[int]:
     return type(value) is int and value >= 0
-
-
-def _short_strings(values: Iterable[Any]) -> bool:
-    """True if every value is a string within MAX_PAYLOAD_VALUE_CHARS."""
-    try:
-        # str.join refuses any value that is not a string, and no value can exceed the limit
-        # when all of them together do not.
-        return len("".join(values)) <= MAX_PAYLOAD_VALUE_CHARS
-    except TypeError:
-        return False
 
 
 def _check(document: Any) -> EventRecord:

@@ -1,7 +1,7 @@
 """The forwarder's HTTP status table: which collector answers are whose fault.
 
-The table and its classes live in the emitter core (``tracking_common.emitter.status``);
-this module keeps the forwarder's names and its defaults.
+The table and its classes are the emitter core's (``tracking_common.emitter.status``); the
+forwarder's defaults and overrides are data given to it.
 
 ========  ====================================================================================
 success   2xx: delivered.
@@ -25,21 +25,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from tracking_common.emitter.status import FORWARDER_DEFAULTS, StatusClass, parse_status_overrides
-from tracking_common.emitter.status import StatusTable as CoreStatusTable
+from tracking_common.emitter.status import (
+    FORWARDER_DEFAULTS,
+    StatusClass,
+    StatusTable,
+    parse_status_overrides,
+)
 
-__all__ = ["DEFAULT_TABLE", "StatusClass", "StatusTable", "parse_status_overrides"]
+__all__ = ["DEFAULT_TABLE", "StatusClass", "parse_status_overrides", "status_table"]
 
 DEFAULT_TABLE: Final[Mapping[int, StatusClass]] = FORWARDER_DEFAULTS
 
 
-class StatusTable(CoreStatusTable):
-    """The forwarder's table with overrides applied; TLS/DNS are set-up failures."""
-
-    def __init__(self, overrides: Mapping[int, StatusClass] | None = None) -> None:
-        super().__init__(overrides, defaults=FORWARDER_DEFAULTS, tls_dns_class=StatusClass.SETUP)
-
-    @classmethod
-    def from_text(cls, text: str) -> StatusTable:
-        """Build from ``FORWARDER_STATUS_OVERRIDES`` text."""
-        return cls(parse_status_overrides(text))
+def status_table(overrides: str = "") -> StatusTable:
+    """The core's forwarder table (TLS/DNS are set-up failures) with
+    ``FORWARDER_STATUS_OVERRIDES`` applied."""
+    return StatusTable.forwarder(parse_status_overrides(overrides))

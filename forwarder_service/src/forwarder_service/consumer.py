@@ -73,6 +73,7 @@ def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
         "isolation_level": "read_committed",
         "fetch_max_bytes": settings.forwarder_fetch_max_bytes,
         "max_partition_fetch_bytes": settings.forwarder_max_partition_fetch_bytes,
+        "check_crcs": settings.forwarder_check_crcs,
         "session_timeout_ms": settings.forwarder_session_timeout_ms,
         "heartbeat_interval_ms": settings.forwarder_heartbeat_interval_ms,
         "rebalance_timeout_ms": settings.forwarder_rebalance_timeout_ms,

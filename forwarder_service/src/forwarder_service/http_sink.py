@@ -1,124 +1,52 @@
 """An :class:`~forwarder_service.ports.EventSink` over the emitter core of ``tracking_common``.
 
 All batching, retrying, splitting and classification is the core's
-(:class:`tracking_common.emitter.AsyncEmitter`); this adapter keeps the forwarder's
-constructor and port, and translates outcomes for its
-:class:`~forwarder_service.ports.DeliveryListener`:
+(:class:`tracking_common.emitter.AsyncEmitter`), and so are the types it reports with: the
+pipeline is the core's :class:`~tracking_common.emitter.EmitterListener`, each event's tag its
+:class:`~forwarder_service.ports.RecordTag`. This adapter builds the emitter with the
+forwarder's choices and owns its HTTP client:
 
 - success: the events are reported delivered;
 - retry (and network errors, timeouts): retried after a capped exponential backoff with full
-  jitter, or ``Retry-After``; after ``max_attempts`` (0 = never) RETRIES_EXHAUSTED;
-- split (413): the batch is halved; a single event still refused is reported OVERSIZE, and so
-  is an event that alone exceeds ``batch_max_bytes`` (without a request);
-- reject: bisected (``bisect_rejects``); single events rejected are NON_RETRYABLE_STATUS;
+  jitter, or ``Retry-After``, per the core's :class:`RetryPolicy`;
+- split (413): the batch is halved; a single event still refused fails as ``oversize``, and so
+  does an event that alone exceeds ``batch_max_bytes`` (without a request);
+- reject: bisected (``bisect_rejects``); single events rejected fail as
+  ``non_retryable_status``;
 - setup (and TLS/DNS errors): retried forever every ``setup_backoff_s``, never an event's
   failure; :attr:`setup_failing` stays true until the collector answers otherwise.
 
-Every event's fate is reported exactly once. :meth:`close` reports what is left ABANDONED.
+The forwarder records the span, the metrics and the log lines of each request itself (from the
+listener), so the core's own instruments are given no-op providers and no logs here: one span,
+one metric series and one log line per request or give-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
+from opentelemetry.metrics import NoOpMeter
+from opentelemetry.trace import NoOpTracer
 from tracking_common.emitter import (
     AiohttpClient,
     AsyncEmitter,
-    BufferFullError,
-    DeliveryFailure,
     EmitterClosedError,
+    EmitterInstruments,
+    EmitterListener,
     HttpClient,
-    PendingEvent,
+    RetryPolicy,
+    StatusTable,
 )
-from tracking_common.emitter import RequestReport as CoreReport
-from tracking_common.emitter import RetryPolicy as CoreRetryPolicy
-from tracking_common.emitter.payload import POST_PATH
+from tracking_common.emitter.payload import POST_PATH, EncodedPayload
 
-from forwarder_service.classification import StatusTable
-from forwarder_service.ports import (
-    DeliveryListener,
-    FailureKind,
-    RecordTag,
-    RequestReport,
-    SendFailure,
-    SinkFullError,
-)
+from forwarder_service.ports import RecordTag
 
-__all__ = ["COLLECTOR_PATH", "HttpSink", "RetryPolicy"]
+__all__ = ["COLLECTOR_PATH", "HttpSink"]
 
 COLLECTOR_PATH: Final = POST_PATH
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Capped exponential backoff with full jitter; ``max_attempts`` 0 retries forever."""
-
-    max_attempts: int = 0
-    base_delay_s: float = 0.5
-    max_delay_s: float = 30.0
-
-    def core(self) -> CoreRetryPolicy:
-        """The emitter core's policy."""
-        return CoreRetryPolicy(
-            max_attempts=self.max_attempts or None,
-            base_delay_s=self.base_delay_s,
-            max_delay_s=self.max_delay_s,
-        )
-
-    def delay(self, attempt: int, rand: Callable[[], float]) -> float:
-        """Seconds to wait before attempt ``attempt + 1``."""
-        return self.core().delay(attempt, rand)
-
-
-def _tags(events: Sequence[PendingEvent]) -> list[RecordTag]:
-    return [event.tag for event in events]
-
-
-class _Translator:
-    """The core's listener, reporting to the forwarder's DeliveryListener."""
-
-    def __init__(self, listener: DeliveryListener) -> None:
-        self._listener = listener
-
-    def delivered(self, events: Sequence[PendingEvent]) -> None:
-        self._listener.delivered(_tags(events))
-
-    def failed(self, events: Sequence[PendingEvent], failure: DeliveryFailure) -> None:
-        kind = FailureKind(failure.reason.value)
-        self._listener.failed(
-            [
-                SendFailure(
-                    tag=event.tag,
-                    kind=kind,
-                    status=failure.status,
-                    error_class=failure.error_class,
-                    message=failure.message,
-                    attempts=failure.attempts,
-                    first_failure_ms=failure.first_failure_ms,
-                    last_failure_ms=failure.last_failure_ms,
-                )
-                for event in events
-            ]
-        )
-
-    def request_finished(self, report: CoreReport) -> None:
-        self._listener.request_finished(
-            RequestReport(
-                tags=_tags(report.events),
-                status=report.status,
-                failure_class=report.failure_class,
-                start_ns=report.start_ns,
-                end_ns=report.end_ns,
-                will_retry=report.will_retry,
-            )
-        )
-
-    def setup_failure(self, status: int | None, message: str) -> None:
-        self._listener.setup_failure(status, message)
 
 
 class HttpSink:
@@ -128,7 +56,7 @@ class HttpSink:
         self,
         *,
         collector_url: str,
-        listener: DeliveryListener,
+        listener: EmitterListener,
         table: StatusTable | None = None,
         batch_max_events: int = 500,
         batch_max_bytes: int = 900_000,
@@ -159,12 +87,15 @@ class HttpSink:
             max_in_flight=max_in_flight,
             buffer_capacity=capacity_events,
             capacity_bytes=capacity_bytes,
-            retry=(retry or RetryPolicy()).core(),
-            status_table=table or StatusTable(),
+            retry=retry or RetryPolicy.forever(),
+            status_table=table or StatusTable.forwarder(),
             bisect_rejects=bisect_rejects,
             setup_backoff_s=setup_backoff_s,
             on_oversize="fail",
-            listener=_Translator(listener),
+            listener=listener,
+            instruments=EmitterInstruments(
+                meter=NoOpMeter("forwarder_service"), tracer=NoOpTracer(), logs=False
+            ),
             client=self._client,
             sleep=sleep,
             rand=rand,
@@ -179,12 +110,12 @@ class HttpSink:
         """Events and bytes buffered, queued or in flight."""
         return self._emitter.pending
 
-    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
-        """Buffer one event; raise SinkFullError when at capacity or closed."""
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[RecordTag]) -> int:
+        """Buffer the prefix of ``payloads`` that fits; return how many (0 once closed)."""
         try:
-            self._emitter.add(payload, tag=tag)
-        except (BufferFullError, EmitterClosedError) as exc:
-            raise SinkFullError(str(exc)) from exc
+            return self._emitter.add_encoded(payloads, tags)
+        except EmitterClosedError:
+            return 0
 
     def discard(self, predicate: Callable[[RecordTag], bool]) -> int:
         """Drop buffered and queued (not in-flight) events whose tag matches."""

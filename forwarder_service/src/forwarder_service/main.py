@@ -40,6 +40,7 @@ from forwarder_service.backpressure import BacklogBound, FlowGate
 from forwarder_service.consumer import ForwarderConsumer, check_kafka_access, consumer_options
 from forwarder_service.dead_letter import KafkaDeadLetterSink
 from forwarder_service.errors import FatalForwarderError
+from forwarder_service.gc_tuning import tune_gc
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
@@ -251,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"unexpected arguments: {args}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     telemetry = configure_telemetry("tracking-forwarder")
+    tune_gc()
     try:
         code = asyncio.run(serve(settings, telemetry))
     finally:

@@ -1,17 +1,23 @@
-"""Per-partition commit watermarks, fenced per assignment (pure; no I/O).
+"""Per-partition commit watermarks over taken slices, fenced per assignment (pure; no I/O).
 
-The delivery guarantee is kept here. A record is *taken* when the consumer hands it to the
-pipeline, and *done* when its fate is settled: the collector answered 2xx, or the dead-letter
-topic acknowledged it with ``acks=all``. Records finish out of order (batches race, dead
-letters take longer), so :meth:`OffsetTracker.committable` only ever returns, per partition,
-one past the highest offset below which *every* taken record is done: a later batch finishing
-first never commits past an earlier one still in flight. Everything at or above the
-watermark is redelivered after a crash or rebalance, so duplicates are possible and loss is not.
+The delivery guarantee is kept here. The consumer hands the pipeline a *slice* of a partition
+(the records one ``getmany`` returned for it, ascending). The pipeline *takes* a prefix of it
+(what the sink had room for) as one :class:`RecordSlice`: its partition, generation, first and
+last offset and how many records it holds. Each record is *settled* when its fate is known:
+the collector answered 2xx, or the dead-letter topic acknowledged it with ``acks=all``; a slice
+is settled when all of its records are. Slices finish out of order (batches race, dead letters
+take longer), so :meth:`OffsetTracker.committable` only ever returns, per partition, one past
+the last offset of the longest run of settled slices from the oldest: a later slice finishing
+first never commits past an earlier one still in flight. Everything at or above the watermark
+is redelivered after a crash or rebalance, so duplicates are possible and loss is not.
 
-Each assignment of a partition gets a new *generation*. Results carry the generation of the
-record they settle; once a partition is revoked (or re-assigned) results of older generations
-are ignored, so a late answer can never commit offsets of a partition this instance no longer
-owns (or re-owns from a different position).
+Bookkeeping is per slice, not per record (as Kafka's own consumer tracks positions): taking a
+slice is O(1), settling is one decrement per record and O(1) per slice.
+
+Each assignment of a partition gets a new *generation*. A slice carries its generation; once a
+partition is revoked (or re-assigned) settling an older slice changes nothing, so a late answer
+can never commit offsets of a partition this instance no longer owns (or re-owns from a
+different position).
 """
 
 from __future__ import annotations
@@ -19,20 +25,46 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["OffsetTracker", "PartitionProgress"]
+__all__ = ["OffsetTracker", "PartitionProgress", "RecordSlice"]
 
 P = TypeVar("P", bound=Hashable)
+
+
+class RecordSlice(Generic[P]):
+    """Records of one partition taken together: offsets ``first``..``last`` (gaps allowed:
+    compaction, transaction markers), ``count`` records, ``remaining`` not yet settled.
+
+    ``first_ms`` is when the API accepted the slice's first event (the freshness gauges).
+    """
+
+    __slots__ = ("count", "first", "first_ms", "generation", "last", "remaining", "tp")
+
+    def __init__(  # noqa: PLR0917 - one per fetched slice, built on the hot path
+        self, tp: P, generation: int, first: int, last: int, count: int, first_ms: int
+    ) -> None:
+        self.tp = tp
+        self.generation = generation
+        self.first = first
+        self.last = last
+        self.count = count
+        self.remaining = count
+        self.first_ms = first_ms
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordSlice({self.tp!r}@{self.first}..{self.last}, gen={self.generation}, "
+            f"{self.remaining}/{self.count} unsettled)"
+        )
 
 
 @dataclass(slots=True)
 class _Partition:
     generation: int
-    # Taken offsets, ascending, that are not yet below the watermark.
-    order: deque[int] = field(default_factory=deque)
-    # Taken offsets whose fate is still unknown.
-    outstanding: set[int] = field(default_factory=set)
+    # Taken slices, oldest first, that are not yet below the watermark.
+    slices: deque[RecordSlice[Any]] = field(default_factory=deque)
+    outstanding: int = 0  # records taken and not settled
     last_taken: int = -1
     watermark: int | None = None  # next offset to consume after the settled prefix
     committed: int | None = None  # what the broker last acknowledged from us
@@ -49,11 +81,11 @@ class PartitionProgress:
 
 
 class OffsetTracker(Generic[P]):
-    """Tracks taken and settled offsets of the partitions this instance owns.
+    """Tracks taken and settled slices of the partitions this instance owns.
 
-    Offsets taken from one partition must ascend within a generation (as Kafka delivers
-    them); gaps are fine (compaction, transaction markers). Misuse (taking a partition that is
-    not owned, or offsets out of order) raises ValueError: it is a bug, not an input error.
+    Slices taken from one partition must ascend within a generation (as Kafka delivers
+    them). Misuse (taking a partition that is not owned, a slice that overlaps an earlier one,
+    settling more records than a slice holds) raises ValueError: it is a bug, not an input error.
     """
 
     def __init__(self) -> None:
@@ -84,56 +116,41 @@ class OffsetTracker(Generic[P]):
         state = self._partitions.get(partition)
         return state.generation if state is not None else None
 
+    def current(self, piece: RecordSlice[P]) -> bool:
+        """Whether ``piece`` belongs to the current generation of an owned partition."""
+        state = self._partitions.get(piece.tp)
+        return state is not None and state.generation == piece.generation
+
     # -- taking and settling ---------------------------------------------------------------
 
-    def take(self, partition: P, offsets: Iterable[int]) -> int:
-        """Record that ``offsets`` (ascending) were handed off; return the generation."""
-        state = self._state(partition)
-        last = state.last_taken
-        new = list(offsets)
-        for offset in new:
-            if offset <= last:
-                raise ValueError(f"offset {offset} taken after {last} on {partition!r}")
-            last = offset
-        state.order.extend(new)
-        state.outstanding.update(new)
-        state.last_taken = last
-        return state.generation
+    def take(self, piece: RecordSlice[P]) -> None:
+        """Record that ``piece`` was handed off (its generation must be the partition's)."""
+        state = self._state(piece.tp)
+        if piece.generation != state.generation:
+            raise ValueError(f"{piece!r} is not of generation {state.generation}")
+        if piece.first <= state.last_taken or piece.last < piece.first or piece.count < 1:
+            raise ValueError(f"{piece!r} taken after offset {state.last_taken}")
+        state.slices.append(piece)
+        state.outstanding += piece.remaining
+        state.last_taken = piece.last
 
-    def untake_from(self, partition: P, offset: int) -> None:
-        """Forget taken offsets >= ``offset`` that were never handed off (the caller seeks back).
+    def settle(self, piece: RecordSlice[P], records: int = 1) -> bool:
+        """Settle ``records`` of ``piece``; False (and nothing changes) if it is stale.
 
-        Raises ValueError if one of them is already settled or below the watermark.
+        Raises ValueError when more records are settled than the slice has left.
         """
-        state = self._state(partition)
-        if state.watermark is not None and offset < state.watermark:
-            raise ValueError(f"cannot untake {offset}: below watermark {state.watermark}")
-        while state.order and state.order[-1] >= offset:
-            candidate = state.order.pop()
-            if candidate not in state.outstanding:
-                raise ValueError(f"cannot untake {candidate}: already settled")
-            state.outstanding.discard(candidate)
-        state.last_taken = state.order[-1] if state.order else (state.watermark or 0) - 1
-
-    def done(self, partition: P, generation: int, offsets: Iterable[int]) -> bool:
-        """Settle ``offsets``; False (and nothing changes) if ``generation`` is stale.
-
-        Settling an offset twice, or one never taken, is ignored: duplicate answers happen.
-        """
-        state = self._partitions.get(partition)
-        if state is None or state.generation != generation:
+        state = self._partitions.get(piece.tp)
+        if state is None or state.generation != piece.generation:
             return False
-        state.outstanding.difference_update(offsets)
-        self._advance(state)
+        if records > piece.remaining:
+            raise ValueError(f"{records} settled of {piece!r}")
+        piece.remaining -= records
+        state.outstanding -= records
+        if piece.remaining == 0:
+            slices = state.slices
+            while slices and slices[0].remaining == 0:
+                state.watermark = slices.popleft().last + 1
         return True
-
-    def _advance(self, state: _Partition) -> None:
-        order, outstanding = state.order, state.outstanding
-        last_settled = None
-        while order and order[0] not in outstanding:
-            last_settled = order.popleft()
-        if last_settled is not None:
-            state.watermark = last_settled + 1
 
     # -- committing ------------------------------------------------------------------------
 
@@ -173,17 +190,27 @@ class OffsetTracker(Generic[P]):
         """How many taken records (of ``partitions``, default all) are not yet settled."""
         chosen = self._partitions.keys() if partitions is None else partitions
         return sum(
-            len(state.outstanding)
+            state.outstanding
             for partition in chosen
             if (state := self._partitions.get(partition)) is not None
         )
+
+    def oldest_unsettled_ms(self) -> int | None:
+        """When the first event of the oldest slice still unsettled was accepted (None: none).
+
+        Events of a partition are accepted in about offset order, so this is the age of the
+        oldest undelivered event, overstated by at most one slice's spread.
+        """
+        # The first slice left in a partition is unsettled: settled ones at the front are gone.
+        firsts = [state.slices[0].first_ms for state in self._partitions.values() if state.slices]
+        return min(firsts, default=None)
 
     def progress(self) -> dict[P, PartitionProgress]:
         """A snapshot of every owned partition."""
         return {
             partition: PartitionProgress(
                 generation=state.generation,
-                outstanding=len(state.outstanding),
+                outstanding=state.outstanding,
                 watermark=state.watermark,
                 committed=state.committed,
             )

@@ -25,29 +25,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Collection, Hashable, Sequence
-from typing import Final
+from functools import partial
+from itertools import repeat
+from typing import Any, Final, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Tracer
+from tracking_common.emitter import DeliveryFailure, FailureReason, PendingEvent, RequestReport
 from tracking_common.errors import RecordContractError
-from tracking_common.record import decode_record
+from tracking_common.record import CheckedRecord, check_record
 from tracking_common.tracing import context_from_headers
 
 from forwarder_service.dead_letter import DeadLetter, DeadLetterSink, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError, FatalForwarderError
-from forwarder_service.freshness import TakenAges
 from forwarder_service.metrics import ForwarderMetrics
-from forwarder_service.offsets import OffsetTracker
-from forwarder_service.ports import (
-    EventSink,
-    FailureKind,
-    RecordLike,
-    RecordTag,
-    RequestReport,
-    SendFailure,
-    SinkFullError,
-)
+from forwarder_service.offsets import OffsetTracker, RecordSlice
+from forwarder_service.ports import EventSink, RecordLike, RecordTag
 
 __all__ = ["Pipeline"]
 
@@ -56,11 +50,13 @@ _Letter = tuple[DeadLetter, RecordTag]
 logger = logging.getLogger(__name__)
 
 _MAX_SPAN_LINKS: Final = 32
+# Builds RecordTag(slice, record) from a (slice, record) pair without a Python-level call.
+_new_tag: Final = cast("Any", partial(tuple.__new__, RecordTag))
 _DLQ_BATCH: Final = 500
 _ERROR_CLASSES: Final = {
-    FailureKind.NON_RETRYABLE_STATUS: ErrorClass.NON_RETRYABLE_STATUS,
-    FailureKind.RETRIES_EXHAUSTED: ErrorClass.RETRIES_EXHAUSTED,
-    FailureKind.OVERSIZE: ErrorClass.OVERSIZE,
+    FailureReason.NON_RETRYABLE_STATUS: ErrorClass.NON_RETRYABLE_STATUS,
+    FailureReason.RETRIES_EXHAUSTED: ErrorClass.RETRIES_EXHAUSTED,
+    FailureReason.OVERSIZE: ErrorClass.OVERSIZE,
 }
 
 
@@ -96,7 +92,8 @@ def _trace_of(tags: Sequence[RecordTag]) -> tuple[Context | None, list[Link]]:
 class Pipeline:
     """Moves records from the consumer to the sink and settles their offsets.
 
-    It is the sink's :class:`~forwarder_service.ports.DeliveryListener`.
+    It is the emitter core's :class:`~tracking_common.emitter.EmitterListener`: each event's
+    tag is its :class:`~forwarder_service.ports.RecordTag`.
     """
 
     def __init__(
@@ -118,7 +115,6 @@ class Pipeline:
         self._progress = asyncio.Event()
         self._settled = asyncio.Event()  # the consumer loop's wake-up (drain uses _progress)
         self._failure: FatalForwarderError | None = None
-        self._ages = TakenAges()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,7 +154,7 @@ class Pipeline:
 
     def oldest_undelivered_age_s(self) -> float:
         """Seconds since the oldest event taken and not yet settled was accepted (0: none)."""
-        oldest_ms = self._ages.oldest_ms(self._tracker.progress())
+        oldest_ms = self._tracker.oldest_unsettled_ms()
         return 0.0 if oldest_ms is None else max(0, _now_ms() - oldest_ms) / 1000
 
     def backlog(self) -> tuple[int, int]:
@@ -169,26 +165,76 @@ class Pipeline:
     # -- taking records --------------------------------------------------------------------
 
     def accept(self, tp: Hashable, records: Sequence[RecordLike]) -> int | None:
-        """Take ``records`` of ``tp`` (ascending); return the index of the first one the sink
-        had no room for (the caller seeks back to it), or None when all were taken.
+        """Take ``records`` of ``tp`` (ascending, one fetch's slice); return the index of the
+        first one the sink had no room for (the caller seeks back to it), or None when all
+        were taken.
 
-        Records of a partition not owned are ignored (None).
+        Each record is checked against the contract (payload kept as bytes); the valid ones go
+        to the sink in one call, the others to the dead-letter topic. What is taken becomes
+        one :class:`RecordSlice` for the offset tracker. Records of a partition not owned are
+        ignored (None).
         """
         generation = self._tracker.generation(tp)
         if generation is None or not records or self._failure is not None:
             return None
-        self._tracker.take(tp, [record.offset for record in records])
-        submit = self.sink.submit
-        invalid: list[_Letter] = []
+        valid: Sequence[RecordLike] = records
+        positions: Sequence[int] = range(len(records))  # of each valid record in ``records``
+        invalid: list[tuple[int, Exception]] = []
+        try:
+            # The common case, every record conforms: one comprehension, no bookkeeping.
+            checked = [check_record(record.value) for record in records]
+        except Exception:  # which record, and why: the walk below finds out
+            checked, valid, positions, invalid = self._check_each(tp, records)
+        payloads = [memoryview(record.payload) for record in checked]
+        first_ms = checked[0].collector_tstamp if checked else None
+        piece = RecordSlice(
+            tp,
+            generation,
+            records[0].offset,
+            records[-1].offset,
+            len(records),
+            records[0].timestamp if first_ms is None else first_ms,
+        )
+        taken = len(records)
+        if payloads:
+            tags = list(map(_new_tag, zip(repeat(piece), valid, strict=False)))
+            accepted = self.sink.add_encoded(payloads, tags)
+            if accepted < len(payloads):
+                taken = positions[accepted]
         stopped_at: int | None = None
-        first_ms: int | None = None
+        if taken < len(records):
+            stopped_at = taken
+            if taken == 0:
+                return 0
+            piece.last = records[taken - 1].offset
+            piece.count = piece.remaining = taken
+            invalid = [(index, exc) for index, exc in invalid if index < taken]
+        self._tracker.take(piece)
+        self._metrics.events_consumed.add(taken)
+        if invalid:
+            self._enqueue_dead_letters(
+                [
+                    (self._invalid_letter(records[index], exc), RecordTag(piece, records[index]))
+                    for index, exc in invalid
+                ]
+            )
+        return stopped_at
+
+    @staticmethod
+    def _check_each(
+        tp: Hashable, records: Sequence[RecordLike]
+    ) -> tuple[list[CheckedRecord], list[RecordLike], list[int], list[tuple[int, Exception]]]:
+        """Check records one by one: the conforming ones, their records and positions, and
+        the others with what is wrong with them."""
+        checked: list[CheckedRecord] = []
+        valid: list[RecordLike] = []
+        positions: list[int] = []
+        invalid: list[tuple[int, Exception]] = []
         for index, record in enumerate(records):
             try:
-                event = decode_record(record.value)
+                checked.append(check_record(record.value))
             except RecordContractError as exc:
-                invalid.append(
-                    (self._invalid_letter(record, exc), RecordTag(tp, generation, record))
-                )
+                invalid.append((index, exc))
                 continue
             except Exception as exc:
                 # A decoder bug must not wedge the partition: raising would stop the service
@@ -199,32 +245,11 @@ class Pipeline:
                     tp,
                     record.offset,
                 )
-                invalid.append(
-                    (self._invalid_letter(record, exc), RecordTag(tp, generation, record))
-                )
+                invalid.append((index, exc))
                 continue
-            tag = RecordTag(tp, generation, record, event.collector_tstamp)
-            try:
-                submit(event.payload, tag=tag)
-            except SinkFullError:
-                stopped_at = index
-                break
-            if first_ms is None:
-                first_ms = tag.accepted_ms
-        if stopped_at is not None:
-            self._tracker.untake_from(tp, records[stopped_at].offset)
-        taken = len(records) if stopped_at is None else stopped_at
-        if taken:
-            self._ages.taken(
-                tp,
-                generation,
-                records[taken - 1].offset,
-                records[0].timestamp if first_ms is None else first_ms,
-            )
-        self._metrics.events_consumed.add(taken)
-        if invalid:
-            self._enqueue_dead_letters(invalid)
-        return stopped_at
+            valid.append(record)
+            positions.append(index)
+        return checked, valid, positions, invalid
 
     @staticmethod
     def _invalid_letter(record: RecordLike, exc: Exception) -> DeadLetter:
@@ -250,25 +275,26 @@ class Pipeline:
             last_failure_ms=now,
         )
 
-    # -- DeliveryListener ------------------------------------------------------------------
+    # -- EmitterListener --------------------------------------------------------------------
 
-    def delivered(self, tags: Sequence[RecordTag]) -> None:
+    def delivered(self, events: Sequence[PendingEvent]) -> None:
         """Settle the offsets of delivered events (stale generations are ignored)."""
-        self._metrics.events_delivered.add(len(tags))
-        if tags:
-            # One observation per batch, its oldest event: the worst freshness it delivered.
-            oldest_ms = min(tag.accepted_ms for tag in tags)
+        self._metrics.events_delivered.add(len(events))
+        oldest_ms = self._settle([event.tag for event in events])
+        if oldest_ms is not None:
+            # One observation per batch, its oldest slice: the worst freshness it delivered.
             self._metrics.event_age.record(max(0, _now_ms() - oldest_ms) / 1000)
-        self._settle(tags)
 
-    def failed(self, failures: Sequence[SendFailure]) -> None:
+    def failed(self, events: Sequence[PendingEvent], failure: DeliveryFailure) -> None:
         """Dead-letter what the sink gave up on; leave abandoned events unsettled."""
+        error_class = _ERROR_CLASSES.get(failure.reason)
+        if error_class is None:
+            return  # abandoned: it will be read again
         items: list[_Letter] = []
-        for failure in failures:
-            error_class = _ERROR_CLASSES.get(failure.kind)
-            tag = failure.tag
-            if error_class is None or self._tracker.generation(tag.tp) != tag.generation:
-                continue  # abandoned, or no longer ours: it will be read again
+        for event in events:
+            tag: RecordTag = event.tag
+            if not self._tracker.current(tag.slice):
+                continue  # no longer ours: the new owner reads it again
             record = tag.record
             letter = DeadLetter(
                 topic=record.topic,
@@ -294,10 +320,10 @@ class Pipeline:
         """Record metrics and a span for one collector request."""
         duration_s = (report.end_ns - report.start_ns) / 1e9
         self._metrics.request_duration.record(duration_s)
-        self._metrics.batch_size.record(len(report.tags))
+        self._metrics.batch_size.record(len(report.events))
         if report.will_retry and report.failure_class is not None:
             self._metrics.retries.add(1, {"failure_class": report.failure_class})
-        parent, links = _trace_of(report.tags)
+        parent, links = _trace_of([event.tag for event in report.events[:_MAX_SPAN_LINKS]])
         span = self._tracer.start_span(
             "forwarder send batch",
             context=parent,
@@ -305,7 +331,7 @@ class Pipeline:
             start_time=report.start_ns,
             links=links,
             attributes={
-                "messaging.batch.message_count": len(report.tags),
+                "messaging.batch.message_count": len(report.events),
                 "http.response.status_code": report.status or 0,
                 "forwarder.will_retry": report.will_retry,
             },
@@ -325,20 +351,28 @@ class Pipeline:
 
     # -- settling --------------------------------------------------------------------------
 
-    def _settle(self, tags: Sequence[RecordTag]) -> None:
-        groups: dict[tuple[Hashable, int], list[int]] = {}
+    def _settle(self, tags: Sequence[RecordTag]) -> int | None:
+        """Settle ``tags``, counted per slice (a batch holds runs of one slice's records);
+        return the oldest acceptance time among their slices."""
+        settle = self._tracker.settle
+        oldest_ms: int | None = None
+        run: RecordSlice[Any] | None = None
+        count = 0
         for tag in tags:
-            key = (tag.tp, tag.generation)
-            offsets = groups.get(key)
-            if offsets is None:
-                groups[key] = [tag.record.offset]
-            else:
-                offsets.append(tag.record.offset)
-        done = self._tracker.done
-        for (tp, generation), offsets in groups.items():
-            done(tp, generation, offsets)
+            piece = tag[0]
+            if piece is run:
+                count += 1
+                continue
+            if run is not None:
+                settle(run, count)
+            run, count = piece, 1
+            if oldest_ms is None or piece.first_ms < oldest_ms:
+                oldest_ms = piece.first_ms
+        if run is not None:
+            settle(run, count)
         self._progress.set()
         self._settled.set()
+        return oldest_ms
 
     def _enqueue_dead_letters(self, items: list[_Letter]) -> None:
         if self._dlq_queue is None:

@@ -1,29 +1,24 @@
 """The ports the forwarding pipeline calls, owned here; adapters and fakes implement them.
 
-:class:`EventSink` is the emitter core as the pipeline needs it: take one tracker-protocol
-payload with an opaque tag, send it in batches, and report every event's fate back to a
-:class:`DeliveryListener` exactly once: delivered (2xx), failed (with the reason), or abandoned
-on close. Setup failures (credentials, URL, TLS/DNS) are never an event's fate: the sink keeps
-retrying and says so through :attr:`EventSink.setup_failing`.
+:class:`EventSink` is the emitter core as the pipeline needs it: take a slice of
+tracker-protocol payloads (already encoded JSON objects) with a :class:`RecordTag` each, send
+them in batches, and report every event's fate exactly once to the core's
+:class:`~tracking_common.emitter.EmitterListener` (the pipeline): delivered (2xx), failed with a
+:class:`~tracking_common.emitter.DeliveryFailure`, or abandoned on close. Setup failures
+(credentials, URL, TLS/DNS) are never an event's fate: the sink keeps retrying and says so
+through :attr:`EventSink.setup_failing`. There is one set of outcome types: the core's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Callable, Hashable, Sequence
+from typing import NamedTuple, Protocol
 
-__all__ = [
-    "DeliveryListener",
-    "EventSink",
-    "FailureKind",
-    "RecordLike",
-    "RecordTag",
-    "RequestReport",
-    "SendFailure",
-    "SinkFullError",
-]
+from tracking_common.emitter.payload import EncodedPayload
+
+from forwarder_service.offsets import RecordSlice
+
+__all__ = ["EventSink", "RecordLike", "RecordTag"]
 
 
 class RecordLike(Protocol):
@@ -45,89 +40,38 @@ class RecordLike(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class RecordTag:
-    """What travels with an event through the sink: where it came from, for settling."""
+class RecordTag(NamedTuple):
+    """What travels with an event through the sink: its record, and the slice it settles.
 
-    __slots__ = ("accepted_ms", "generation", "record", "tp")
+    A named tuple so the pipeline builds a slice's tags in C (``map(partial(tuple.__new__,
+    RecordTag), ...)``): one Python object construction per record is what this path avoids.
+    """
 
-    def __init__(
-        self, tp: object, generation: int, record: RecordLike, accepted_ms: int | None = None
-    ) -> None:
-        self.tp = tp
-        self.generation = generation
-        self.record = record
-        # When the API accepted the event (its collector_tstamp), for the freshness metrics;
-        # the Kafka timestamp stands in for records that could not be decoded.
-        self.accepted_ms = record.timestamp if accepted_ms is None else accepted_ms
+    slice: RecordSlice[Hashable]
+    record: RecordLike
 
-    def __repr__(self) -> str:
-        return f"RecordTag({self.tp!r}@{self.record.offset}, gen={self.generation})"
+    @property
+    def tp(self) -> Hashable:
+        """The record's partition."""
+        return self.slice.tp
 
+    @property
+    def generation(self) -> int:
+        """The assignment generation the record was taken under."""
+        return self.slice.generation
 
-class FailureKind(StrEnum):
-    """Why the sink gave up on an event."""
-
-    NON_RETRYABLE_STATUS = "non_retryable_status"
-    RETRIES_EXHAUSTED = "retries_exhausted"
-    OVERSIZE = "oversize"
-    ABANDONED = "abandoned"
-
-
-@dataclass(frozen=True, slots=True)
-class SendFailure:
-    """One event the sink gave up on, with what it knows about the last attempt."""
-
-    tag: RecordTag
-    kind: FailureKind
-    status: int | None
-    error_class: str
-    message: str
-    attempts: int
-    first_failure_ms: int
-    last_failure_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class RequestReport:
-    """One finished collector request (for metrics and spans)."""
-
-    tags: Sequence[RecordTag]
-    status: int | None
-    failure_class: str | None  # None on success; else e.g. "5xx", "timeout", "setup"
-    start_ns: int
-    end_ns: int
-    will_retry: bool
-
-
-class SinkFullError(Exception):
-    """The sink's buffer is full; the event was not taken."""
-
-
-class DeliveryListener(Protocol):
-    """Receives every event's fate. Called from the sink's own tasks; must not block."""
-
-    def delivered(self, tags: Sequence[RecordTag]) -> None:
-        """These events were accepted by the collector."""
-        ...
-
-    def failed(self, failures: Sequence[SendFailure]) -> None:
-        """The sink gave up on these events."""
-        ...
-
-    def request_finished(self, report: RequestReport) -> None:
-        """A request ended (any outcome)."""
-        ...
-
-    def setup_failure(self, status: int | None, message: str) -> None:
-        """A request hit a setup failure; the sink keeps retrying with a long backoff."""
-        ...
+    @property
+    def accepted_ms(self) -> int:
+        """When the API accepted the first event of the record's slice (freshness metrics)."""
+        return self.slice.first_ms
 
 
 class EventSink(Protocol):
     """The emitter core as the forwarder uses it."""
 
-    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
-        """Buffer one event without waiting; raise SinkFullError if there is no room."""
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[RecordTag]) -> int:
+        """Buffer the longest prefix of ``payloads`` there is room for, without waiting;
+        return how many were taken (the caller keeps the rest)."""
         ...
 
     def backlog(self) -> tuple[int, int]:

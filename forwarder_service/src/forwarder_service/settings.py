@@ -89,6 +89,10 @@ class ForwarderSettings(BaseSettings, KafkaTopicsSettings):
     forwarder_max_partition_fetch_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Most bytes fetched per partition per request."
     )
+    forwarder_check_crcs: bool = Field(
+        default=True,
+        description="Check the CRC of every fetched record batch (detects corruption on the way).",
+    )
     forwarder_session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,

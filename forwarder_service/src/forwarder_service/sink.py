@@ -7,9 +7,11 @@ consumer seeks back), it just costs a re-fetch.
 
 from __future__ import annotations
 
-from forwarder_service.classification import StatusClass, StatusTable
-from forwarder_service.http_sink import HttpSink, RetryPolicy
-from forwarder_service.ports import DeliveryListener, EventSink
+from tracking_common.emitter import EmitterListener, HttpClient, RetryPolicy
+
+from forwarder_service.classification import StatusClass, status_table
+from forwarder_service.http_sink import HttpSink
+from forwarder_service.ports import EventSink
 from forwarder_service.settings import ForwarderSettings
 
 __all__ = ["build_sink", "setup_statuses"]
@@ -17,20 +19,23 @@ __all__ = ["build_sink", "setup_statuses"]
 _NO_STATUS = "none"  # a TLS or DNS error: no HTTP answer (the label Pipeline.setup_failure uses)
 
 
-def build_sink(settings: ForwarderSettings, *, listener: DeliveryListener) -> EventSink:
-    """The sink that sends to ``COLLECTOR_URL``, reporting to ``listener``."""
+def build_sink(
+    settings: ForwarderSettings, *, listener: EmitterListener, client: HttpClient | None = None
+) -> EventSink:
+    """The sink that sends to ``COLLECTOR_URL`` (through ``client``, default pooled aiohttp),
+    reporting to ``listener``."""
     headroom = settings.forwarder_max_poll_records + settings.forwarder_batch_max_events
     return HttpSink(
         collector_url=settings.collector_url,
         listener=listener,
-        table=StatusTable.from_text(settings.forwarder_status_overrides),
+        table=status_table(settings.forwarder_status_overrides),
         batch_max_events=settings.forwarder_batch_max_events,
         batch_max_bytes=settings.forwarder_batch_max_bytes,
         linger_s=settings.forwarder_linger_ms / 1000,
         max_in_flight=settings.forwarder_max_in_flight,
         request_timeout_s=settings.forwarder_request_timeout_s,
         retry=RetryPolicy(
-            max_attempts=settings.forwarder_retry_max_attempts,
+            max_attempts=settings.forwarder_retry_max_attempts or None,
             base_delay_s=settings.forwarder_retry_base_delay_s,
             max_delay_s=settings.forwarder_retry_max_delay_s,
         ),
@@ -38,6 +43,7 @@ def build_sink(settings: ForwarderSettings, *, listener: DeliveryListener) -> Ev
         bisect_rejects=settings.forwarder_bisect_rejects,
         capacity_events=settings.forwarder_max_backlog_events + headroom,
         capacity_bytes=settings.forwarder_max_backlog_bytes + headroom * 4096,
+        client=client,
     )
 
 
@@ -45,6 +51,6 @@ def setup_statuses(settings: ForwarderSettings) -> list[str]:
     """The ``status`` labels a setup failure is counted under: every 4xx/5xx the status table
     (with ``FORWARDER_STATUS_OVERRIDES``) classes as setup, and ``none``. Redirects (3xx) are
     setup failures too, but one is counted only when it happens."""
-    table = StatusTable.from_text(settings.forwarder_status_overrides)
+    table = status_table(settings.forwarder_status_overrides)
     statuses = [str(s) for s in range(400, 600) if table.classify(s) is StatusClass.SETUP]
     return [*statuses, _NO_STATUS]

@@ -99,7 +99,7 @@ class FileEventStore:
 
     def _save(self) -> None:
         lines = [
-            orjson.dumps({"data": event.data.decode(), "size": event.size})
+            orjson.dumps({"data": bytes(event.data).decode(), "size": event.size})
             for event in (*self._taken, *self._waiting)
         ]
         self._path.write_bytes(b"".join(line + b"\n" for line in lines))

@@ -11,7 +11,11 @@ import pytest
 from forwarder_service.backpressure import BacklogBound, FlowGate
 from forwarder_service.consumer import ForwarderConsumer, consumer_options
 from forwarder_service.errors import DeadLetterWriteError
-from forwarder_service.fakes import (
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.settings import ForwarderSettings
+
+from tests.support.forwarder_fakes import (
     TP0,
     TP1,
     FakeDeadLetters,
@@ -20,9 +24,6 @@ from forwarder_service.fakes import (
     InMemoryMetrics,
     records,
 )
-from forwarder_service.offsets import OffsetTracker
-from forwarder_service.pipeline import Pipeline
-from forwarder_service.settings import ForwarderSettings
 
 
 @dataclass
@@ -121,7 +122,10 @@ def test_auto_commit_is_off_and_reading_starts_at_the_earliest_uncommitted() -> 
 
 
 async def test_commits_only_the_settled_prefix(rig: Rig) -> None:
-    rig.kafka.queue.append({TP0: records(TP0, range(4))})
+    # Three fetches: offsets are settled per fetched slice, [0], [1] and [2, 3].
+    rig.kafka.queue.extend(
+        [{TP0: records(TP0, [0])}, {TP0: records(TP0, [1])}, {TP0: records(TP0, [2, 3])}]
+    )
     task = await rig.run_until(lambda: rig.tracker.outstanding() == 4)
     # Deliver 2 and 3 first: nothing may be committed past the pending 0 and 1.
     rig.sink.deliver_all(lambda tag: tag.record.offset >= 2)
@@ -160,7 +164,8 @@ async def test_the_first_advance_commits_at_once_and_later_ones_wait_for_the_int
 
 
 async def test_revoke_drains_commits_then_fences_late_answers(rig: Rig) -> None:
-    rig.pipeline.accept(TP0, records(TP0, range(3)))
+    rig.pipeline.accept(TP0, records(TP0, [0]))
+    rig.pipeline.accept(TP0, records(TP0, [1, 2]))
     rig.sink.deliver_all(lambda tag: tag.record.offset == 0)
     # Offset 1 stays in flight past the drain deadline; 2 is still buffered.
     await rig.kafka.rebalance({TP1})
@@ -178,9 +183,9 @@ async def test_a_late_answer_after_reassignment_cannot_commit_the_old_generation
     rig: Rig,
 ) -> None:
     rig.pipeline.accept(TP0, records(TP0, range(2)))
-    in_flight = list(rig.sink.buffered)
+    in_flight = rig.sink.take()
     await rig.kafka.rebalance({TP0, TP1})  # revoked and assigned again: a new generation
-    rig.pipeline.delivered([tag for _, tag in in_flight])
+    rig.pipeline.delivered(in_flight)
     await rig.consumer.commit()
     assert all(TP0 not in commit for commit in rig.kafka.commits)
 

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Hashable
 
 from forwarder_service.dead_letter import DeadLetter, ErrorClass
-from forwarder_service.fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
 from forwarder_service.replay import ReplayFilter, parse_replay_args
+
+from tests.support.forwarder_fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
 
 
 def _letter(**changes: object) -> DeadLetter:

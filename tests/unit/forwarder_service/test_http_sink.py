@@ -12,16 +12,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
 import pytest
-from forwarder_service.classification import StatusClass, StatusTable
+from forwarder_service.classification import StatusClass, status_table
 from forwarder_service.dead_letter import ErrorClass
-from forwarder_service.fakes import TP0, FakeDeadLetters, FakeRecord, InMemoryMetrics, records
-from forwarder_service.http_sink import HttpSink, RetryPolicy
+from forwarder_service.http_sink import HttpSink
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
+from tracking_common.emitter import RetryPolicy
 from tracking_common.emitter.errors import TransportError, TransportErrorKind
 from tracking_common.emitter.ports import HttpResponse
 from tracking_common.emitter.testing import FakeHttpClient, FakeSleep, SentRequest
 from tracking_common.record import decode_record
+
+from tests.support.forwarder_fakes import TP0, FakeDeadLetters, FakeRecord, InMemoryMetrics, records
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -67,10 +69,12 @@ async def make_rig() -> AsyncIterator[RigFactory]:
         sink = HttpSink(
             collector_url="http://collector.test",
             listener=pipeline,
-            table=StatusTable.from_text(overrides),
+            table=status_table(overrides),
             batch_max_events=batch_max_events,
             linger_s=0.001,
-            retry=RetryPolicy(max_attempts=max_attempts, base_delay_s=0.01, max_delay_s=0.1),
+            retry=RetryPolicy(
+                max_attempts=max_attempts or None, base_delay_s=0.01, max_delay_s=0.1
+            ),
             setup_backoff_s=30.0,
             sleep=sleep,
             client=http,
@@ -123,11 +127,11 @@ def _answer(status: int, **headers: str) -> Handler:
     ],
 )
 def test_the_default_table_follows_the_failure_classes(status: int, expected: StatusClass) -> None:
-    assert StatusTable().classify(status) is expected
+    assert status_table().classify(status) is expected
 
 
 def test_tls_and_dns_errors_are_setup_failures_other_transport_errors_retry() -> None:
-    table = StatusTable()
+    table = status_table()
     assert table.classify_transport(TransportErrorKind.TLS) is StatusClass.SETUP
     assert table.classify_transport(TransportErrorKind.DNS) is StatusClass.SETUP
     assert table.classify_transport(TransportErrorKind.TIMEOUT) is StatusClass.RETRY
@@ -135,7 +139,7 @@ def test_tls_and_dns_errors_are_setup_failures_other_transport_errors_retry() ->
 
 
 def test_overrides_change_the_table() -> None:
-    table = StatusTable.from_text("404=retry, 409=fail, 520-529=reject")
+    table = status_table("404=retry, 409=fail, 520-529=reject")
     assert table.classify(404) is StatusClass.RETRY
     assert table.classify(409) is StatusClass.FAIL
     assert table.classify(525) is StatusClass.REJECT

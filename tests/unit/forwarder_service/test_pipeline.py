@@ -11,10 +11,18 @@ import orjson
 import pytest
 from forwarder_service.dead_letter import H_ERROR_CLASS, H_HTTP_STATUS, H_OFFSET, ErrorClass
 from forwarder_service.errors import DeadLetterWriteError
-from forwarder_service.fakes import TP0, TP1, FakeDeadLetters, FakeSink, InMemoryMetrics, records
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
-from forwarder_service.ports import FailureKind, RecordTag, RequestReport
+from tracking_common.emitter import FailureReason, PendingEvent, RequestReport
+
+from tests.support.forwarder_fakes import (
+    TP0,
+    TP1,
+    FakeDeadLetters,
+    FakeSink,
+    InMemoryMetrics,
+    records,
+)
 
 
 @dataclass
@@ -55,11 +63,15 @@ async def test_delivered_events_become_committable(rig: Rig) -> None:
 
 
 async def test_payload_is_handed_over_as_recorded(rig: Rig) -> None:
-    rig.pipeline.accept(TP0, records(TP0, [0]))
+    [record] = records(TP0, [0])
+    rig.pipeline.accept(TP0, [record])
     payload, tag = rig.sink.buffered[0]
-    assert payload["e"] == "pv"
-    assert "stm" not in payload
-    assert tag.record.offset == 0
+    # The payload object's own bytes, sliced from the record's value: never re-encoded.
+    assert bytes(payload) in (record.value or b"")
+    assert orjson.loads(payload) == orjson.loads(record.value or b"")["data"]["payload"]
+    assert "stm" not in orjson.loads(payload)
+    assert tag.record is record
+    assert tag.slice.first == tag.slice.last == 0
 
 
 async def test_a_later_delivery_does_not_commit_past_an_earlier_pending_one(rig: Rig) -> None:
@@ -108,10 +120,11 @@ async def test_a_record_the_decoder_chokes_on_is_dead_lettered_not_fatal(rig: Ri
 
 
 async def test_rejected_events_are_dead_lettered_with_the_sink_account(rig: Rig) -> None:
-    rig.pipeline.accept(TP0, records(TP0, range(3)))
+    rig.pipeline.accept(TP0, records(TP0, [0]))
+    rig.pipeline.accept(TP0, records(TP0, [1, 2]))
     rig.sink.deliver_all(lambda t: t.record.offset != 1)
     rig.dlq.gate = asyncio.Event()
-    rig.sink.fail_all(FailureKind.NON_RETRYABLE_STATUS, status=400)
+    rig.sink.fail_all(FailureReason.NON_RETRYABLE_STATUS, status=400)
     await asyncio.sleep(0)
     # Not committable until the dead-letter topic acknowledged.
     assert rig.tracker.committable() == {TP0: 1}
@@ -128,12 +141,12 @@ async def test_rejected_events_are_dead_lettered_with_the_sink_account(rig: Rig)
 @pytest.mark.parametrize(
     ("kind", "error_class"),
     [
-        (FailureKind.RETRIES_EXHAUSTED, ErrorClass.RETRIES_EXHAUSTED),
-        (FailureKind.OVERSIZE, ErrorClass.OVERSIZE),
+        (FailureReason.RETRIES_EXHAUSTED, ErrorClass.RETRIES_EXHAUSTED),
+        (FailureReason.OVERSIZE, ErrorClass.OVERSIZE),
     ],
 )
 async def test_other_give_ups_are_dead_lettered_by_reason(
-    rig: Rig, kind: FailureKind, error_class: ErrorClass
+    rig: Rig, kind: FailureReason, error_class: ErrorClass
 ) -> None:
     rig.pipeline.accept(TP0, records(TP0, [0]))
     rig.sink.fail_all(kind, status=503)
@@ -143,7 +156,7 @@ async def test_other_give_ups_are_dead_lettered_by_reason(
 
 async def test_abandoned_events_are_neither_dead_lettered_nor_settled(rig: Rig) -> None:
     rig.pipeline.accept(TP0, records(TP0, range(2)))
-    rig.sink.fail_all(FailureKind.ABANDONED)
+    rig.sink.fail_all(FailureReason.ABANDONED)
     assert not await rig.pipeline.drain(None, timeout_s=0.05)
     assert rig.dlq.letters == []
     assert rig.tracker.committable() == {}
@@ -153,7 +166,7 @@ async def test_late_results_for_a_revoked_partition_are_ignored(rig: Rig) -> Non
     rig.pipeline.accept(TP0, records(TP0, range(2)))
     rig.pipeline.accept(TP1, records(TP1, range(2)))
     rig.tracker.revoke([TP0])
-    rig.sink.fail_all(FailureKind.NON_RETRYABLE_STATUS, lambda t: t.tp == TP0)
+    rig.sink.fail_all(FailureReason.NON_RETRYABLE_STATUS, lambda t: t.tp == TP0)
     rig.sink.deliver_all()
     await _settled(rig)
     assert rig.dlq.letters == []
@@ -181,7 +194,8 @@ async def test_a_full_sink_stops_taking_and_untakes_the_rest(rig: Rig) -> None:
 
 async def test_a_dead_letter_failure_is_fatal_and_commits_nothing_past_it(rig: Rig) -> None:
     rig.dlq.broken = True
-    rig.pipeline.accept(TP0, records(TP0, range(3), poison=[1]))
+    rig.pipeline.accept(TP0, records(TP0, [0]))
+    rig.pipeline.accept(TP0, records(TP0, [1, 2], poison=[1]))
     rig.sink.deliver_all()
     assert not await rig.pipeline.drain(None, timeout_s=5)
     assert isinstance(rig.pipeline.failure, DeadLetterWriteError)
@@ -219,15 +233,17 @@ async def test_backlog_counts_dead_letters_being_written(rig: Rig) -> None:
 
 async def test_request_reports_feed_metrics(rig: Rig) -> None:
     rig.pipeline.accept(TP0, records(TP0, range(4)))
-    tags: list[RecordTag] = [tag for _, tag in rig.sink.buffered]
+    events = [PendingEvent(payload, len(payload), tag) for payload, tag in rig.sink.buffered]
     rig.pipeline.request_finished(
         RequestReport(
-            tags=tags,
+            events=events,
             status=503,
             failure_class="5xx",
             start_ns=0,
             end_ns=2_000_000,
+            attempt=1,
             will_retry=True,
+            body_bytes=100,
         )
     )
     rig.pipeline.setup_failure(401, "unauthorized")

@@ -10,7 +10,16 @@ import pytest
 from aiokafka import TopicPartition
 from forwarder_service.admin import AdminServer
 from forwarder_service.dead_letter import ErrorClass
-from forwarder_service.fakes import (
+from forwarder_service.metrics import COMMIT_FAILURE_REASONS, RETRY_CLASSES
+from forwarder_service.offsets import OffsetTracker
+from forwarder_service.pipeline import Pipeline
+from forwarder_service.readiness import Readiness
+from forwarder_service.settings import ForwarderSettings
+from forwarder_service.sink import setup_statuses
+from opentelemetry.sdk.metrics.export import HistogramDataPoint
+from tracking_common.record import encode_record, now_ms
+
+from tests.support.forwarder_fakes import (
     TP0,
     TP1,
     FakeDeadLetters,
@@ -20,15 +29,6 @@ from forwarder_service.fakes import (
     event_payload,
     records,
 )
-from forwarder_service.freshness import TakenAges
-from forwarder_service.metrics import COMMIT_FAILURE_REASONS, RETRY_CLASSES
-from forwarder_service.offsets import OffsetTracker, PartitionProgress
-from forwarder_service.pipeline import Pipeline
-from forwarder_service.readiness import Readiness
-from forwarder_service.settings import ForwarderSettings
-from forwarder_service.sink import setup_statuses
-from opentelemetry.sdk.metrics.export import HistogramDataPoint
-from tracking_common.record import encode_record, now_ms
 
 
 def _settings(**values: str) -> ForwarderSettings:
@@ -137,17 +137,3 @@ async def test_the_oldest_undelivered_age_follows_what_is_still_waiting(
     assert 60 <= pipe.oldest_undelivered_age_s() < 70
     sink.deliver_all()
     assert pipe.oldest_undelivered_age_s() == 0.0
-
-
-def test_taken_ages_stay_bounded_without_scrapes_and_never_understate() -> None:
-    ages = TakenAges()
-    for slice_number in range(1000):
-        ages.taken(TP0, 1, slice_number * 10 + 9, 1_000 + slice_number)
-    waiting = PartitionProgress(generation=1, outstanding=5, watermark=0, committed=None)
-    assert ages.oldest_ms({TP0: waiting}) == 1_000
-    assert len(ages._slices[TP0][1]) <= 64
-    later = PartitionProgress(generation=1, outstanding=5, watermark=5000, committed=None)
-    oldest = ages.oldest_ms({TP0: later})
-    assert oldest is not None
-    assert oldest <= 1_000 + 500
-    assert ages.oldest_ms({TP0: PartitionProgress(2, 5, 0, None)}) is None  # re-assigned

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import replace
 
-from forwarder_service.fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
-from forwarder_service.offsets import OffsetTracker
+from forwarder_service.offsets import OffsetTracker, RecordSlice
 from forwarder_service.pipeline import Pipeline
-from forwarder_service.ports import RecordTag, RequestReport
+from forwarder_service.ports import RecordTag
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from tracking_common.emitter import PendingEvent, RequestReport
+
+from tests.support.forwarder_fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
 
 TRACE_A = "0af7651916cd43dd8448eb211c80319c"
 TRACE_B = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -42,10 +44,18 @@ async def test_a_batch_span_continues_the_first_records_trace_and_links_the_othe
         replace(first, headers=[("traceparent", _traceparent(TRACE_A, "b7ad6b7169203331"))]),
         replace(second, headers=[("traceparent", _traceparent(TRACE_B, "00f067aa0ba902b7"))]),
     ]
-    tags = [RecordTag(TP0, 1, record) for record in batch]
+    piece = RecordSlice(TP0, 1, 0, 2, 3, 0)
+    events = [PendingEvent(b"", 0, RecordTag(piece, record)) for record in batch]
     pipeline.request_finished(
         RequestReport(
-            tags=tags, status=200, failure_class=None, start_ns=1, end_ns=2, will_retry=False
+            events=events,
+            status=200,
+            failure_class=None,
+            start_ns=1,
+            end_ns=2,
+            attempt=1,
+            will_retry=False,
+            body_bytes=0,
         )
     )
     (span,) = exporter.get_finished_spans()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from tracking_common.emitter.payload import ENVELOPE_BYTES, PendingEvent
@@ -108,6 +108,26 @@ class Accumulator:
         self.open_bytes += event.size
         if self.open_count >= self.batch_size:
             self.cut()
+
+    def extend(self, events: Iterable[PendingEvent]) -> None:
+        """:meth:`add` each of ``events`` (one loop with the counts held in locals)."""
+        room = self._room
+        add = self.store.add
+        batch_size = self.batch_size
+        count, size = self.open_count, self.open_bytes
+        for event in events:
+            if room is not None and size + event.size > room and count:
+                self.open_count = count
+                self.cut()
+                count = size = 0
+            add(event)
+            count += 1
+            size += event.size
+            if count >= batch_size:
+                self.open_count = count
+                self.cut()
+                count = size = 0
+        self.open_count, self.open_bytes = count, size
 
     def restore(self) -> int:
         """Count events a persistent store already holds as open; return how many."""

@@ -5,6 +5,9 @@ and the :class:`Settler` (``settling``) together; this module is intake and life
 
 Contract:
 
+- ``add_encoded`` takes a slice of payloads already encoded as JSON objects (the forwarder's
+  intake: one call per slice of records, nothing parsed or encoded again): the longest prefix
+  that fits the buffer is taken, and the count returned; the caller keeps the rest.
 - ``add`` never waits and never drops: an event is taken (and its fate reported later) or the
   call raises :class:`BufferFullError` (at ``buffer_capacity`` events or ``capacity_bytes``),
   :class:`EventTooLargeError` (alone it would make a request over ``byte_limit``; with
@@ -26,10 +29,13 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import operator
 import random
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
+from itertools import accumulate
 from typing import Any, Literal
 
 from tracking_common.emitter.batching import Accumulator, Batch, Cut
@@ -53,6 +59,8 @@ from tracking_common.emitter.payload import (
     ENVELOPE_BYTES,
     GET_PATH,
     POST_PATH,
+    STM_BYTES,
+    EncodedPayload,
     PendingEvent,
     encode_event,
 )
@@ -64,6 +72,9 @@ from tracking_common.emitter.status import StatusTable
 from tracking_common.emitter.store import InMemoryEventStore
 
 __all__ = ["AsyncEmitter", "Emitter", "EmitterState"]
+
+# An encoded payload less its opening brace, sliced in C (the form events are held in).
+_WITHOUT_BRACE = operator.itemgetter(slice(1, None))
 
 
 class EmitterState(Enum):
@@ -242,6 +253,45 @@ class AsyncEmitter:
         self._cut()
         return future
 
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[Any]) -> int:
+        """Take the longest prefix of ``payloads`` that fits; return how many were taken.
+
+        Each payload is one tracker-protocol event as a JSON object's bytes, without ``stm``
+        and not empty (the caller checked it: nothing is parsed here); ``tags`` match them one
+        to one. An event too large for a request on its own is taken and fails as
+        ``oversize``. POST only. Raises EmitterClosedError once closed.
+        """
+        self._check_open()
+        if self._get:
+            raise ValueError("add_encoded needs the POST method")
+        if self._state is EmitterState.NEW:
+            self._start_workers()
+        settler = self._settler
+        count = max(0, min(len(payloads), self._capacity - settler.pending_events))
+        sizes = [len(payload) + STM_BYTES for payload in payloads[:count]]
+        if self._capacity_bytes is not None:
+            room_bytes = self._capacity_bytes - settler.pending_bytes
+            if sum(sizes) > room_bytes:
+                count = bisect_right(list(accumulate(sizes)), room_bytes)
+                del sizes[count:]
+        events = list(map(PendingEvent, map(_WITHOUT_BRACE, payloads[:count]), sizes, tags))
+        acc = self._acc
+        if sizes and not acc.fits(max(sizes)):
+            for event in events:
+                if acc.fits(event.size):
+                    acc.add(event)
+                else:
+                    self._refuse_oversize(event)
+        else:
+            acc.extend(events)
+        taken, size_taken = len(events), sum(sizes)
+        settler.hold(taken, size_taken)
+        if acc.open_count and self._timer is None and self._flush_interval_s is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._flush_interval_s, self.flush_nowait
+            )
+        return taken
+
     async def wait_for_room(self, events: int = 1) -> None:
         """Wait until ``events`` more events fit in the buffer (backpressure for producers)."""
         settler = self._settler
@@ -283,11 +333,7 @@ class AsyncEmitter:
             self._start_workers()
         if not self._acc.fits(event.size):
             self._settler.hold(1, event.size)
-            cut = Cut(1)
-            self._acc.cuts[cut] = None
-            batch = Batch([event], event.size, cut)
-            # Reported on the next loop turn, so the caller's own bookkeeping comes first.
-            asyncio.get_running_loop().call_soon(self._settler.refuse_oversize, batch)
+            self._refuse_oversize(event)
             return
         self._acc.add(event)
         self._settler.hold(1, event.size)
@@ -295,6 +341,13 @@ class AsyncEmitter:
             self._timer = asyncio.get_running_loop().call_later(
                 self._flush_interval_s, self.flush_nowait
             )
+
+    def _refuse_oversize(self, event: PendingEvent) -> None:
+        cut = Cut(1)
+        self._acc.cuts[cut] = None
+        batch = Batch([event], event.size, cut)
+        # Reported on the next loop turn, so the caller's own bookkeeping comes first.
+        asyncio.get_running_loop().call_soon(self._settler.refuse_oversize, batch)
 
     def discard(self, predicate: Callable[[Any], bool]) -> int:
         """Drop events not yet in flight whose tag matches; return how many.

@@ -7,7 +7,10 @@ Metrics (Prometheus adds ``_total`` to counters):
 - ``tracking_emitter_retries`` by ``failure_class``,
 - ``tracking_emitter_request_duration_seconds`` and ``tracking_emitter_batch_size_events``.
 
-One CLIENT span per request, ``emitter POST``/``emitter GET``.
+One CLIENT span per request, ``emitter POST``/``emitter GET``; a warning per give-up and an
+error per set-up failure. An application that records these itself from an
+:class:`~tracking_common.emitter.EmitterListener` (the forwarder does) passes no-op providers
+and ``logs=False``, so nothing is recorded twice.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ _PREFIX: Final = "tracking_emitter_"
 class EmitterInstruments:
     """Every instrument of one emitter; pass your own meter/tracer to scope them."""
 
-    def __init__(self, *, meter: Meter | None = None, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self, *, meter: Meter | None = None, tracer: Tracer | None = None, logs: bool = True
+    ) -> None:
+        self._logs = logs
         meter = meter or metrics.get_meter("tracking_common.emitter")
         self.tracer = tracer or trace.get_tracer("tracking_common.emitter")
         self.requests = meter.create_counter(
@@ -62,6 +68,8 @@ class EmitterInstruments:
     def gave_up(self, events: int, failure: DeliveryFailure, batch_id: str | None) -> None:
         """Count and log events failed for good."""
         self.events_failed.add(events, {"reason": failure.reason.value})
+        if not self._logs:
+            return
         if failure.reason.value == "abandoned":
             logger.warning("emitter closed with %d undelivered events", events)
             return
@@ -77,6 +85,8 @@ class EmitterInstruments:
 
     def setup_failure(self, status: int | None, message: str, batch_id: str | None) -> None:
         """Log a set-up failure (the emitter keeps retrying)."""
+        if not self._logs:
+            return
         logger.error(
             "collector set-up failure (batch %s, status %s): %s; retrying with a long backoff",
             batch_id,

@@ -1,8 +1,12 @@
 """Request bodies: ``payload_data`` 1-0-4 POST bodies and ``/i`` GET query strings.
 
-An event is serialised once, when it is added, to its JSON object without the closing brace;
-each attempt then appends ``,"stm":"<ms>"}`` in one join, so ``stm`` is fresh on every attempt
-and the body is built without re-encoding. Sizes are exact: a POST body's length is
+An event is held as its JSON object without the opening brace: serialised once when it is
+added as a mapping, or sliced from bytes already encoded (the forwarder passes the payload's
+bytes as they are in the Kafka record, checked by ``tracking_common.record``). Each attempt
+splices the body: the ``payload_data`` head, then ``{"stm":"<ms>",`` + event joined with
+``,``, then ``]}``. So ``stm`` is fresh on every attempt and nothing is parsed or encoded
+again. This relies on a payload never holding ``stm`` (which the record contract forbids and
+:func:`encode_event` drops) and never being empty. Sizes are exact: a POST body's length is
 ``ENVELOPE_BYTES + sum(event.size)`` (``stm`` has 13 digits until the year 2286).
 """
 
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from urllib.parse import urlencode
 
 import orjson
@@ -24,9 +28,11 @@ __all__ = [
     "PAYLOAD_DATA_URI",
     "POST_PATH",
     "STM_BYTES",
+    "EncodedPayload",
     "PendingEvent",
     "body_size",
     "encode_event",
+    "encoded_size",
     "get_query",
     "post_body",
 ]
@@ -36,11 +42,14 @@ GET_PATH: Final = "/i"
 PAYLOAD_DATA_URI: Final = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 _PREFIX: Final = b'{"schema":"' + PAYLOAD_DATA_URI.encode() + b'","data":['
 _SUFFIX: Final = b"]}"
-STM_BYTES: Final = len(b',"stm":"1700000000000"}')
-"""What ``stm`` and the closing brace add to one event."""
+STM_BYTES: Final = len(b'{"stm":"1700000000000",')
+"""What the opening brace and ``stm`` add to one event."""
 ENVELOPE_BYTES: Final = len(_PREFIX) + len(_SUFFIX) - 1
 """The envelope's bytes, less the comma the first event does not need."""
 _GET_STM_BYTES: Final = len("&stm=1700000000000")
+
+EncodedPayload: TypeAlias = bytes | memoryview
+"""One tracker-protocol payload as a JSON object's bytes (a slice of a larger buffer is fine)."""
 
 
 class PendingEvent:
@@ -48,7 +57,7 @@ class PendingEvent:
 
     __slots__ = ("data", "group", "size", "tag", "waiter")
 
-    def __init__(self, data: bytes, size: int, tag: Any = None) -> None:
+    def __init__(self, data: EncodedPayload, size: int, tag: Any = None) -> None:
         self.data = data
         self.size = size
         self.tag = tag
@@ -57,17 +66,18 @@ class PendingEvent:
 
     def payload(self) -> dict[str, str]:
         """The tracker-protocol payload (without ``stm``)."""
-        decoded: dict[str, str] = orjson.loads(self.data + b"}")
+        decoded: dict[str, str] = orjson.loads(b"{" + self.data)
         return decoded
 
     @property
     def event_id(self) -> str | None:
         """The event's ``eid``, if it has one."""
-        start = self.data.find(b'"eid":"')
+        data = bytes(self.data)
+        start = data.find(b'"eid":"')
         if start < 0:
             return None
         start += 7
-        return self.data[start : self.data.index(b'"', start)].decode()
+        return data[start : data.index(b'"', start)].decode()
 
     def __repr__(self) -> str:
         return f"PendingEvent(eid={self.event_id!r}, size={self.size}, tag={self.tag!r})"
@@ -85,7 +95,7 @@ def encode_event(payload: Mapping[str, str], *, get: bool = False) -> tuple[byte
     if not payload:
         raise ValueError("a tracker-protocol payload cannot be empty")
     encoded = orjson.dumps(payload)
-    data = encoded[:-1]
+    data = encoded[1:]
     if get:
         return data, len(urlencode(payload)) + _GET_STM_BYTES
     return data, len(data) + STM_BYTES + 1
@@ -93,8 +103,13 @@ def encode_event(payload: Mapping[str, str], *, get: bool = False) -> tuple[byte
 
 def post_body(events: Iterable[PendingEvent], stm_ms: int) -> bytes:
     """The ``payload_data`` body for ``events`` with ``stm`` = ``stm_ms`` on each."""
-    tail = b',"stm":"%d"}' % stm_ms
-    return _PREFIX + (tail + b",").join([event.data for event in events]) + tail + _SUFFIX
+    head = b'{"stm":"%d",' % stm_ms
+    return _PREFIX + head + (b"," + head).join([event.data for event in events]) + _SUFFIX
+
+
+def encoded_size(payload: EncodedPayload) -> int:
+    """The request bytes of an already encoded payload (a JSON object's bytes) in a POST."""
+    return len(payload) + STM_BYTES
 
 
 def get_query(event: PendingEvent, stm_ms: int) -> str:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+import orjson
 import pytest
-from forwarder_service.classification import StatusClass, StatusTable
-from forwarder_service.http_sink import HttpSink, RetryPolicy
-from forwarder_service.ports import (
-    FailureKind,
-    RecordTag,
+from forwarder_service.classification import StatusClass, status_table
+from forwarder_service.http_sink import HttpSink
+from forwarder_service.offsets import RecordSlice
+from forwarder_service.ports import RecordTag
+from tracking_common.emitter import (
+    DeliveryFailure,
+    FailureReason,
+    HttpResponse,
+    PendingEvent,
     RequestReport,
-    SendFailure,
-    SinkFullError,
+    RetryPolicy,
 )
-from tracking_common.emitter import HttpResponse
 from tracking_common.emitter.testing import FakeHttpClient, FakeSleep, SentRequest
 
 
@@ -34,15 +38,15 @@ class Record:
 class Listener:
     def __init__(self) -> None:
         self.delivered_tags: list[RecordTag] = []
-        self.failures: list[SendFailure] = []
+        self.failures: list[tuple[RecordTag, DeliveryFailure]] = []
         self.reports: list[RequestReport] = []
         self.setup: list[int | None] = []
 
-    def delivered(self, tags: Sequence[RecordTag]) -> None:
-        self.delivered_tags.extend(tags)
+    def delivered(self, events: Sequence[PendingEvent]) -> None:
+        self.delivered_tags.extend(event.tag for event in events)
 
-    def failed(self, failures: Sequence[SendFailure]) -> None:
-        self.failures.extend(failures)
+    def failed(self, events: Sequence[PendingEvent], failure: DeliveryFailure) -> None:
+        self.failures.extend((event.tag, failure) for event in events)
 
     def request_finished(self, report: RequestReport) -> None:
         self.reports.append(report)
@@ -51,12 +55,22 @@ class Listener:
         self.setup.append(status)
 
 
+_SLICE: RecordSlice[Hashable] = RecordSlice("tp0", 1, 0, 99, 100, 0)
+
+
 def tag(offset: int) -> RecordTag:
-    return RecordTag("tp0", 1, Record(offset=offset))
+    return RecordTag(_SLICE, Record(offset=offset))
 
 
-def payload(offset: int, pad: int = 0) -> dict[str, str]:
-    return {"e": "pv", "eid": str(uuid.UUID(int=offset)), "tv": "t", "p": "web", "url": "u" * pad}
+def payload(offset: int, pad: int = 0) -> bytes:
+    event = {"e": "pv", "eid": str(uuid.UUID(int=offset)), "tv": "t", "p": "web", "url": "u" * pad}
+    return orjson.dumps(event)
+
+
+def submit(http: HttpSink, *offsets: int, pad: int = 0) -> int:
+    return http.add_encoded(
+        [payload(offset, pad) for offset in offsets], [tag(offset) for offset in offsets]
+    )
 
 
 def sink(client: FakeHttpClient, listener: Listener, **options: object) -> HttpSink:
@@ -77,22 +91,22 @@ async def test_outcomes_reach_the_forwarder_listener_with_tags() -> None:
     listener = Listener()
     http = sink(FakeHttpClient(picky), listener, batch_max_events=8)
     await http.start()
-    for offset in range(8):
-        http.submit(payload(offset), tag=tag(offset))
+    assert submit(http, *range(8)) == 8
     await http.flush()
     assert sorted(t.record.offset for t in listener.delivered_tags) == [0, 1, 2, 4, 5, 6, 7]
-    [failure] = listener.failures
-    assert failure.tag.record.offset == 3
-    assert failure.kind is FailureKind.NON_RETRYABLE_STATUS
+    [(failed_tag, failure)] = listener.failures
+    assert failed_tag.record.offset == 3
+    assert failure.reason is FailureReason.NON_RETRYABLE_STATUS
     assert failure.status == 400
     assert failure.error_class == "CollectorRejected"
     assert listener.reports
-    assert all(r.tags for r in listener.reports)
+    assert all(r.events for r in listener.reports)
     assert http.backlog() == (0, 0)
     await http.close(1.0)
 
 
-async def test_oversize_capacity_setup_and_abandon() -> None:
+async def test_oversize_capacity_setup_and_abandon(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="tracking_common.emitter")
     listener = Listener()
     client = FakeHttpClient.scripted(401)
     http = sink(
@@ -100,22 +114,21 @@ async def test_oversize_capacity_setup_and_abandon() -> None:
         listener,
         batch_max_bytes=1_000,
         capacity_events=3,
-        retry=RetryPolicy(max_attempts=2),
-        table=StatusTable.from_text("409=retry"),
+        retry=RetryPolicy.up_to(2),
+        table=status_table("409=retry"),
     )
     await http.start()
-    http.submit(payload(0, pad=2_000), tag=tag(0))
-    http.submit(payload(1), tag=tag(1))
-    http.submit(payload(2), tag=tag(2))
-    with pytest.raises(SinkFullError):
-        http.submit(payload(3), tag=tag(3))
+    assert submit(http, 0, pad=2_000) == 1
+    assert submit(http, 1, 2, 3) == 2  # room for two more: the caller keeps the third
     await http.flush()
     assert listener.setup == [401]
-    assert [f.kind for f in listener.failures] == [FailureKind.OVERSIZE]
+    assert [f.reason for _, f in listener.failures] == [FailureReason.OVERSIZE]
     assert sorted(t.record.offset for t in listener.delivered_tags) == [1, 2]
     await http.close(1.0)
-    with pytest.raises(SinkFullError):
-        http.submit(payload(4), tag=tag(4))
+    assert submit(http, 4) == 0
+    # The forwarder logs give-ups and setup failures itself (from the listener): the core
+    # logs neither, so each is one line.
+    assert not [r for r in caplog.records if r.name == "tracking_common.emitter"]
 
 
 async def test_close_reports_leftovers_abandoned() -> None:
@@ -125,16 +138,14 @@ async def test_close_reports_leftovers_abandoned() -> None:
     listener = Listener()
     http = sink(FakeHttpClient(down), listener)
     await http.start()
-    for offset in range(3):
-        http.submit(payload(offset), tag=tag(offset))
+    submit(http, 0, 1, 2)
     await http.close(0.05)
-    assert sorted(f.tag.record.offset for f in listener.failures) == [0, 1, 2]
-    assert {f.kind for f in listener.failures} == {FailureKind.ABANDONED}
+    assert sorted(t.record.offset for t, _ in listener.failures) == [0, 1, 2]
+    assert {f.reason for _, f in listener.failures} == {FailureReason.ABANDONED}
 
 
-def test_forwarder_table_keeps_its_names() -> None:
-    table = StatusTable()
+def test_the_forwarder_table_is_the_cores_with_overrides_as_data() -> None:
+    table = status_table()
     assert table.classify(401) is StatusClass.SETUP
     assert table.classify(400) is StatusClass.REJECT
-    assert StatusTable.from_text("409=retry").classify(409) is StatusClass.RETRY
-    assert RetryPolicy(max_attempts=0).core().max_attempts is None
+    assert status_table("409=retry").classify(409) is StatusClass.RETRY

@@ -1,4 +1,4 @@
-"""In-memory fakes of the forwarder's ports, for tests (as httpx ships a mock transport).
+"""In-memory fakes of the forwarder's ports, for its tests.
 
 :class:`FakeSink` buffers events until the test decides their fate; :class:`FakeDeadLetters`
 stores letters and can be made to fail or to wait; :func:`records` builds consumer records;
@@ -14,20 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from tracking_common.record import encode_record
-
 from forwarder_service.dead_letter import DeadLetter
 from forwarder_service.errors import DeadLetterWriteError
 from forwarder_service.metrics import ForwarderMetrics
-from forwarder_service.ports import (
-    DeliveryListener,
-    FailureKind,
-    RecordTag,
-    SendFailure,
-    SinkFullError,
-)
+from forwarder_service.ports import RecordTag
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tracking_common.emitter import DeliveryFailure, EmitterListener, FailureReason, PendingEvent
+from tracking_common.emitter.payload import EncodedPayload
+from tracking_common.record import encode_record
 
 TOPIC = "events"
 TP0 = TopicPartition(TOPIC, 0)
@@ -84,17 +79,17 @@ def records(
 class FakeSink:
     """An EventSink that buffers events until the test says what happens to them."""
 
-    listener: DeliveryListener
+    listener: EmitterListener
     capacity: int = 1_000_000
     setup_failing: bool = False
-    buffered: list[tuple[Mapping[str, str], RecordTag]] = field(default_factory=list)
+    buffered: list[tuple[EncodedPayload, RecordTag]] = field(default_factory=list)
     flushes: int = 0
     closed_with: float | None = None
 
-    def submit(self, payload: Mapping[str, str], *, tag: RecordTag) -> None:
-        if len(self.buffered) >= self.capacity:
-            raise SinkFullError("full")
-        self.buffered.append((payload, tag))
+    def add_encoded(self, payloads: Sequence[EncodedPayload], tags: Sequence[RecordTag]) -> int:
+        room = max(0, self.capacity - len(self.buffered))
+        self.buffered.extend(zip(payloads[:room], tags[:room], strict=True))
+        return min(room, len(payloads))
 
     def backlog(self) -> tuple[int, int]:
         return len(self.buffered), 100 * len(self.buffered)
@@ -112,41 +107,35 @@ class FakeSink:
 
     async def close(self, timeout_s: float) -> None:
         self.closed_with = timeout_s
-        self.fail_all(FailureKind.ABANDONED)
+        self.fail_all(FailureReason.ABANDONED)
 
     # -- test controls -----------------------------------------------------------------------
 
-    def take(self, predicate: Callable[[RecordTag], bool] | None = None) -> list[RecordTag]:
-        chosen = [t for _, t in self.buffered if predicate is None or predicate(t)]
-        ids = {id(t) for t in chosen}
+    def take(self, predicate: Callable[[RecordTag], bool] | None = None) -> list[PendingEvent]:
+        chosen = [(p, t) for p, t in self.buffered if predicate is None or predicate(t)]
+        ids = {id(t) for _, t in chosen}
         self.buffered = [(p, t) for p, t in self.buffered if id(t) not in ids]
-        return chosen
+        return [PendingEvent(payload[1:], len(payload), tag) for payload, tag in chosen]
 
     def deliver_all(self, predicate: Callable[[RecordTag], bool] | None = None) -> None:
         self.listener.delivered(self.take(predicate))
 
     def fail_all(
         self,
-        kind: FailureKind,
+        reason: FailureReason,
         predicate: Callable[[RecordTag], bool] | None = None,
         *,
         status: int | None = 400,
     ) -> None:
-        self.listener.failed(
-            [
-                SendFailure(
-                    tag=tag,
-                    kind=kind,
-                    status=status,
-                    error_class="NonRetryableStatus",
-                    message=f"collector answered {status}",
-                    attempts=3,
-                    first_failure_ms=1000,
-                    last_failure_ms=2000,
-                )
-                for tag in self.take(predicate)
-            ]
+        failure = DeliveryFailure(
+            reason=reason,
+            status=status,
+            message=f"collector answered {status}",
+            attempts=3,
+            first_failure_ms=1000,
+            last_failure_ms=2000,
         )
+        self.listener.failed(self.take(predicate), failure)
 
 
 @dataclass
