@@ -128,6 +128,7 @@ async def serve(settings: ApiSettings) -> int:
         security=settings,
     )
     pipeline = build_pipeline(settings, publisher)
+    telemetry.registry.register(pipeline.metrics.histograms)
     app = create_app(settings, pipeline)
     server = _DrainingServer(public_config(settings, app), pipeline, settings.api_drain_grace_s)
     admin = _AdminServer(
