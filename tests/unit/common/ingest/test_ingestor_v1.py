@@ -284,3 +284,16 @@ async def test_the_depth_limit_counts_every_level_of_the_body(
             await v1(ingestor, body)
     else:
         assert (await v1(ingestor, body)).accepted == 1
+
+
+async def test_event_ids_are_written_in_their_canonical_form(ingestor: Ingestor) -> None:
+    upper, plain = uuid.uuid4(), uuid.uuid4()
+    events = [page_view(event_id=str(upper).upper()), page_view(event_id=plain.hex), page_view()]
+
+    batch = await v1(ingestor, {"events": events})
+
+    assert batch.accepted_ids[:2] == [str(upper), str(plain)]
+    generated = batch.accepted_ids[2]
+    assert generated == str(uuid.UUID(generated))
+    assert [record["event_id"] for record in records(batch)] == batch.accepted_ids
+    assert [record["payload"]["eid"] for record in records(batch)] == batch.accepted_ids
