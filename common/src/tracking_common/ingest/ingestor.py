@@ -28,7 +28,7 @@ from tracking_common.events import ms_from_datetime
 from tracking_common.iglu import IgluRepository
 from tracking_common.iglu.resolver import IgluResolver
 from tracking_common.ingest.batch import Batch, Rejection
-from tracking_common.ingest.decoding import decode_event, v1_events
+from tracking_common.ingest.decoding import decode_events, v1_events
 from tracking_common.ingest.errors import TooManyEventsError, UnreadableBodyError
 from tracking_common.ingest.schema_checks import resolve_schemas
 from tracking_common.ingest.tracker import (
@@ -86,7 +86,7 @@ class Ingestor:
         ``{"events": [...]}``; parsed once, here."""
         raws, level = v1_events(body, self._max_depth)
         self._check_count(len(raws))
-        decoded = [decode_event(raw, level=level, max_depth=self._max_depth) for raw in raws]
+        decoded = decode_events(raws, level=level, max_depth=self._max_depth)
         schemas = await resolve_schemas(
             self._resolver, (item.event for item in decoded), allow_unknown=self._allow_unknown
         )
