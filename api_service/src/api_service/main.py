@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
+from tracking_common.gc_tuning import tune_gc
 from tracking_common.observability import configure_logging, configure_telemetry
 from tracking_common.settings import SettingsError
 from tracking_producer import KafkaPublisher
@@ -128,6 +129,7 @@ async def serve(settings: ApiSettings) -> int:
         security=settings,
     )
     pipeline = build_pipeline(settings, publisher)
+    telemetry.registry.register(pipeline.metrics.histograms)
     app = create_app(settings, pipeline)
     server = _DrainingServer(public_config(settings, app), pipeline, settings.api_drain_grace_s)
     admin = _AdminServer(
@@ -150,6 +152,8 @@ async def serve(settings: ApiSettings) -> int:
         settings.api_admin_port,
         settings.kafka_bootstrap_servers,
     )
+    # Everything start-up built is in place: keep it out of the collector's walks.
+    tune_gc()
     try:
         await server.serve()
     finally:

@@ -159,7 +159,7 @@ class RequestPipeline:
             self.admission.cors(headers, reply)
         await send_answer(send, reply)
         self.metrics.requests.add(1, route.path, str(reply.status))
-        self.metrics.request_duration.record(time.perf_counter() - started, {"route": route.path})
+        self.metrics.request_duration.record(time.perf_counter() - started, route.path)
 
     async def _answer(self, route: Route, exchange: Exchange, span: trace.Span) -> Answer:
         """The handler's answer, or the answer to its refusal."""

@@ -6,6 +6,9 @@ only a composition root does, once per process.
 - Traces: an SDK TracerProvider; spans are exported over OTLP/HTTP when
   ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (or
   ``OTEL_TRACES_EXPORTER`` says ``otlp``/``console``); sampling follows ``OTEL_TRACES_SAMPLER``.
+  With no exporter and no sampler configured, spans are only their context
+  (:mod:`tracking_common.context_tracing`): the trace still reaches the record headers, and
+  nobody pays for recording spans that go nowhere.
 - Metrics: an SDK MeterProvider read by Prometheus (served by each service on its admin port),
   plus OTLP export when an OTLP endpoint is configured.
 - Logs: one JSON object per line, with the trace and span ids of the current span.
@@ -32,11 +35,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
+from tracking_common.context_tracing import ContextOnlyTracerProvider
+
 __all__ = [
     "NOISY_LOGGERS",
     "JsonLogFormatter",
     "RepeatFilter",
     "Telemetry",
+    "build_tracer_provider",
     "configure_logging",
     "configure_telemetry",
     "service_name",
@@ -56,7 +62,7 @@ _STANDARD_RECORD_KEYS: Final = frozenset(
 class Telemetry:
     """Handles to the process's providers; ``metrics_text`` renders the Prometheus page."""
 
-    tracer_provider: TracerProvider
+    tracer_provider: TracerProvider | ContextOnlyTracerProvider
     meter_provider: MeterProvider
     registry: CollectorRegistry
 
@@ -97,15 +103,7 @@ def configure_telemetry(default_name: str) -> Telemetry:
         if _CONFIGURED is not None:
             return _CONFIGURED
         resource = Resource.create({"service.name": service_name(default_name)})
-        tracer_provider = TracerProvider(resource=resource)
-        if _otlp_wanted("traces"):
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-                OTLPSpanExporter,
-            )
-
-            tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
-            tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        tracer_provider = build_tracer_provider(resource)
         readers: list[MetricReader] = [PrometheusMetricReader(scope_info_enabled=False)]
         if _otlp_wanted("metrics"):
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
@@ -118,6 +116,25 @@ def configure_telemetry(default_name: str) -> Telemetry:
         metrics.set_meter_provider(meter_provider)
         _CONFIGURED = Telemetry(tracer_provider, meter_provider, REGISTRY)
         return _CONFIGURED
+
+
+def build_tracer_provider(resource: Resource) -> TracerProvider | ContextOnlyTracerProvider:
+    """The SDK's provider with the configured exporters; context-only spans when there are
+    none and no sampler is named (a recorded span costs about 60 us, for nothing to read)."""
+    console = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console"
+    otlp = _otlp_wanted("traces")
+    if not (otlp or console or os.environ.get("OTEL_TRACES_SAMPLER", "").strip()):
+        return ContextOnlyTracerProvider()
+    provider = TracerProvider(resource=resource)
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if console:
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    return provider
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -156,16 +156,20 @@ def _kind_fields(payload: Payload, event: AnyEvent, *, base64_encode: bool) -> N
         payload[key] = _encode(wrapper, base64_encode=base64_encode)
 
 
-def to_payload(event: AnyEvent, *, base64_encode: bool = False) -> Payload:
+def to_payload(
+    event: AnyEvent, *, base64_encode: bool = False, event_id: str | None = None
+) -> Payload:
     """Render ``event`` as a tracker-protocol payload (every value a string, no ``stm``).
 
     Entities go to ``co`` (or base64 ``cx``), a self-describing event to ``ue_pr`` (or
     ``ue_px``), both wrapped in Snowplow's ``contexts`` / ``unstruct_event`` schemas.
     ``event`` is the pydantic model or its Struct form (the ingest hot path's): one renderer.
+    ``event_id`` is the event's id as text when the caller has it already (a batch converts
+    its ids in one call: ``str(UUID)`` costs 2-3 us an event).
     """
     payload: Payload = {
         "e": E_CODES[event.event_type],
-        "eid": str(event.event_id),
+        "eid": str(event.event_id) if event_id is None else event_id,
         "tv": event.tracker_version,
         "p": event.platform.value,
     }

@@ -22,13 +22,19 @@ from tracking_common.errors import ValidationIssue
 from tracking_common.events import event_adapter
 from tracking_common.ingest.depth import nests_deeper
 from tracking_common.ingest.errors import UnreadableBodyError
-from tracking_common.ingest.structs import EVENT_DECODER, EventStruct, SelfDescribingStruct
+from tracking_common.ingest.structs import (
+    EVENT_DECODER,
+    EVENTS_DECODER,
+    EventStruct,
+    SelfDescribingStruct,
+)
 from tracking_common.protocol import issues_from_validation_error
 
 __all__ = [
     "DecodedEvent",
     "check_document",
     "decode_event",
+    "decode_events",
     "loads",
     "struct_from_model",
     "too_deep",
@@ -102,12 +108,35 @@ def v1_events(body: bytes, max_depth: int) -> tuple[list[bytes], int]:
     raise UnreadableBodyError("invalid_batch", 'a batch is {"events": [...]} with nothing else')
 
 
+def decode_events(raws: list[bytes], *, level: int, max_depth: int) -> list[DecodedEvent]:
+    """Decode and check a request's ``/v1`` events. Raises UnreadableBodyError(too_deep).
+
+    A batch is decoded in one call first (1.3 us an event less than a call per event, on
+    page views); when any event is refused, each is decoded on its own to tell which.
+    """
+    if len(raws) > 1:
+        try:
+            events = EVENTS_DECODER.decode(b"[" + b",".join(raws) + b"]")
+        except _DECODE_ERRORS:
+            pass
+        else:
+            return [
+                _checked(raw, event, level, max_depth)
+                for raw, event in zip(raws, events, strict=True)
+            ]
+    return [decode_event(raw, level=level, max_depth=max_depth) for raw in raws]
+
+
 def decode_event(raw: bytes, *, level: int, max_depth: int) -> DecodedEvent:
     """Decode and check one ``/v1`` event. Raises UnreadableBodyError(too_deep)."""
     try:
         event = EVENT_DECODER.decode(raw)
     except _DECODE_ERRORS:
         return _explain(raw, level=level, max_depth=max_depth)
+    return _checked(raw, event, level, max_depth)
+
+
+def _checked(raw: bytes, event: EventStruct, level: int, max_depth: int) -> DecodedEvent:
     # Only free JSON (self-describing data) can nest deeper than the Structs do.
     free = event.entities or type(event) is SelfDescribingStruct or max_depth < level + 3
     if free and _deeper_than_allowed(raw, event, level, max_depth):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
 import orjson
 
 from tracking_common.errors import ValidationIssue
@@ -27,7 +28,7 @@ from tracking_common.events import ms_from_datetime
 from tracking_common.iglu import IgluRepository
 from tracking_common.iglu.resolver import IgluResolver
 from tracking_common.ingest.batch import Batch, Rejection
-from tracking_common.ingest.decoding import decode_event, v1_events
+from tracking_common.ingest.decoding import decode_events, v1_events
 from tracking_common.ingest.errors import TooManyEventsError, UnreadableBodyError
 from tracking_common.ingest.schema_checks import resolve_schemas
 from tracking_common.ingest.tracker import (
@@ -85,19 +86,23 @@ class Ingestor:
         ``{"events": [...]}``; parsed once, here."""
         raws, level = v1_events(body, self._max_depth)
         self._check_count(len(raws))
-        decoded = [decode_event(raw, level=level, max_depth=self._max_depth) for raw in raws]
+        decoded = decode_events(raws, level=level, max_depth=self._max_depth)
         schemas = await resolve_schemas(
             self._resolver, (item.event for item in decoded), allow_unknown=self._allow_unknown
         )
         request = _Request("v1", now_ms, trace, request_id)
         batch = Batch()
         seen: set[str] = set()
+        # The ids as text in one call (msgspec, in C): 0.2 us an event against 2-3 for str().
+        ids: list[str | None] = msgspec.to_builtins(
+            [None if item.event is None else item.event.event_id for item in decoded]
+        )
         for index, (raw, event, decode_issues, claimed_id) in enumerate(decoded):
             issues = decode_issues + self._size_issues(raw)
             record, sent, event_id = None, None, claimed_id
             if event is not None:
                 issues += schemas.issues(event)
-                record = to_payload(event)
+                record = to_payload(event, event_id=ids[index])
                 event_id = record["eid"]
                 sent = None if event.sent_at is None else ms_from_datetime(event.sent_at)
             self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)

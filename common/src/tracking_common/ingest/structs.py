@@ -20,6 +20,7 @@ from tracking_common.events import MAX_ENTITIES, EventType, Platform
 from tracking_common.iglu import IGLU_URI_PATTERN
 
 __all__ = [
+    "EVENTS_DECODER",
     "EVENT_DECODER",
     "EventStruct",
     "PagePingStruct",
@@ -132,3 +133,6 @@ EventStruct = PageViewStruct | PagePingStruct | StructEventStruct | SelfDescribi
 
 EVENT_DECODER: Final = msgspec.json.Decoder(EventStruct)
 """Decodes one event's JSON bytes; raises msgspec.ValidationError on the first problem."""
+
+EVENTS_DECODER: Final = msgspec.json.Decoder(list[EventStruct])
+"""Decodes a JSON array of events in one call; raises on the first problem of any of them."""

@@ -84,6 +84,22 @@ async def test_every_error_of_a_rejected_event_is_listed_and_kept(ingestor: Inge
     assert orjson.loads(kept["raw"]) == bad
 
 
+async def test_a_batch_whose_events_all_decode_matches_them_one_by_one(
+    ingestor: Ingestor,
+) -> None:
+    events = [
+        page_view(app_id="a", event_id=str(uuid.uuid4())),
+        button_click(event_id=str(uuid.uuid4())),
+        page_view(subject={"user_id": "u"}, event_id=str(uuid.uuid4())),
+    ]
+
+    together = await v1(ingestor, {"events": events})
+    alone = [records(await v1(ingestor, event))[0] for event in events]
+
+    assert together.accepted == 3
+    assert records(together) == alone
+
+
 async def test_a_rejected_event_keeps_its_bytes_as_they_arrived(ingestor: Ingestor) -> None:
     body = b'{"events": [ {"event_type" : "page_view"} ]}'
 
@@ -254,18 +270,20 @@ async def test_unreadable_bodies_are_refused_with_their_code(
     assert refused.value.message
 
 
-@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize("batched", [0, 1, 3])
 async def test_self_describing_data_nested_too_deep_refuses_the_body(
-    make_ingestor: MakeIngestor, batched: bool
+    make_ingestor: MakeIngestor, batched: int
 ) -> None:
     ingestor = make_ingestor(max_json_depth=8)
     deep: object = "leaf"
     for _ in range(8):
         deep = {"d": deep}
     event = page_view(entities=[{"schema": BUTTON_CLICK, "data": deep}])
+    # 3: a batch whose events all decode, the deep one among them
+    body = {"events": [event] if batched == 1 else [page_view(), event, page_view()]}
 
     with pytest.raises(UnreadableBodyError) as refused:
-        await v1(ingestor, {"events": [event]} if batched else event)
+        await v1(ingestor, body if batched else event)
 
     assert refused.value.code == "too_deep"
 
@@ -284,3 +302,16 @@ async def test_the_depth_limit_counts_every_level_of_the_body(
             await v1(ingestor, body)
     else:
         assert (await v1(ingestor, body)).accepted == 1
+
+
+async def test_event_ids_are_written_in_their_canonical_form(ingestor: Ingestor) -> None:
+    upper, plain = uuid.uuid4(), uuid.uuid4()
+    events = [page_view(event_id=str(upper).upper()), page_view(event_id=plain.hex), page_view()]
+
+    batch = await v1(ingestor, {"events": events})
+
+    assert batch.accepted_ids[:2] == [str(upper), str(plain)]
+    generated = batch.accepted_ids[2]
+    assert generated == str(uuid.UUID(generated))
+    assert [record["event_id"] for record in records(batch)] == batch.accepted_ids
+    assert [record["payload"]["eid"] for record in records(batch)] == batch.accepted_ids
