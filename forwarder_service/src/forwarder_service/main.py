@@ -31,6 +31,7 @@ import sys
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from tracking_common.gc_tuning import tune_gc
 from tracking_common.kafka_security import KafkaSecurityError
 from tracking_common.observability import Telemetry, configure_logging, configure_telemetry
 from tracking_common.settings import SettingsError
@@ -40,7 +41,6 @@ from forwarder_service.backpressure import BacklogBound, FlowGate
 from forwarder_service.consumer import ForwarderConsumer, check_kafka_access, consumer_options
 from forwarder_service.dead_letter import KafkaDeadLetterSink
 from forwarder_service.errors import FatalForwarderError
-from forwarder_service.gc_tuning import tune_gc
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
