@@ -1,0 +1,377 @@
+"""``EventProducer``: tracking events from an internal service straight to Kafka, checked as the
+API checks them.
+
+An event is a ``/v1`` event (a dict of its JSON, or an instance of the
+:mod:`tracking_common.events` model), or, through :meth:`EventProducer.send_payloads`, a
+Snowplow tracker-protocol payload. It goes through the API's own code: validated by
+:class:`tracking_common.ingest.Ingestor` (the event model, the size limit, duplicate ids, Iglu
+schemas from the same settings), turned into the contract record (``source: "internal"``, the
+documented key and headers, the current trace context) and produced by the API's
+:class:`~tracking_producer.publisher.KafkaPublisher` (acks=all, idempotent, lz4).
+
+Delivery: a call returns once Kafka acknowledged every event of it on all in-sync replicas.
+:class:`~tracking_producer.errors.InvalidEventError` means nothing of the call was produced
+(calls are all-or-nothing for validation); :class:`~tracking_producer.errors.ProduceTimeoutError`
+means Kafka did not acknowledge within ``produce_timeout_s``, counted from the call (waiting for
+a first connection included). Some of those events may still land: retrying the error's
+``events`` (each with its ``event_id`` set) lets downstream deduplicate. Rejected events are not
+put on the bad-events topic: the caller has the error, and owns the fix.
+
+Cancelling a call stops waiting; what was handed to Kafka may still land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import orjson
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel
+from tracking_common.errors import ValidationIssue
+from tracking_common.iglu import bundled_repository
+from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
+from tracking_common.ingest import (
+    Batch,
+    Ingestor,
+    Rejection,
+    SchemaRegistryUnavailableError,
+)
+from tracking_common.ingest.tracker import PAYLOAD_DATA_PREFIX
+from tracking_common.kafka_security import KafkaSecuritySettings
+from tracking_common.messages import Headers, Message
+from tracking_common.protocol import RequestFacts
+from tracking_common.record import now_ms
+from tracking_common.tracing import trace_headers
+
+from tracking_producer.errors import (
+    InvalidEventError,
+    NotProducedError,
+    ProducerClosedError,
+    ProduceTimeoutError,
+    PublishError,
+    SchemasUnavailableError,
+)
+from tracking_producer.instruments import ProducerInstruments
+from tracking_producer.publisher import KafkaPublisher, Publisher
+
+__all__ = ["Checked", "Event", "EventProducer"]
+
+logger = logging.getLogger(__name__)
+
+Event = Mapping[str, Any] | BaseModel
+"""A ``/v1`` event: its JSON as a dict, or an instance of the ``tracking_common.events`` model."""
+
+PAYLOAD_DATA_SCHEMA: Final = PAYLOAD_DATA_PREFIX + "4"
+_PAYLOAD_DATA_START: Final = b'{"schema":"' + PAYLOAD_DATA_SCHEMA.encode() + b'","data":['
+_CONNECT_POLL_S: Final = 0.02
+_NO_FACTS: Final = RequestFacts()
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The outcome of checking a call's events: ``event_ids`` by index (``None`` where
+    rejected), the rejections, and the records of the valid events."""
+
+    event_ids: list[str | None]
+    rejections: list[Rejection]
+    messages: list[Message]
+
+
+class EventProducer:
+    """Checks events as the API does and produces them as its records; an async context
+    manager (``start``/``stop``, both idempotent; a stopped producer is not reused).
+
+    Settings carry the API's names and defaults (``KAFKA_BOOTSTRAP_SERVERS``,
+    ``EVENTS_TOPIC``, ``API_PRODUCE_TIMEOUT_S``, ``API_PRODUCER_LINGER_MS``, ...);
+    ``security`` is the Kafka TLS/SASL settings; ``publisher`` replaces the Kafka publisher
+    (tests pass a fake of the :class:`~tracking_producer.publisher.Publisher` port).
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str = "127.0.0.1:9092",
+        topic: str = "events",
+        produce_timeout_s: float = 10.0,
+        linger_ms: int = 5,
+        buffer_bytes: int = 64 * 1024 * 1024,
+        security: KafkaSecuritySettings | None = None,
+        iglu_schema_dir: Path | None = None,
+        iglu_resolver_config: Path | None = None,
+        iglu_resolve_timeout_s: float = 2.0,
+        allow_unknown_schemas: bool = False,
+        max_event_bytes: int = 65_536,
+        max_json_depth: int = 32,
+        batch_size: int = 500,
+        stop_timeout_s: float = 10.0,
+        client_id: str = "tracking-producer",
+        publisher: Publisher | None = None,
+    ) -> None:
+        if produce_timeout_s <= 0:
+            raise ValueError("produce_timeout_s must be positive")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.topic = topic
+        self._timeout_s = produce_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._batch_size = batch_size
+        self._publisher: Publisher = publisher or KafkaPublisher(
+            bootstrap_servers,
+            timeout_s=produce_timeout_s,
+            buffer_bytes=buffer_bytes,
+            linger_ms=linger_ms,
+            client_id=client_id,
+            security=security,
+        )
+        self._iglu = (iglu_schema_dir, iglu_resolver_config, iglu_resolve_timeout_s)
+        self._new_ingestor = functools.partial(
+            Ingestor,
+            events_topic=topic,
+            bad_events_topic="",  # never written: the caller gets the rejections instead
+            allow_unknown_schemas=allow_unknown_schemas,
+            max_event_bytes=max_event_bytes,
+            max_events_per_request=batch_size,
+            max_json_depth=max_json_depth,
+        )
+        self._ingestor: Ingestor | None = None
+        self._state = _State.NEW
+        self._instruments = ProducerInstruments()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Read the Iglu settings and begin connecting to Kafka (returns at once)."""
+        if self._state is _State.STOPPED:
+            raise ProducerClosedError("this producer was stopped; create a new one")
+        if self._state is _State.STARTED:
+            return
+        self._ensure_ingestor()
+        await self._publisher.start()
+        self._state = _State.STARTED
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Flush what Kafka has not acknowledged yet within ``timeout_s`` (the constructor's
+        ``stop_timeout_s`` by default), then close. Idempotent."""
+        state, self._state = self._state, _State.STOPPED
+        if state is _State.STARTED:
+            await self._publisher.stop(self._stop_timeout_s if timeout_s is None else timeout_s)
+        if self._ingestor is not None:
+            await self._ingestor.close()
+            self._ingestor = None
+
+    # -- producing ---------------------------------------------------------------------------
+
+    async def send(self, event: Event) -> str:
+        """Produce one event; return its id once Kafka acknowledged it."""
+        [event_id] = await self.send_many([event])
+        return event_id
+
+    async def send_many(self, events: Sequence[Event]) -> list[str]:
+        """Produce ``events``, batched; return their ids (in order) once Kafka acknowledged
+        them all. All or nothing for validation: one invalid event and nothing is produced."""
+        with self._span("send_many", len(events)):
+            checked = await self._check_v1(events)
+            if checked.rejections:
+                self._reject(checked.rejections)
+            await self._produce(checked, events)
+            return [event_id for event_id in checked.event_ids if event_id is not None]
+
+    async def send_payloads(self, payloads: Sequence[Mapping[str, str]]) -> list[str]:
+        """Produce Snowplow tracker-protocol payloads (``payload_data`` items), checked as
+        ``/tp2`` checks them; as :meth:`send_many` otherwise."""
+        with self._span("send_payloads", len(payloads)):
+            checked = await self._check_payloads(payloads)
+            if checked.rejections:
+                self._reject(checked.rejections)
+            await self._produce(checked, payloads)
+            return [event_id for event_id in checked.event_ids if event_id is not None]
+
+    async def send_valid(self, events: Sequence[Any], *, tracker_protocol: bool = False) -> Checked:
+        """Produce the valid ones of ``events`` and return what was found: the ids of those
+        produced, the rejections of the others (for backfills that report bad lines rather
+        than stop). Raises as :meth:`send_many` does when Kafka does not acknowledge."""
+        with self._span("send_valid", len(events)):
+            checked = await self.check(events, tracker_protocol=tracker_protocol)
+            self._instruments.count("rejected", len(checked.rejections))
+            if checked.messages:
+                await self._produce(checked, events)
+            return checked
+
+    async def check(self, events: Sequence[Any], *, tracker_protocol: bool = False) -> Checked:
+        """Check ``events`` as :meth:`send_valid` would, producing nothing (works unstarted)."""
+        if tracker_protocol:
+            return await self._check_payloads(events)
+        return await self._check_v1(events)
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _span(self, name: str, count: int) -> Any:
+        return self._instruments.tracer.start_as_current_span(
+            f"tracking_producer.{name}",
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.destination.name": self.topic, "tracking.events": count},
+        )
+
+    def _ensure_ingestor(self) -> Ingestor:
+        if self._state is _State.STOPPED:
+            raise ProducerClosedError("this producer was stopped; create a new one")
+        if self._ingestor is None:
+            schema_dir, config, timeout_s = self._iglu
+            resolver = build_resolver(
+                None if config is None else load_resolver_config(config),
+                schema_dir=schema_dir,
+                timeout_s=timeout_s,
+            )
+            self._ingestor = self._new_ingestor(iglu=bundled_repository(), resolver=resolver)
+        return self._ingestor
+
+    async def _check_v1(self, events: Sequence[Any]) -> Checked:
+        async def check(chunk: list[bytes], trace: Headers) -> Batch:
+            body = b'{"events":[' + b",".join(chunk) + b"]}"
+            return await self._ensure_ingestor().v1(
+                body, now_ms=now_ms(), trace=trace, request_id=_request_id(), source="internal"
+            )
+
+        return await self._check_chunks(events, check)
+
+    async def _check_payloads(self, payloads: Sequence[Any]) -> Checked:
+        async def check(chunk: list[bytes], trace: Headers) -> Batch:
+            body = _PAYLOAD_DATA_START + b",".join(chunk) + b"]}"
+            return await self._ensure_ingestor().tracker(
+                body,
+                source="internal",
+                now_ms=now_ms(),
+                trace=trace,
+                request_id=_request_id(),
+                facts=_NO_FACTS,
+            )
+
+        return await self._check_chunks(payloads, check)
+
+    async def _check_chunks(
+        self, events: Sequence[Any], check: Callable[[list[bytes], Headers], Awaitable[Batch]]
+    ) -> Checked:
+        """Check ``events`` in chunks of ``batch_size``, each chunk as one API request."""
+        trace = trace_headers()
+        event_ids: list[str | None] = [None] * len(events)
+        rejections: list[Rejection] = []
+        encoded: list[tuple[int, bytes]] = []
+        for index, event in enumerate(events):
+            raw = _encode(event)
+            if isinstance(raw, bytes):
+                encoded.append((index, raw))
+            else:
+                rejections.append(Rejection(index, None, [raw]))
+        messages: list[Message] = []
+        for start in range(0, len(encoded), self._batch_size):
+            chunk = encoded[start : start + self._batch_size]
+            try:
+                batch = await check([raw for _, raw in chunk], trace)
+            except SchemaRegistryUnavailableError as exc:
+                self._instruments.count("failed", len(events))
+                logger.warning("events not checked: %s", exc.message)
+                raise SchemasUnavailableError(exc.message, event_ids=[], events=events) from exc
+            if batch.rejections:
+                rejected = {r.index: r for r in batch.rejections}
+                for position, r in rejected.items():
+                    rejections.append(Rejection(chunk[position][0], r.event_id, r.issues))
+                # The rejected events' bad-event messages are dropped: the caller has the error.
+                messages += [m for m in batch.messages if m.topic == self.topic]
+                accepted = [
+                    index for position, (index, _) in enumerate(chunk) if position not in rejected
+                ]
+            else:
+                messages += batch.messages
+                accepted = [index for index, _ in chunk]
+            for index, event_id in zip(accepted, batch.accepted_ids, strict=True):
+                event_ids[index] = event_id
+        rejections.sort(key=lambda r: r.index)
+        return Checked(event_ids, rejections, messages)
+
+    def _reject(self, rejections: list[Rejection]) -> None:
+        self._instruments.count("rejected", len(rejections))
+        error = InvalidEventError(rejections)
+        logger.warning("events refused, nothing produced: %s", error)
+        raise error
+
+    async def _produce(self, checked: Checked, events: Sequence[Any]) -> None:
+        if self._state is not _State.STARTED:
+            raise ProducerClosedError("start the producer first (or use it with `async with`)")
+        produced = len(checked.messages)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                # The publisher connects in the background and exposes its state, not an event
+                # to await; the deadline bounds the wait.
+                while not self._publisher.ready:  # noqa: ASYNC110 - a property, not an event
+                    await asyncio.sleep(_CONNECT_POLL_S)
+                await self._publisher.publish(checked.messages)
+        except (TimeoutError, PublishError) as exc:
+            self._fail(checked, events, exc)
+        self._instruments.count("produced", produced)
+
+    def _fail(self, checked: Checked, events: Sequence[Any], exc: Exception) -> None:
+        ids = [event_id for event_id in checked.event_ids if event_id is not None]
+        self._instruments.count("failed", len(ids))
+        kind = exc.kind if isinstance(exc, PublishError) else "timeout"
+        logger.warning("%d events not acknowledged by Kafka (%s): %s", len(ids), kind, exc)
+        retry = [
+            _with_id(event, event_id)
+            for event, event_id in zip(events, checked.event_ids, strict=True)
+            if event_id is not None
+        ]
+        if kind in {"timeout", "unavailable"}:
+            message = f"Kafka did not acknowledge within {self._timeout_s:g} s ({kind})"
+            raise ProduceTimeoutError(message, event_ids=ids, events=retry) from exc
+        message = f"Kafka did not take the events ({kind}): {exc}"
+        raise NotProducedError(message, event_ids=ids, events=retry) from exc
+
+
+def _encode(event: Any) -> bytes | ValidationIssue:
+    """An event's (or payload's) JSON, or the issue that keeps it from having one."""
+    if isinstance(event, BaseModel):
+        return event.model_dump_json(by_alias=True, exclude_none=True).encode()
+    if not isinstance(event, Mapping):
+        return ValidationIssue("", "invalid_type", "an event must be a JSON object (a dict)")
+    try:
+        return orjson.dumps(event)
+    except TypeError as exc:  # orjson.JSONEncodeError: a value JSON cannot carry
+        return ValidationIssue("", "invalid_json", f"the event cannot be written as JSON: {exc}")
+
+
+def _with_id(event: Any, event_id: str) -> Any:
+    """``event`` with the id it was produced with, so a retry keeps it."""
+    if isinstance(event, Mapping):
+        key = "event_id" if "e" not in event else "eid"
+        return event if event.get(key) == event_id else {**event, key: event_id}
+    return event
+
+
+def _request_id() -> str:
+    return "internal-" + os.urandom(8).hex()
