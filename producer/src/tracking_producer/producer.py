@@ -84,9 +84,10 @@ class _State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """The outcome of checking a call's events: ``event_ids`` by index (``None`` where
+    """The outcome of checking a call's ``events``: ``event_ids`` by index (``None`` where
     rejected), the rejections, and the records of the valid events."""
 
+    events: Sequence[Any]
     event_ids: list[str | None]
     rejections: list[Rejection]
     messages: list[Message]
@@ -200,7 +201,7 @@ class EventProducer:
             checked = await self._check_v1(events)
             if checked.rejections:
                 self._reject(checked.rejections)
-            await self._produce(checked, events)
+            await self.produce(checked)
             return [event_id for event_id in checked.event_ids if event_id is not None]
 
     async def send_payloads(self, payloads: Sequence[Mapping[str, str]]) -> list[str]:
@@ -210,7 +211,7 @@ class EventProducer:
             checked = await self._check_payloads(payloads)
             if checked.rejections:
                 self._reject(checked.rejections)
-            await self._produce(checked, payloads)
+            await self.produce(checked)
             return [event_id for event_id in checked.event_ids if event_id is not None]
 
     async def send_valid(self, events: Sequence[Any], *, tracker_protocol: bool = False) -> Checked:
@@ -220,12 +221,12 @@ class EventProducer:
         with self._span("send_valid", len(events)):
             checked = await self.check(events, tracker_protocol=tracker_protocol)
             self._instruments.count("rejected", len(checked.rejections))
-            if checked.messages:
-                await self._produce(checked, events)
+            await self.produce(checked)
             return checked
 
     async def check(self, events: Sequence[Any], *, tracker_protocol: bool = False) -> Checked:
-        """Check ``events`` as :meth:`send_valid` would, producing nothing (works unstarted)."""
+        """Check ``events`` as :meth:`send_valid` would, producing nothing (works unstarted:
+        a dry run needs no Kafka)."""
         if tracker_protocol:
             return await self._check_payloads(events)
         return await self._check_v1(events)
@@ -313,7 +314,7 @@ class EventProducer:
             for index, event_id in zip(accepted, batch.accepted_ids, strict=True):
                 event_ids[index] = event_id
         rejections.sort(key=lambda r: r.index)
-        return Checked(event_ids, rejections, messages)
+        return Checked(events, event_ids, rejections, messages)
 
     def _reject(self, rejections: list[Rejection]) -> None:
         self._instruments.count("rejected", len(rejections))
@@ -321,7 +322,11 @@ class EventProducer:
         logger.warning("events refused, nothing produced: %s", error)
         raise error
 
-    async def _produce(self, checked: Checked, events: Sequence[Any]) -> None:
+    async def produce(self, checked: Checked) -> None:
+        """Produce the valid events of ``checked`` (from :meth:`check`), within the deadline;
+        raises ProduceTimeoutError or NotProducedError as :meth:`send_many` does."""
+        if not checked.messages:
+            return
         if self._state is not _State.STARTED:
             raise ProducerClosedError("start the producer first (or use it with `async with`)")
         produced = len(checked.messages)
@@ -333,17 +338,17 @@ class EventProducer:
                     await asyncio.sleep(_CONNECT_POLL_S)
                 await self._publisher.publish(checked.messages)
         except (TimeoutError, PublishError) as exc:
-            self._fail(checked, events, exc)
+            self._fail(checked, exc)
         self._instruments.count("produced", produced)
 
-    def _fail(self, checked: Checked, events: Sequence[Any], exc: Exception) -> None:
+    def _fail(self, checked: Checked, exc: Exception) -> None:
         ids = [event_id for event_id in checked.event_ids if event_id is not None]
         self._instruments.count("failed", len(ids))
         kind = exc.kind if isinstance(exc, PublishError) else "timeout"
         logger.warning("%d events not acknowledged by Kafka (%s): %s", len(ids), kind, exc)
         retry = [
             _with_id(event, event_id)
-            for event, event_id in zip(events, checked.event_ids, strict=True)
+            for event, event_id in zip(checked.events, checked.event_ids, strict=True)
             if event_id is not None
         ]
         if kind in {"timeout", "unavailable"}:
