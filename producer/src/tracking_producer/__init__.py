@@ -8,6 +8,7 @@ partition, idempotent (acks=all), lz4, with a deadline on every await and a boun
 
 from __future__ import annotations
 
+from tracking_producer.emitter import KafkaEmitter
 from tracking_producer.errors import (
     InvalidEventError,
     NotProducedError,
@@ -27,6 +28,7 @@ __all__ = [
     "Event",
     "EventProducer",
     "InvalidEventError",
+    "KafkaEmitter",
     "KafkaPublisher",
     "NotProducedError",
     "ProduceTimeoutError",

@@ -3,7 +3,8 @@ API checks them.
 
 An event is a ``/v1`` event (a dict of its JSON, or an instance of the
 :mod:`tracking_common.events` model), or, through :meth:`EventProducer.send_payloads`, a
-Snowplow tracker-protocol payload. It goes through the API's own code: validated by
+Snowplow tracker-protocol payload; :meth:`EventProducer.tracker` offers common's Snowplow-style
+tracker on top. It goes through the API's own code: validated by
 :class:`tracking_common.ingest.Ingestor` (the event model, the size limit, duplicate ids, Iglu
 schemas from the same settings), turned into the contract record (``source: "internal"``, the
 documented key and headers, the current trace context) and produced by the API's
@@ -36,6 +37,7 @@ from typing import Any, Final, Self
 import orjson
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
+from tracking_common.emitter.tracker import Tracker
 from tracking_common.errors import ValidationIssue
 from tracking_common.iglu import bundled_repository
 from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
@@ -52,6 +54,7 @@ from tracking_common.protocol import RequestFacts
 from tracking_common.record import now_ms
 from tracking_common.tracing import trace_headers
 
+from tracking_producer.emitter import KafkaEmitter, OnFailure
 from tracking_producer.errors import (
     InvalidEventError,
     NotProducedError,
@@ -230,6 +233,30 @@ class EventProducer:
         if tracker_protocol:
             return await self._check_payloads(events)
         return await self._check_v1(events)
+
+    def tracker(
+        self,
+        *,
+        batch_size: int | None = None,
+        capacity: int = 10_000,
+        on_failure: OnFailure | None = None,
+        **options: Any,
+    ) -> Tracker:
+        """Common's Snowplow-style :class:`~tracking_common.emitter.tracker.Tracker`
+        (``track_page_view``, ``track_struct_event``, ``track_self_describing_event``,
+        subject, entities), producing through this producer (:class:`KafkaEmitter`).
+
+        ``options`` go to the Tracker (``namespace``, ``app_id``, ``subject``, ...). Its
+        ``track_*`` calls return at once; ``await tracker.flush()`` waits until Kafka
+        acknowledged what was tracked (flush before stopping the producer).
+        """
+        emitter = KafkaEmitter(
+            self,
+            batch_size=batch_size or self._batch_size,
+            capacity=capacity,
+            on_failure=on_failure,
+        )
+        return Tracker(emitter, **options)
 
     # -- the steps ---------------------------------------------------------------------------
 
