@@ -8,6 +8,7 @@ partition, idempotent (acks=all), lz4, with a deadline on every await and a boun
 
 from __future__ import annotations
 
+from tracking_producer.checking import Checked
 from tracking_producer.emitter import KafkaEmitter
 from tracking_producer.errors import (
     InvalidEventError,
@@ -19,7 +20,7 @@ from tracking_producer.errors import (
     SchemasUnavailableError,
 )
 from tracking_producer.partitioner import CachedPartitioner
-from tracking_producer.producer import Checked, Event, EventProducer
+from tracking_producer.producer import Event, EventProducer
 from tracking_producer.publisher import KafkaPublisher, Publisher
 
 __all__ = [

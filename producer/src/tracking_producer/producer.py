@@ -25,35 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
-import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
-import orjson
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 from tracking_common.emitter.tracker import Tracker
-from tracking_common.errors import ValidationIssue
-from tracking_common.iglu import bundled_repository
-from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
-from tracking_common.ingest import (
-    Batch,
-    Ingestor,
-    Rejection,
-    SchemaRegistryUnavailableError,
-)
-from tracking_common.ingest.tracker import PAYLOAD_DATA_PREFIX
+from tracking_common.ingest import Rejection
 from tracking_common.kafka_security import KafkaSecuritySettings
-from tracking_common.messages import Headers, Message
-from tracking_common.protocol import RequestFacts
-from tracking_common.record import now_ms
 from tracking_common.tracing import trace_headers
 
+from tracking_producer.checking import Checked, EventChecker
 from tracking_producer.emitter import KafkaEmitter, OnFailure
 from tracking_producer.errors import (
     InvalidEventError,
@@ -66,34 +51,20 @@ from tracking_producer.errors import (
 from tracking_producer.instruments import ProducerInstruments
 from tracking_producer.publisher import KafkaPublisher, Publisher
 
-__all__ = ["Checked", "Event", "EventProducer"]
+__all__ = ["Event", "EventProducer"]
 
 logger = logging.getLogger(__name__)
 
 Event = Mapping[str, Any] | BaseModel
 """A ``/v1`` event: its JSON as a dict, or an instance of the ``tracking_common.events`` model."""
 
-PAYLOAD_DATA_SCHEMA: Final = PAYLOAD_DATA_PREFIX + "4"
-_PAYLOAD_DATA_START: Final = b'{"schema":"' + PAYLOAD_DATA_SCHEMA.encode() + b'","data":['
 _CONNECT_POLL_S: Final = 0.02
-_NO_FACTS: Final = RequestFacts()
 
 
 class _State(enum.Enum):
     NEW = "new"
     STARTED = "started"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """The outcome of checking a call's ``events``: ``event_ids`` by index (``None`` where
-    rejected), the rejections, and the records of the valid events."""
-
-    events: Sequence[Any]
-    event_ids: list[str | None]
-    rejections: list[Rejection]
-    messages: list[Message]
 
 
 class EventProducer:
@@ -142,17 +113,16 @@ class EventProducer:
             client_id=client_id,
             security=security,
         )
-        self._iglu = (iglu_schema_dir, iglu_resolver_config, iglu_resolve_timeout_s)
-        self._new_ingestor = functools.partial(
-            Ingestor,
-            events_topic=topic,
-            bad_events_topic="",  # never written: the caller gets the rejections instead
+        self._checker = EventChecker(
+            topic=topic,
+            iglu_schema_dir=iglu_schema_dir,
+            iglu_resolver_config=iglu_resolver_config,
+            iglu_resolve_timeout_s=iglu_resolve_timeout_s,
             allow_unknown_schemas=allow_unknown_schemas,
             max_event_bytes=max_event_bytes,
-            max_events_per_request=batch_size,
             max_json_depth=max_json_depth,
+            batch_size=batch_size,
         )
-        self._ingestor: Ingestor | None = None
         self._state = _State.NEW
         self._instruments = ProducerInstruments()
 
@@ -176,7 +146,7 @@ class EventProducer:
             raise ProducerClosedError("this producer was stopped; create a new one")
         if self._state is _State.STARTED:
             return
-        self._ensure_ingestor()
+        self._checker.ingestor()  # reads the Iglu settings now: a bad file fails start()
         await self._publisher.start()
         self._state = _State.STARTED
 
@@ -186,9 +156,7 @@ class EventProducer:
         state, self._state = self._state, _State.STOPPED
         if state is _State.STARTED:
             await self._publisher.stop(self._stop_timeout_s if timeout_s is None else timeout_s)
-        if self._ingestor is not None:
-            await self._ingestor.close()
-            self._ingestor = None
+        await self._checker.close()
 
     # -- producing ---------------------------------------------------------------------------
 
@@ -201,7 +169,7 @@ class EventProducer:
         """Produce ``events``, batched; return their ids (in order) once Kafka acknowledged
         them all. All or nothing for validation: one invalid event and nothing is produced."""
         with self._span("send_many", len(events)):
-            checked = await self._check_v1(events)
+            checked = await self.check(events)
             if checked.rejections:
                 self._reject(checked.rejections)
             await self.produce(checked)
@@ -211,7 +179,7 @@ class EventProducer:
         """Produce Snowplow tracker-protocol payloads (``payload_data`` items), checked as
         ``/tp2`` checks them; as :meth:`send_many` otherwise."""
         with self._span("send_payloads", len(payloads)):
-            checked = await self._check_payloads(payloads)
+            checked = await self.check(payloads, tracker_protocol=True)
             if checked.rejections:
                 self._reject(checked.rejections)
             await self.produce(checked)
@@ -229,10 +197,19 @@ class EventProducer:
 
     async def check(self, events: Sequence[Any], *, tracker_protocol: bool = False) -> Checked:
         """Check ``events`` as :meth:`send_valid` would, producing nothing (works unstarted:
-        a dry run needs no Kafka)."""
-        if tracker_protocol:
-            return await self._check_payloads(events)
-        return await self._check_v1(events)
+        a dry run needs no Kafka). Raises SchemasUnavailableError when a registry cannot
+        answer (nothing was checked)."""
+        if self._state is _State.STOPPED:
+            raise ProducerClosedError("this producer was stopped; create a new one")
+        trace = trace_headers()
+        try:
+            if tracker_protocol:
+                return await self._checker.payloads(events, trace)
+            return await self._checker.v1(events, trace)
+        except SchemasUnavailableError as error:
+            self._instruments.count("failed", len(events))
+            logger.warning("%d events not checked: %s", len(events), error)
+            raise
 
     def tracker(
         self,
@@ -266,82 +243,6 @@ class EventProducer:
             kind=SpanKind.PRODUCER,
             attributes={"messaging.destination.name": self.topic, "tracking.events": count},
         )
-
-    def _ensure_ingestor(self) -> Ingestor:
-        if self._state is _State.STOPPED:
-            raise ProducerClosedError("this producer was stopped; create a new one")
-        if self._ingestor is None:
-            schema_dir, config, timeout_s = self._iglu
-            resolver = build_resolver(
-                None if config is None else load_resolver_config(config),
-                schema_dir=schema_dir,
-                timeout_s=timeout_s,
-            )
-            self._ingestor = self._new_ingestor(iglu=bundled_repository(), resolver=resolver)
-        return self._ingestor
-
-    async def _check_v1(self, events: Sequence[Any]) -> Checked:
-        async def check(chunk: list[bytes], trace: Headers) -> Batch:
-            body = b'{"events":[' + b",".join(chunk) + b"]}"
-            return await self._ensure_ingestor().v1(
-                body, now_ms=now_ms(), trace=trace, request_id=_request_id(), source="internal"
-            )
-
-        return await self._check_chunks(events, check)
-
-    async def _check_payloads(self, payloads: Sequence[Any]) -> Checked:
-        async def check(chunk: list[bytes], trace: Headers) -> Batch:
-            body = _PAYLOAD_DATA_START + b",".join(chunk) + b"]}"
-            return await self._ensure_ingestor().tracker(
-                body,
-                source="internal",
-                now_ms=now_ms(),
-                trace=trace,
-                request_id=_request_id(),
-                facts=_NO_FACTS,
-            )
-
-        return await self._check_chunks(payloads, check)
-
-    async def _check_chunks(
-        self, events: Sequence[Any], check: Callable[[list[bytes], Headers], Awaitable[Batch]]
-    ) -> Checked:
-        """Check ``events`` in chunks of ``batch_size``, each chunk as one API request."""
-        trace = trace_headers()
-        event_ids: list[str | None] = [None] * len(events)
-        rejections: list[Rejection] = []
-        encoded: list[tuple[int, bytes]] = []
-        for index, event in enumerate(events):
-            raw = _encode(event)
-            if isinstance(raw, bytes):
-                encoded.append((index, raw))
-            else:
-                rejections.append(Rejection(index, None, [raw]))
-        messages: list[Message] = []
-        for start in range(0, len(encoded), self._batch_size):
-            chunk = encoded[start : start + self._batch_size]
-            try:
-                batch = await check([raw for _, raw in chunk], trace)
-            except SchemaRegistryUnavailableError as exc:
-                self._instruments.count("failed", len(events))
-                logger.warning("events not checked: %s", exc.message)
-                raise SchemasUnavailableError(exc.message, event_ids=[], events=events) from exc
-            if batch.rejections:
-                rejected = {r.index: r for r in batch.rejections}
-                for position, r in rejected.items():
-                    rejections.append(Rejection(chunk[position][0], r.event_id, r.issues))
-                # The rejected events' bad-event messages are dropped: the caller has the error.
-                messages += [m for m in batch.messages if m.topic == self.topic]
-                accepted = [
-                    index for position, (index, _) in enumerate(chunk) if position not in rejected
-                ]
-            else:
-                messages += batch.messages
-                accepted = [index for index, _ in chunk]
-            for index, event_id in zip(accepted, batch.accepted_ids, strict=True):
-                event_ids[index] = event_id
-        rejections.sort(key=lambda r: r.index)
-        return Checked(events, event_ids, rejections, messages)
 
     def _reject(self, rejections: list[Rejection]) -> None:
         self._instruments.count("rejected", len(rejections))
@@ -385,25 +286,9 @@ class EventProducer:
         raise NotProducedError(message, event_ids=ids, events=retry) from exc
 
 
-def _encode(event: Any) -> bytes | ValidationIssue:
-    """An event's (or payload's) JSON, or the issue that keeps it from having one."""
-    if isinstance(event, BaseModel):
-        return event.model_dump_json(by_alias=True, exclude_none=True).encode()
-    if not isinstance(event, Mapping):
-        return ValidationIssue("", "invalid_type", "an event must be a JSON object (a dict)")
-    try:
-        return orjson.dumps(event)
-    except TypeError as exc:  # orjson.JSONEncodeError: a value JSON cannot carry
-        return ValidationIssue("", "invalid_json", f"the event cannot be written as JSON: {exc}")
-
-
 def _with_id(event: Any, event_id: str) -> Any:
     """``event`` with the id it was produced with, so a retry keeps it."""
     if isinstance(event, Mapping):
         key = "event_id" if "e" not in event else "eid"
         return event if event.get(key) == event_id else {**event, key: event_id}
     return event
-
-
-def _request_id() -> str:
-    return "internal-" + os.urandom(8).hex()
