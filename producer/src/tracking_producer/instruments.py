@@ -7,7 +7,6 @@ Without an SDK installed by the application these are no-ops; with one, each cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from opentelemetry import metrics, trace
@@ -18,16 +17,15 @@ Outcome = Literal["produced", "rejected", "failed"]
 SCOPE: Final = "tracking_producer"
 
 
-@dataclass(slots=True)
 class ProducerInstruments:
-    """The tracer and counters, taken from the providers installed when the producer is built."""
+    """The tracer and counter, from the providers installed when the producer is built (the
+    global ones by default)."""
 
-    tracer: trace.Tracer = field(default_factory=lambda: trace.get_tracer(SCOPE))
-    meter: metrics.Meter = field(default_factory=lambda: metrics.get_meter(SCOPE))
-    events: metrics.Counter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.events = self.meter.create_counter(
+    def __init__(
+        self, *, meter: metrics.Meter | None = None, tracer: trace.Tracer | None = None
+    ) -> None:
+        self.tracer = tracer or trace.get_tracer(SCOPE)
+        self.events = (meter or metrics.get_meter(SCOPE)).create_counter(
             "tracking_producer_events",
             unit="{event}",
             description="Events handed to the producer library, by outcome: produced (Kafka "
