@@ -30,7 +30,7 @@ from tracking_producer.cli_settings import ProduceSettings, load_produce_setting
 from tracking_producer.errors import NotProducedError, ProducerError, SchemasUnavailableError
 from tracking_producer.lines import STDIN, Line, Pacer, parse, read_chunks
 from tracking_producer.producer import EventProducer
-from tracking_producer.report import EXIT_USAGE, Report
+from tracking_producer.report import EXIT_INCOMPLETE, EXIT_USAGE, Report
 
 __all__ = ["main", "parse_args", "run"]
 
@@ -146,6 +146,9 @@ async def run(args: argparse.Namespace, producer: EventProducer, report: Report)
                 except NotProducedError as error:
                     kafka_failure = str(error)
                     report.fail(valid, kafka_failure)
+                except asyncio.CancelledError:  # Ctrl-C: these may or may not have landed
+                    report.fail(valid, "interrupted before Kafka acknowledged")
+                    raise
                 else:
                     report.produced += len(valid)
             report.draw()
@@ -202,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ProducerError) as error:  # an unreadable input file, a closed producer
         print(f"tracking-produce: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(report.summary(dry_run=args.dry_run), file=sys.stderr)
+        print("tracking-produce: interrupted: the lines after these were not read", file=sys.stderr)
+        return EXIT_INCOMPLETE
     finally:
         if rejects is not None:
             rejects.close()

@@ -3,17 +3,21 @@ number, the rejects file, dry runs, lines Kafka did not take, and the pacing of 
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from tracking_common.messages import Message
 from tracking_producer import EventProducer
 from tracking_producer.cli import main, parse_args, run
 from tracking_producer.lines import Pacer
 from tracking_producer.report import Report
 
+from tests.support.waiting import wait_until
 from tests.unit.api_service.api_support import FakePublisher
 
 GOOD = b'{"event_type":"page_view","page":{"url":"https://a.example/"}}'
@@ -145,3 +149,29 @@ async def test_the_pacer_spaces_batches_by_the_rate() -> None:
     unlimited: list[Any] = []
     await Pacer(0, sleep=sleep).take(10**6)
     assert unlimited == []
+
+
+class StalledPublisher(FakePublisher):
+    """A publisher that never hears back from Kafka."""
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Count the call, then wait forever."""
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+async def test_lines_in_flight_when_interrupted_are_reported(tmp_path: Path) -> None:
+    publisher = StalledPublisher()
+    args = parse_args([write(tmp_path, GOOD, GOOD)])
+    report = Report()
+    producer = EventProducer(produce_timeout_s=60, publisher=publisher)
+    running = asyncio.create_task(run(args, producer, report))
+    await wait_until(lambda: publisher.calls == 1, 10, "the batch never reached the publisher")
+
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    assert [failure.reason for failure in report.failed] == [
+        "interrupted before Kafka acknowledged"
+    ] * 2
