@@ -12,6 +12,7 @@ from tracking_producer.checking import Checked
 from tracking_producer.emitter import KafkaEmitter
 from tracking_producer.errors import (
     InvalidEventError,
+    KafkaRefusedError,
     NotProducedError,
     ProducerClosedError,
     ProducerError,
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidEventError",
     "KafkaEmitter",
     "KafkaPublisher",
+    "KafkaRefusedError",
     "NotProducedError",
     "ProduceTimeoutError",
     "ProducerClosedError",

@@ -12,6 +12,8 @@ Hierarchy::
     |                             produced; ``rejections`` name each event's index, path, code
     |                             (also a ``tracking_common.errors.InvalidEventError``)
     +-- ProducerClosedError       permanent: used before ``start()`` or after ``stop()``
+    +-- KafkaRefusedError         permanent: Kafka refuses this client's credentials or TLS
+    |                             setup; ``refusal`` names the setting
     +-- NotProducedError          retryable: valid events Kafka did not acknowledge; ``event_ids``
         |                         and ``events`` (with their ids) retry without duplicating
         +-- ProduceTimeoutError   Kafka unavailable or silent past the deadline (may still land)
@@ -30,6 +32,7 @@ from tracking_common.ingest import Rejection
 
 __all__ = [
     "InvalidEventError",
+    "KafkaRefusedError",
     "NotProducedError",
     "ProduceTimeoutError",
     "ProducerClosedError",
@@ -79,6 +82,15 @@ class InvalidEventError(ProducerError, tracking_errors.InvalidEventError):
 
 class ProducerClosedError(ProducerError, RuntimeError):
     """The producer is not started, or was stopped."""
+
+
+class KafkaRefusedError(ProducerError):
+    """A broker refuses this client (SASL credentials, certificates, protocol): retrying cannot
+    help; ``refusal`` is the :class:`~tracking_common.kafka_security.KafkaSecurityError`."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__(f"Kafka refuses this client: {refusal}")
+        self.refusal = refusal
 
 
 class NotProducedError(ProducerError):

@@ -42,6 +42,7 @@ from tracking_producer.checking import Checked, EventChecker
 from tracking_producer.emitter import KafkaEmitter, OnFailure
 from tracking_producer.errors import (
     InvalidEventError,
+    KafkaRefusedError,
     NotProducedError,
     ProducerClosedError,
     ProduceTimeoutError,
@@ -262,7 +263,10 @@ class EventProducer:
             async with asyncio.timeout(self._timeout_s):
                 # The publisher connects in the background and exposes its state, not an event
                 # to await; the deadline bounds the wait.
-                while not self._publisher.ready:  # noqa: ASYNC110 - a property, not an event
+                while not self._publisher.ready:
+                    refusal = getattr(self._publisher, "refusal", None)  # KafkaPublisher's
+                    if refusal is not None:
+                        raise KafkaRefusedError(refusal)
                     await asyncio.sleep(_CONNECT_POLL_S)
                 await self._publisher.publish(checked.messages)
         except (TimeoutError, PublishError) as exc:

@@ -16,6 +16,7 @@ from tracking_common.record import decode_record
 from tracking_producer import (
     EventProducer,
     InvalidEventError,
+    KafkaRefusedError,
     NotProducedError,
     ProducerClosedError,
     ProduceTimeoutError,
@@ -203,3 +204,16 @@ async def test_check_needs_no_kafka(publisher: FakePublisher) -> None:
     assert [r.index for r in checked.rejections] == [1]
     assert len(checked.messages) == 1
     assert publisher.calls == 0
+
+
+async def test_a_broker_refusing_the_client_is_a_permanent_error_at_once(
+    producer: EventProducer, publisher: FakePublisher
+) -> None:
+    publisher.connected = False
+    publisher.refusal = ValueError("KAFKA_SASL_PASSWORD: authentication failed")  # type: ignore[attr-defined]
+
+    with pytest.raises(KafkaRefusedError) as raised:
+        await producer.send(page_view(1))
+
+    assert not raised.value.retryable
+    assert "KAFKA_SASL_PASSWORD" in str(raised.value)
