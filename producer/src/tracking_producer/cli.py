@@ -27,7 +27,12 @@ from tracking_common.errors import ValidationIssue
 from tracking_common.settings import SettingsError
 
 from tracking_producer.cli_settings import ProduceSettings, load_produce_settings
-from tracking_producer.errors import NotProducedError, ProducerError, SchemasUnavailableError
+from tracking_producer.errors import (
+    KafkaRefusedError,
+    NotProducedError,
+    ProducerError,
+    SchemasUnavailableError,
+)
 from tracking_producer.lines import STDIN, Line, Pacer, parse, read_chunks
 from tracking_producer.producer import EventProducer
 from tracking_producer.report import EXIT_INCOMPLETE, EXIT_USAGE, Report
@@ -149,6 +154,9 @@ async def run(args: argparse.Namespace, producer: EventProducer, report: Report)
                 except asyncio.CancelledError:  # Ctrl-C: these may or may not have landed
                     report.fail(valid, "interrupted before Kafka acknowledged")
                     raise
+                except KafkaRefusedError as error:  # a configuration error: stop here
+                    report.fail(valid, str(error))
+                    raise
                 else:
                     report.produced += len(valid)
             report.draw()
@@ -202,8 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report(rejects=rejects, progress=sys.stderr if show else None)
     try:
         code = asyncio.run(run(args, producer, report))
-    except (OSError, ProducerError) as error:  # an unreadable input file, a closed producer
-        print(f"tracking-produce: {error}", file=sys.stderr)
+    except (OSError, ProducerError) as error:  # an unreadable file, credentials Kafka refuses
+        print(report.summary(dry_run=args.dry_run), file=sys.stderr)
+        print(f"tracking-produce: {error}; the lines after these were not read", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(report.summary(dry_run=args.dry_run), file=sys.stderr)

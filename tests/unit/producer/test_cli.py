@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from tracking_common.messages import Message
-from tracking_producer import EventProducer
+from tracking_producer import EventProducer, KafkaRefusedError
 from tracking_producer.cli import main, parse_args, run
 from tracking_producer.lines import Pacer
 from tracking_producer.report import Report
@@ -175,3 +175,33 @@ async def test_lines_in_flight_when_interrupted_are_reported(tmp_path: Path) -> 
     assert [failure.reason for failure in report.failed] == [
         "interrupted before Kafka acknowledged"
     ] * 2
+
+
+async def test_kafka_refusing_the_credentials_stops_the_run_reporting_the_batch(
+    tmp_path: Path,
+) -> None:
+    publisher = FakePublisher()
+    publisher.connected = False
+    publisher.refusal = ValueError("KAFKA_SASL_PASSWORD: authentication failed")  # type: ignore[attr-defined]
+
+    with pytest.raises(KafkaRefusedError):
+        await produce([write(tmp_path, GOOD, GOOD, GOOD), "--batch-size", "2"], publisher)
+
+
+def test_main_reports_the_lines_and_exits_2_when_kafka_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publisher = FakePublisher()
+    publisher.connected = False
+    publisher.refusal = ValueError("KAFKA_SASL_PASSWORD: authentication failed")  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        "tracking_producer.cli.producer_for",
+        lambda settings, batch_size: EventProducer(batch_size=batch_size, publisher=publisher),
+    )
+
+    assert main([write(tmp_path, GOOD, GOOD, GOOD), "--batch-size", "2"]) == 2
+
+    err = capsys.readouterr().err
+    assert "3 lines" not in err  # the third was never read
+    assert "2 lines: 0 produced, 0 rejected, 2 failed" in err
+    assert "KAFKA_SASL_PASSWORD" in err
