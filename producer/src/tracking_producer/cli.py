@@ -19,7 +19,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tracking_producer.errors import (
     ProducerError,
     SchemasUnavailableError,
 )
-from tracking_producer.lines import STDIN, Line, Pacer, parse, read_chunks
+from tracking_producer.lines import STDIN, Line, Pacer, parse, read_ahead
 from tracking_producer.producer import EventProducer
 from tracking_producer.report import EXIT_INCOMPLETE, EXIT_USAGE, Report
 
@@ -129,8 +129,7 @@ async def run(args: argparse.Namespace, producer: EventProducer, report: Report)
     try:
         if not args.dry_run:
             await producer.start()
-        chunks = read_chunks(args.files, size)
-        while (lines := await asyncio.to_thread(_next, chunks)) is not None:
+        async for lines in read_ahead(args.files, size):
             events, readable = _parsed(lines, report)
             try:
                 checked = await producer.check(events, tracker_protocol=args.tracker_protocol)
@@ -164,10 +163,6 @@ async def run(args: argparse.Namespace, producer: EventProducer, report: Report)
         await producer.stop()
         report.draw(final=True)
     return report.exit_code
-
-
-def _next(chunks: Iterator[list[Line]]) -> list[Line] | None:
-    return next(chunks, None)
 
 
 def _parsed(lines: list[Line], report: Report) -> tuple[list[Any], list[Line]]:

@@ -7,9 +7,12 @@ JSON is rejected with its number, like an invalid event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -17,7 +20,7 @@ from typing import Any, Final
 import orjson
 from tracking_common.errors import ValidationIssue
 
-__all__ = ["STDIN", "Line", "Pacer", "parse", "read_chunks"]
+__all__ = ["STDIN", "Line", "Pacer", "parse", "read_ahead", "read_chunks"]
 
 STDIN: Final = "-"
 
@@ -39,10 +42,22 @@ class Line:
 def _lines(sources: Iterable[str]) -> Iterator[Line]:
     for source in sources:
         if source == STDIN:
-            yield from _numbered(source, sys.stdin.buffer)
+            yield from _numbered(source, _stdin_lines())
         else:
             with Path(source).open("rb") as stream:
                 yield from _numbered(source, stream)
+
+
+def _stdin_lines() -> Iterator[bytes]:
+    """Standard input's lines, read with ``os.read``: the reading thread then holds no lock
+    of ``sys.stdin``'s buffer, which would make an interrupted interpreter abort at exit."""
+    fd = sys.stdin.fileno()
+    pending = b""
+    while block := os.read(fd, 1 << 16):
+        *lines, pending = (pending + block).split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
 
 
 def _numbered(source: str, stream: Iterable[bytes]) -> Iterator[Line]:
@@ -62,6 +77,33 @@ def read_chunks(sources: Iterable[str], size: int) -> Iterator[list[Line]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+async def read_ahead(sources: Iterable[str], size: int) -> AsyncIterator[list[Line]]:
+    """:func:`read_chunks` on a daemon thread, at most two chunks ahead: the event loop never
+    blocks on a slow pipe, and Ctrl-C does not wait for standard input to close. A file that
+    cannot be read raises its OSError here."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[list[Line] | BaseException | None] = asyncio.Queue()
+    ahead = threading.Semaphore(2)
+
+    def reader() -> None:
+        item: list[Line] | BaseException | None = None
+        try:
+            for chunk in read_chunks(sources, size):
+                ahead.acquire()
+                loop.call_soon_threadsafe(queue.put_nowait, chunk)
+        except Exception as exc:  # handed to the reading coroutine, which raises it
+            item = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed first (interrupted)
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    threading.Thread(target=reader, name="tracking-produce-reader", daemon=True).start()
+    while (item := await queue.get()) is not None:
+        ahead.release()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def parse(line: Line) -> Any | ValidationIssue:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,18 @@ def test_main_reports_the_lines_and_exits_2_when_kafka_refuses(
     assert "3 lines" not in err  # the third was never read
     assert "2 lines: 0 produced, 0 rejected, 2 failed" in err
     assert "KAFKA_SASL_PASSWORD" in err
+
+
+def test_standard_input_is_read_when_no_file_is_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, GOOD + b"\n\n" + b'{"event_type":"page_view"}')  # no final newline
+    os.close(write_end)
+    with os.fdopen(read_end) as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        assert main(["--dry-run", "--no-progress"]) == 1
+
+    err = capsys.readouterr().err
+    assert "2 lines: 1 valid, 1 rejected, 0 failed" in err
+    assert "line 3: /page missing" in err
