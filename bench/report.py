@@ -58,6 +58,10 @@ COMPARISONS: tuple[Comparison, ...] = (
         ),
     ),
     Comparison(
+        "Producer library, send_many of 500", "events/s", ("library", "producer_events_per_s"),
+        (("raw producer, same run", "producer_raw_events_per_s"),),
+    ),
+    Comparison(
         "Forwarder", "events/s", ("forwarder", "forwarder_events_per_s"),
         (("raw consumer", "raw_consumer_events_per_s"),),
     ),

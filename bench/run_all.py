@@ -11,7 +11,12 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("bench.bench_emitter", "bench.bench_api", "bench.bench_forwarder")
+BENCHMARKS = (
+    "bench.bench_emitter",
+    "bench.bench_api",
+    "bench.bench_producer",
+    "bench.bench_forwarder",
+)
 
 
 def main() -> int:

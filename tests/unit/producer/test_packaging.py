@@ -19,3 +19,8 @@ def test_the_api_package_brings_the_producer_and_its_lz4_codec() -> None:
     # install (the image) fails on its first produce. The API gets aiokafka through the producer.
     assert "tracking-producer" in dependencies("api_service")
     assert any(dependency.startswith("aiokafka[lz4]") for dependency in dependencies("producer"))
+
+
+def test_the_producer_package_installs_the_command_line() -> None:
+    pyproject = tomllib.loads((ROOT / "producer" / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"tracking-produce": "tracking_producer.cli:main"}

@@ -27,12 +27,14 @@ from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 from tracking_common.emitter.instruments import EmitterInstruments
 from tracking_common.iglu.instruments import IgluInstruments
+from tracking_producer.instruments import ProducerInstruments
 
 from scripts import check_terraform
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCES = [
     REPO / "common" / "src",
+    REPO / "producer" / "src",
     REPO / "api_service" / "src",
     REPO / "forwarder_service" / "src",
     REPO / "local_collector" / "src",
@@ -192,6 +194,7 @@ def test_names_read_from_the_source_are_the_names_the_exporter_serves() -> None:
             ApiMetrics(provider.get_meter("api")),
             EmitterInstruments(meter=provider.get_meter("emitter")),
             IgluInstruments(meter=provider.get_meter("iglu")),
+            ProducerInstruments(meter=provider.get_meter("producer")),
         ]
         forwarder = ForwarderMetrics(provider.get_meter("forwarder"))
         forwarder.gauges.lag[("events", 0)] = 1

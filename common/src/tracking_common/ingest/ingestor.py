@@ -81,16 +81,26 @@ class Ingestor:
         self._max_events = max_events_per_request
         self._max_depth = max_json_depth
 
-    async def v1(self, body: bytes, *, now_ms: int, trace: Headers, request_id: str) -> Batch:
+    async def v1(
+        self,
+        body: bytes,
+        *,
+        now_ms: int,
+        trace: Headers,
+        request_id: str,
+        source: Source = "v1",
+    ) -> Batch:
         """``/v1/events``: ``body`` is the (already inflated) JSON: one event object or
-        ``{"events": [...]}``; parsed once, here."""
+        ``{"events": [...]}``; parsed once, here. ``source`` is what the records carry: the
+        internal producer library (``tracking_producer``) checks its events here too, as
+        ``internal``."""
         raws, level = v1_events(body, self._max_depth)
         self._check_count(len(raws))
         decoded = decode_events(raws, level=level, max_depth=self._max_depth)
         schemas = await resolve_schemas(
             self._resolver, (item.event for item in decoded), allow_unknown=self._allow_unknown
         )
-        request = _Request("v1", now_ms, trace, request_id)
+        request = _Request(source, now_ms, trace, request_id)
         batch = Batch()
         seen: set[str] = set()
         # The ids as text in one call (msgspec, in C): 0.2 us an event against 2-3 for str().
