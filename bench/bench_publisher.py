@@ -41,7 +41,9 @@ class PerRecordPublisher(KafkaPublisher):
         producer = self._producer
         assert producer is not None  # noqa: S101 - measured only once connected
         futures: list[asyncio.Future[Any]] = []
-        for (topic, partition), group in (await self._by_partition(producer, messages)).items():
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        groups = await self._by_partition(producer, messages, deadline)
+        for (topic, partition), group in groups.items():
             for m in group:
                 future = await producer.send(
                     topic, m.value, key=m.key, partition=partition, headers=m.headers

@@ -89,7 +89,7 @@ class HistogramTally:
         self.name = name
         self.description = description
         self._bounds = tuple(buckets)
-        self._labels = labels
+        self.labels = labels
         self._series: dict[tuple[str, ...], list[float]] = {}  # counts by bucket, then the sum
 
     def record(self, value: float, *values: str) -> None:
@@ -103,7 +103,7 @@ class HistogramTally:
 
     def metric(self) -> HistogramMetricFamily:
         """The Prometheus histogram: cumulative buckets, count and sum per label values."""
-        family = HistogramMetricFamily(self.name, self.description, labels=self._labels)
+        family = HistogramMetricFamily(self.name, self.description, labels=self.labels)
         bounds = [*(_le(bound) for bound in self._bounds), "+Inf"]
         # A copy per series, taken in one step: the scrape may run while the loop records.
         for values, series in list(self._series.items()):
