@@ -29,7 +29,6 @@ from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
-from forwarder_service.gc_tuning import tune_gc
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
@@ -37,6 +36,7 @@ from forwarder_service.settings import ForwarderSettings
 from forwarder_service.sink import build_sink
 from opentelemetry.sdk.metrics import MeterProvider
 from tracking_common.emitter.testing import FakeHttpClient
+from tracking_common.gc_tuning import tune_gc
 from tracking_common.record import check_record
 
 from bench.bench_forwarder import _PLACEHOLDER, _template
