@@ -6,6 +6,9 @@ a fresh subprocess so its peak RSS is its own; the collector's count proves ever
 arrived. AsyncEmitter gets as many threads as this core's in-flight limit.
 
     uv run python -m bench.bench_emitter [--events 50000] [--batch-size 50]
+
+This core runs on uvloop, the loop docs/emitter.md recommends (``BENCH_EMITTER_LOOP=asyncio``
+runs it on asyncio's own loop, for comparison).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 import time
 import urllib.request
 from typing import Any
+
+import uvloop
 
 EVENTS = 50_000
 BATCH_SIZE = 50
@@ -107,7 +112,10 @@ def _child(contender: str, base_url: str, events: int, batch_size: int) -> None:
         import snowplow_tracker  # noqa: F401, PLC0415
     start = time.perf_counter()
     if contender == "emitter":
-        delivered = asyncio.run(_run_core(base_url, events, batch_size))
+        # The loop docs/emitter.md recommends for the core (an application's choice; the
+        # Snowplow emitters use threads, so they have no loop to choose).
+        runner = asyncio.run if os.environ.get("BENCH_EMITTER_LOOP") == "asyncio" else uvloop.run
+        delivered = runner(_run_core(base_url, events, batch_size))
     else:
         threads = IN_FLIGHT if contender == "snowplow_async_emitter" else None
         delivered = _run_snowplow(base_url, events, batch_size, threads=threads)
