@@ -53,7 +53,7 @@ EncodedPayload: TypeAlias = bytes | memoryview
 """One tracker-protocol payload as a JSON object's bytes (a slice of a larger buffer is fine)."""
 
 
-class PendingEvent(msgspec.Struct, eq=False, repr_omit_defaults=True):
+class PendingEvent(msgspec.Struct, eq=False):
     """One event held by the emitter: its serialised form, request size and caller's tag.
 
     A Struct (built in C, identity equality): one is made per event taken, and a class with a
