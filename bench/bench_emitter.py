@@ -6,6 +6,9 @@ a fresh subprocess so its peak RSS is its own; the collector's count proves ever
 arrived. AsyncEmitter gets as many threads as this core's in-flight limit.
 
     uv run python -m bench.bench_emitter [--events 50000] [--batch-size 50]
+
+This core runs on uvloop, the loop docs/emitter.md recommends (``BENCH_EMITTER_LOOP=asyncio``
+runs it on asyncio's own loop, for comparison).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import sys
 import time
 import urllib.request
 from typing import Any
+
+import psutil  # type: ignore[import-untyped]  # no stubs in the lock
+import uvloop
 
 EVENTS = 50_000
 BATCH_SIZE = 50
@@ -105,15 +111,28 @@ def _child(contender: str, base_url: str, events: int, batch_size: int) -> None:
         import tracking_common.emitter  # noqa: F401, PLC0415
     else:
         import snowplow_tracker  # noqa: F401, PLC0415
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if contender == "emitter":
-        delivered = asyncio.run(_run_core(base_url, events, batch_size))
+        # The loop docs/emitter.md recommends for the core (an application's choice; the
+        # Snowplow emitters use threads, so they have no loop to choose).
+        runner = asyncio.run if os.environ.get("BENCH_EMITTER_LOOP") == "asyncio" else uvloop.run
+        delivered = runner(_run_core(base_url, events, batch_size))
     else:
         threads = IN_FLIGHT if contender == "snowplow_async_emitter" else None
         delivered = _run_snowplow(base_url, events, batch_size, threads=threads)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"delivered": delivered, "elapsed_s": elapsed, "peak_mb": peak_mb}))
+    print(
+        json.dumps(
+            {"delivered": delivered, "elapsed_s": elapsed, "cpu_s": cpu_s, "peak_mb": peak_mb}
+        )
+    )
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds a process has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def _free_port() -> int:
@@ -175,6 +194,7 @@ def main() -> None:
     try:
         for contender in CONTENDERS:
             _call(base_url, "/micro/reset", "POST")
+            collector_cpu = _cpu_s(process.pid)
             output = subprocess.run(  # noqa: S603 - our own interpreter and module
                 [
                     sys.executable,
@@ -195,9 +215,12 @@ def main() -> None:
             )
             result = json.loads(output.stdout.decode().strip().splitlines()[-1])
             arrived = _call(base_url, "/micro/all")["good"]
+            collector_cpu = _cpu_s(process.pid) - collector_cpu
             print(
                 f"  {contender}: {result['delivered']} reported delivered, {arrived} arrived, "
-                f"{result['elapsed_s']:.2f} s"
+                f"{result['elapsed_s']:.2f} s; CPU per event: "
+                f"{result['cpu_s'] * 1e6 / args.events:.1f} us, "
+                f"the collector's {collector_cpu * 1e6 / args.events:.1f} us"
             )
             if arrived != args.events or result["delivered"] != args.events:
                 raise SystemExit(f"{contender}: not every event arrived ({arrived})")

@@ -6,7 +6,9 @@
 3. ``forwarder-service`` (its own process) forwards the same records to the local collector
    (its own process, count-only). Both rates run from the moment the consumer joined its group
    (the raw consumer's first fetch; the forwarder's ``/readyz``) until all N records were read
-   (raw) or counted by the collector (forwarder).
+   (raw) or counted by the collector (forwarder). Each prints its CPU per record over that time
+   (the raw consumer its own; the forwarder's and the collector's by psutil), because on a
+   shared machine the rate is a process's share of a core over its CPU per record.
 4. Outage: the collector answers 503 until cleared, a second topic holds a backlog of at least
    1M records, and the forwarder's RSS is sampled (psutil) for ``--outage-s`` seconds. The bound
    it is held to is the one its settings compute (``memory_bound_mb``).
@@ -172,9 +174,21 @@ def _wait_for(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> f
     raise RuntimeError(f"{url} not ready within {timeout_s} s")
 
 
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 @contextmanager
 def collector_process() -> Iterator[str]:
     """``local-collector`` in count-only mode, as its own process; yields its base URL."""
+    with _collector() as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def _collector() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`collector_process`, yielding the process too (for its CPU use)."""
     port = free_port()
     env = {
         **os.environ,
@@ -189,7 +203,7 @@ def collector_process() -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(base_url + "/healthz", 30, process)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         process.wait(15)
@@ -232,7 +246,8 @@ def forwarder_process(env: Mapping[str, str], log: Path) -> Iterator[subprocess.
 
 
 def raw_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
-    """Events/s of a bare aiokafka consumer reading ``topic`` (its own process)."""
+    """Events/s of a bare aiokafka consumer reading ``topic`` (its own process); prints its
+    CPU per record."""
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "bench.forwarder_raw_consumer", bootstrap, topic, str(events)],
         capture_output=True,
@@ -241,6 +256,7 @@ def raw_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
         check=True,
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"raw consumer CPU: {figures['cpu_us_per_record']:.1f} us per record", flush=True)
     return float(figures["events_per_s"])
 
 
@@ -252,17 +268,30 @@ def forwarder_rate(
     *,
     overrides: Mapping[str, str] | None = None,
 ) -> float:
-    """Events/s of the forwarder delivering ``topic`` to a count-only collector."""
-    with collector_process() as collector_url:
+    """Events/s of the forwarder delivering ``topic`` to a count-only collector; prints the
+    CPU per record of the forwarder and of the collector over the same time (psutil)."""
+    with _collector() as (collector_url, collector):
         env = {**forwarder_env(bootstrap, topic, collector_url), **(overrides or {})}
         admin = f"http://127.0.0.1:{env['FORWARDER_ADMIN_PORT']}"
         with forwarder_process(env, log) as process:
             started = _wait_for(admin + "/readyz", 60, process)
+            watched = [psutil.Process(process.pid), psutil.Process(collector.pid)]
+            cpu_started = [_cpu_s(each) for each in watched]
             deadline = started + 150
             while True:
                 count = int(_get_json(collector_url + "/micro/good/count")["count"])
                 if count >= events:
-                    return events / (time.monotonic() - started)
+                    elapsed = time.monotonic() - started
+                    used = [
+                        _cpu_s(each) - was for each, was in zip(watched, cpu_started, strict=True)
+                    ]
+                    print(
+                        f"forwarder CPU: {used[0] * 1e6 / events:.1f} us per record "
+                        f"({used[0] / elapsed:.2f} of a core); count-only collector: "
+                        f"{used[1] * 1e6 / events:.1f} us per record",
+                        flush=True,
+                    )
+                    return events / elapsed
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"collector counted {count} of {events}; see {log}")
                 time.sleep(0.02)

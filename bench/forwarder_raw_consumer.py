@@ -1,11 +1,11 @@
 """The ceiling for the forwarder benchmark: a bare aiokafka consumer reading a topic to its end.
 
 Run as ``python -m bench.forwarder_raw_consumer BOOTSTRAP TOPIC N``; prints one JSON line with
-the rate from the consumer's start (group join included, as the forwarder is timed from its
-join) until N records were read. The consumer runs with the forwarder's own options
-(``consumer_options`` of the ``FORWARDER_*`` variables in the environment: fetch sizes,
-``check_crcs``, isolation level, security) and polls as many records as it does. It only counts
-the records: no decoding, nothing sent.
+the rate and the CPU per record from the consumer's start (group join included, as the
+forwarder is timed from its join) until N records were read. The consumer runs with the
+forwarder's own options (``consumer_options`` of the ``FORWARDER_*`` variables in the
+environment: fetch sizes, ``check_crcs``, isolation level, security) and polls as many records
+as it does. It only counts the records: no decoding, nothing sent.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def consume(bootstrap: str, topic: str, total: int) -> dict[str, float]:
     }
     consumer = AIOKafkaConsumer(topic, **options)
     await consumer.start()
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     seen = 0
     try:
         while seen < total:
@@ -41,10 +41,15 @@ async def consume(bootstrap: str, topic: str, total: int) -> dict[str, float]:
             )
             for records in batches.values():
                 seen += len(records)
-        elapsed = time.monotonic() - started
+        elapsed, cpu_s = time.monotonic() - started, time.process_time() - cpu_started
     finally:
         await consumer.stop()
-    return {"records": seen, "elapsed_s": elapsed, "events_per_s": seen / elapsed}
+    return {
+        "records": seen,
+        "elapsed_s": elapsed,
+        "events_per_s": seen / elapsed,
+        "cpu_us_per_record": cpu_s * 1e6 / seen,
+    }
 
 
 def main() -> None:

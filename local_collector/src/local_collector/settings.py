@@ -28,7 +28,9 @@ class CollectorSettings(BaseSettings):
         description="Good events kept in memory; the oldest are dropped, counts keep counting.",
     )
     collector_count_only: bool = Field(
-        default=False, description="Validate and count only (for benchmarks); store nothing."
+        default=False,
+        description="Count only (benchmarks): a body passes a one-pass check (payload_data "
+        "envelope, objects with string tv, p, e) or full validation; store nothing.",
     )
     log_level: LogLevel = "INFO"
 

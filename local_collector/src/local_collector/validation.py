@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import chain, repeat
 from operator import contains
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+import msgspec
 import orjson
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, SchemaValidationError, bundled_repository
 from tracking_common.protocol import decode_base64_json
@@ -23,6 +24,7 @@ __all__ = [
     "PAYLOAD_DATA_URI",
     "BadEventError",
     "InvalidBodyError",
+    "count_plain_events",
     "describe_event",
     "event_ids",
     "parse_json",
@@ -93,6 +95,40 @@ def _validate_events(data: Any) -> list[dict[str, str]]:
         raise InvalidBodyError(exc.detail, exc.path) from exc
     checked: list[dict[str, str]] = data
     return checked
+
+
+class _CountedItem(msgspec.Struct, gc=False):
+    """An item as the count-only mode reads it: an object with string ``tv``, ``p`` and ``e``
+    (its other keys are skipped by the parser, not built)."""
+
+    tv: str
+    p: str
+    e: str
+
+
+class _CountedBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    schema: Literal["iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"]
+    data: list[_CountedItem]
+
+
+_COUNTED: Final = msgspec.json.Decoder(_CountedBody)
+
+
+def count_plain_events(body: bytes) -> int | None:
+    """The number of events in a POST body, or None when it must be validated in full.
+
+    The count-only mode's check, one msgspec pass in C: valid JSON, exactly ``schema``
+    (payload_data 1-0-4) and ``data``, a non-empty array of objects with string ``tv``, ``p``
+    and ``e``. It builds no dicts and no per-item Python work, so the collector costs the
+    benchmark that uses it as an instrument well under a microsecond an event (against 4-5 us
+    for a parse into dicts and the plain-conformance check). Anything it does not vouch for
+    (None) takes the full path, which names the fault.
+    """
+    try:
+        data = _COUNTED.decode(body).data
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return len(data) or None
 
 
 def validate_payload_data(document: Any) -> list[dict[str, str]]:

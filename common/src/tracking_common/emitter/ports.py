@@ -54,6 +54,8 @@ class EventStore(Protocol):
     fate is final: ``delivered=True`` after a 2xx, ``delivered=False`` when it failed for good.
     Events abandoned by ``close`` are not cleaned up, so a persistent store can send them again
     after a restart (its ``__len__`` then counts them and the emitter sends them on start).
+    A store may also offer ``add_many(events)`` (all of them or none, like ``add``): the
+    accumulator then takes a slice's runs in one call each (:class:`InMemoryEventStore` does).
     """
 
     def add(self, event: PendingEvent) -> None:

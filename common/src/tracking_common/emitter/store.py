@@ -45,6 +45,16 @@ class InMemoryEventStore:
             )
         self._events.append(event)
 
+    def add_many(self, events: Sequence[PendingEvent]) -> None:
+        """Append all of ``events``, or none of them when they would pass the capacity."""
+        if len(self._events) + len(events) > self._capacity:
+            raise BufferFullError(
+                f"event store holds {len(self._events)} of {self._capacity} events",
+                pending_events=len(self._events),
+                pending_bytes=0,
+            )
+        self._events.extend(events)
+
     def full_batch(self) -> list[PendingEvent] | None:
         """The oldest ``batch_size`` events, or None."""
         if len(self._events) < self._batch_size:
