@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 from tracking_producer import CachedPartitioner
+from tracking_producer.partitioner import murmur2
 
 PARTITIONS = list(range(12))
 
@@ -41,3 +43,25 @@ def test_recurring_keys_are_kept_up_to_the_bound() -> None:
     for user in range(1_000):
         partitioner.keyed(f"shop:v-{user}".encode(), PARTITIONS, recurs=True)
     assert partitioner.cached_keys <= 100
+
+
+# Kafka's own vectors (UtilsTest.testMurmur2 of the Java client), as signed 32-bit ints.
+KAFKA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+def test_murmur2_gives_kafkas_test_vectors() -> None:
+    for key, expected in KAFKA_MURMUR2.items():
+        assert murmur2(key) == expected & 0xFFFFFFFF
+        assert aiokafka_murmur2(key) & 0xFFFFFFFF == expected & 0xFFFFFFFF
+
+
+@given(key=st.binary(max_size=80))
+def test_murmur2_equals_aiokafkas(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key) & 0xFFFFFFFF
