@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from tracking_producer import CachedPartitioner
 from tracking_producer.partitioner import murmur2
 
+from tests.support.murmur2_vectors import JAVA_MURMUR2
+
 PARTITIONS = list(range(12))
 
 
@@ -45,19 +47,8 @@ def test_recurring_keys_are_kept_up_to_the_bound() -> None:
     assert partitioner.cached_keys <= 100
 
 
-# Kafka's own vectors (UtilsTest.testMurmur2 of the Java client), as signed 32-bit ints.
-KAFKA_MURMUR2 = {
-    b"21": -973932308,
-    b"foobar": -790332482,
-    b"a-little-bit-long-string": -985981536,
-    b"a-little-bit-longer-string": -1486304829,
-    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-    b"abc": 479470107,
-}
-
-
 def test_murmur2_gives_kafkas_test_vectors() -> None:
-    for key, expected in KAFKA_MURMUR2.items():
+    for key, expected in JAVA_MURMUR2.items():
         assert murmur2(key) == expected & 0xFFFFFFFF
         assert aiokafka_murmur2(key) & 0xFFFFFFFF == expected & 0xFFFFFFFF
 
