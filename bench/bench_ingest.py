@@ -40,6 +40,7 @@ DEPTH = 32
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
 PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 FACTS = RequestFacts(ip="203.0.113.9", useragent="bench")
+TRACE = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
 
 
 def v1_body(*, entity: bool) -> bytes:
@@ -80,8 +81,11 @@ def tp2_body() -> bytes:
 
 
 def _message(payload: dict[str, str], sent: int | None) -> Message:
+    """The record, key, headers and Message of one event, as ``Ingestor`` builds them."""
     value = encode_record(payload, collector_tstamp=1, source="v1", device_sent_tstamp=sent)
-    return Message("events", value, partition_key(payload), record_headers(payload["eid"]))
+    event_id = payload["eid"].encode()
+    key = partition_key(payload)
+    return Message("events", value, key, record_headers(event_id, TRACE), key != event_id)
 
 
 class Stages:
@@ -124,7 +128,7 @@ async def v1_stages(ingestor: Ingestor, body: bytes, rounds: int) -> Stages:
         payloads = stages.time("payload building", lambda: [to_payload(e) for e in events])  # noqa: B023
         stages.time("record encoding", lambda: [_message(p, None) for p in payloads])  # noqa: B023
         started = time.perf_counter_ns()
-        batch = await ingestor.v1(body, now_ms=1, trace=[], request_id="bench")
+        batch = await ingestor.v1(body, now_ms=1, trace=TRACE, request_id="bench")
         stages.spent["whole Ingestor.v1"] = (
             stages.spent.get("whole Ingestor.v1", 0) + time.perf_counter_ns() - started
         )
@@ -169,7 +173,7 @@ async def tp2_stages(ingestor: Ingestor, body: bytes, rounds: int) -> Stages:
         stages.time("record encoding", lambda: [_message(p, s) for p, s in records])  # noqa: B023
         started = time.perf_counter_ns()
         batch = await ingestor.tracker(
-            body, source="tp2", now_ms=1, trace=[], request_id="bench", facts=FACTS
+            body, source="tp2", now_ms=1, trace=TRACE, request_id="bench", facts=FACTS
         )
         stages.spent["whole Ingestor.tracker"] = (
             stages.spent.get("whole Ingestor.tracker", 0) + time.perf_counter_ns() - started

@@ -77,6 +77,12 @@ E_CODES: Final[Mapping[EventType, str]] = {
     EventType.SELF_DESCRIBING: "ue",
 }
 _TYPES_BY_CODE: Final = {code: kind for kind, code in E_CODES.items()}
+# The members as module globals: reading one through its class costs about 0.1 us (the enum
+# metaclass), and to_payload compares each event's type with them.
+_PAGE_VIEW: Final = EventType.PAGE_VIEW
+_PAGE_PING: Final = EventType.PAGE_PING
+_STRUCT: Final = EventType.STRUCT
+_SELF_DESCRIBING: Final = EventType.SELF_DESCRIBING
 
 _SUBJECT_TEXT: Final = (
     ("user_id", "uid"),
@@ -118,9 +124,24 @@ def _resolution(value: Resolution | ResolutionStruct) -> str:
 
 
 def _subject_fields(payload: Payload, subject: Subject | SubjectStruct) -> None:
-    for attribute, key in _SUBJECT_TEXT:
-        if (text := getattr(subject, attribute)) is not None:
-            payload[key] = text
+    # Spelled out rather than looped over _SUBJECT_TEXT: a getattr per field cost 1.3 us an
+    # event against 0.5 (bench_ingest's page views). Same keys, same order.
+    if (text := subject.user_id) is not None:
+        payload["uid"] = text
+    if (text := subject.domain_user_id) is not None:
+        payload["duid"] = text
+    if (text := subject.network_user_id) is not None:
+        payload["tnuid"] = text
+    if (text := subject.session_id) is not None:
+        payload["sid"] = text
+    if (text := subject.ip_address) is not None:
+        payload["ip"] = text
+    if (text := subject.useragent) is not None:
+        payload["ua"] = text
+    if (text := subject.language) is not None:
+        payload["lang"] = text
+    if (text := subject.timezone) is not None:
+        payload["tz"] = text
     if subject.session_index is not None:
         payload["vid"] = str(subject.session_index)
     if subject.screen_resolution is not None:
@@ -135,11 +156,13 @@ def _kind_fields(payload: Payload, event: AnyEvent, *, base64_encode: bool) -> N
     # Told apart by event_type rather than isinstance: the pydantic model and the Structs
     # of the hot path (tracking_common.ingest.structs) render through this one function.
     kind = event.event_type
-    if kind is EventType.PAGE_PING:
+    if kind is _PAGE_VIEW:
+        return
+    if kind is _PAGE_PING:
         for attribute, key in _PING_OFFSETS:
             if (offset := getattr(event, attribute)) is not None:
                 payload[key] = str(offset)
-    elif kind is EventType.STRUCT:
+    elif kind is _STRUCT:
         struct = cast("StructEvent | StructEventStruct", event)
         payload["se_ca"] = struct.category
         payload["se_ac"] = struct.action
@@ -149,7 +172,7 @@ def _kind_fields(payload: Payload, event: AnyEvent, *, base64_encode: bool) -> N
             payload["se_pr"] = struct.property
         if struct.value is not None:
             payload["se_va"] = _number(struct.value)
-    elif kind is EventType.SELF_DESCRIBING:
+    elif kind is _SELF_DESCRIBING:
         described = cast("SelfDescribing | SelfDescribingStruct", event)
         wrapper = {"schema": UNSTRUCT_EVENT_URI, "data": described.event.as_json()}
         key = "ue_px" if base64_encode else "ue_pr"
@@ -171,7 +194,8 @@ def to_payload(
         "e": E_CODES[event.event_type],
         "eid": str(event.event_id) if event_id is None else event_id,
         "tv": event.tracker_version,
-        "p": event.platform.value,
+        # _value_ (the member's plain str) rather than .value, a property: 0.35 us an event.
+        "p": event.platform._value_,
     }
     if event.app_id is not None:
         payload["aid"] = event.app_id
@@ -304,7 +328,7 @@ def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
         for attribute, key in _PING_OFFSETS:
             if (offset := reader.integer(key)) is not None:
                 fields[attribute] = offset
-    elif kind is EventType.STRUCT:
+    elif kind is _STRUCT:
         fields["category"] = reader.text("se_ca")
         fields["action"] = reader.text("se_ac")
         fields["label"] = reader.text("se_la")
@@ -318,7 +342,7 @@ def _type_fields(reader: _Reader, kind: EventType) -> dict[str, Any]:
                 fields["value"] = number
             else:
                 reader.fail("se_va", "invalid_number", "se_va must be a finite number")
-    elif kind is EventType.SELF_DESCRIBING:
+    elif kind is _SELF_DESCRIBING:
         found_before = len(reader.issues)
         event = reader.wrapped("ue_pr", "ue_px", UNSTRUCT_EVENT_URI.__eq__, "unstruct_event")
         # Only when the wrapper itself raised no issue is it missing (not merely malformed).

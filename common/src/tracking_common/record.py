@@ -214,13 +214,19 @@ def partition_key(payload: Mapping[str, str]) -> bytes:
     return payload["eid"].encode()
 
 
-def record_headers(event_id: str) -> list[tuple[str, bytes]]:
-    """The contract headers of a record (trace context is added by the producer)."""
-    return [
-        (HEADER_RECORD_SCHEMA, EVENT_RECORD_SCHEMA.encode()),
-        (HEADER_EVENT_ID, event_id.encode()),
-        (HEADER_CONTENT_TYPE, b"application/json"),
-    ]
+_SCHEMA_HEADER: Final = (HEADER_RECORD_SCHEMA, EVENT_RECORD_SCHEMA.encode())
+_CONTENT_TYPE_HEADER: Final = (HEADER_CONTENT_TYPE, b"application/json")
+
+
+def record_headers(
+    event_id: str | bytes, trace: Sequence[tuple[str, bytes]] = ()
+) -> list[tuple[str, bytes]]:
+    """The contract headers of a record, then ``trace`` (the producer's trace context).
+
+    ``event_id`` may be given already encoded (the ingest path encodes it once for the key too).
+    """
+    encoded = event_id.encode() if isinstance(event_id, str) else event_id
+    return [_SCHEMA_HEADER, (HEADER_EVENT_ID, encoded), _CONTENT_TYPE_HEADER, *trace]
 
 
 def _fail(path: str, code: str, message: str) -> RecordContractError:

@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
+from typing import Final
 
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
 
-__all__ = ["CachedPartitioner"]
+__all__ = ["CachedPartitioner", "murmur2"]
+
+_SEED: Final = 0x9747B28C
+_M: Final = 0x5BD1E995
+_MASK: Final = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 of ``data`` (``Utils.murmur2`` of the Java client), as an unsigned int.
+
+    The same arithmetic as aiokafka's ``murmur2``, which reads the body byte by byte and masks
+    after every step (16-17 us for a 36-byte event id); here the body is read as little-endian
+    words in one ``struct`` call, masked where a product can overflow 32 bits: 8.8 us. A test
+    holds the two equal, on Kafka's own test vectors and on generated keys.
+    """
+    length = len(data)
+    h = _SEED ^ length
+    for word in struct.unpack_from(f"<{length >> 2}I", data):
+        k = (word * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = length & 3
+    if tail:
+        body = length - tail
+        if tail == 3:
+            h ^= data[body + 2] << 16
+        if tail >= 2:
+            h ^= data[body + 1] << 8
+        h = ((h ^ data[body]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 class CachedPartitioner:
     """aiokafka's :class:`DefaultPartitioner` (Java-compatible murmur2), with the hash cached.
 
-    aiokafka's murmur2 is pure Python (tens of microseconds a key) and runs for every message.
+    murmur2 is pure Python (8.8 us for an event id's 36 bytes here, 16-17 in aiokafka's) and runs
+    for every message.
     A user's key recurs, so its hash is kept, in a dict of at most ``max_keys`` entries (about
     150 bytes each, key included: 9.5 MB when full), cleared when full. A key that never recurs
     (an event's or a request's own id) is hashed and forgotten: kept, each anonymous event grew

@@ -120,8 +120,17 @@ def decode_events(raws: list[bytes], *, level: int, max_depth: int) -> list[Deco
         except _DECODE_ERRORS:
             pass
         else:
+            if max_depth < level + 3:
+                return [
+                    _checked(raw, event, level, max_depth)
+                    for raw, event in zip(raws, events, strict=True)
+                ]
+            # With room for the Structs' own levels, only self-describing data can nest too
+            # deep (_checked): an event without any is taken as it is, with no call.
             return [
-                _checked(raw, event, level, max_depth)
+                DecodedEvent(raw, event, [], None)
+                if not event.entities and type(event) is not SelfDescribingStruct
+                else _checked(raw, event, level, max_depth)
                 for raw, event in zip(raws, events, strict=True)
             ]
     return [decode_event(raw, level=level, max_depth=max_depth) for raw in raws]

@@ -107,15 +107,24 @@ class Ingestor:
         ids: list[str | None] = msgspec.to_builtins(
             [None if item.event is None else item.event.event_id for item in decoded]
         )
+        accept = _Accept(self._events_topic, request, batch)
+        max_bytes = self._max_event_bytes
         for index, (raw, event, decode_issues, claimed_id) in enumerate(decoded):
-            issues = decode_issues + self._size_issues(raw)
-            record, sent, event_id = None, None, claimed_id
-            if event is not None:
-                issues += schemas.issues(event)
-                record = to_payload(event, event_id=ids[index])
-                event_id = record["eid"]
-                sent = None if event.sent_at is None else ms_from_datetime(event.sent_at)
-            self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)
+            if event is None:
+                issues = decode_issues + self._size_issues(raw)
+                self._settle(batch, seen, request, index, raw, claimed_id, issues, None, None)
+                continue
+            record = to_payload(event, event_id=ids[index])
+            event_id = record["eid"]
+            sent = None if event.sent_at is None else ms_from_datetime(event.sent_at)
+            issues = schemas.issues(event)
+            if issues or len(raw) > max_bytes or event_id in seen:
+                issues = self._size_issues(raw) + issues
+                self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)
+                continue
+            # The common case, inline: an event with no issue is accepted (_settle's accept).
+            seen.add(event_id)
+            accept(record, event_id, sent)
         return batch
 
     async def tracker(
@@ -238,15 +247,7 @@ class Ingestor:
             return
         event_id = record["eid"]
         seen.add(event_id)
-        value = encode_record(
-            record, collector_tstamp=request.now_ms, source=request.source, device_sent_tstamp=sent
-        )
-        headers = record_headers(event_id) + request.trace
-        key = partition_key(record)
-        # With no user, the key is the event's own id: it never comes back.
-        recurs = key != event_id.encode()
-        batch.messages.append(Message(self._events_topic, value, key, headers, key_recurs=recurs))
-        batch.accepted_ids.append(event_id)
+        _Accept(self._events_topic, request, batch)(record, event_id, sent)
 
     def _bad(
         self,
@@ -275,6 +276,30 @@ class _Request:
     now_ms: int
     trace: Headers
     request_id: str
+
+
+class _Accept:
+    """Adds an accepted event's record to a request's batch (called once per event)."""
+
+    __slots__ = ("_batch", "_request", "_topic")
+
+    def __init__(self, topic: str, request: _Request, batch: Batch) -> None:
+        self._topic = topic
+        self._request = request
+        self._batch = batch
+
+    def __call__(self, record: dict[str, str], event_id: str, sent: int | None) -> None:
+        request = self._request
+        value = encode_record(
+            record, collector_tstamp=request.now_ms, source=request.source, device_sent_tstamp=sent
+        )
+        encoded_id = event_id.encode()
+        key = partition_key(record)
+        # With no user, the key is the event's own id: it never comes back. Positional
+        # arguments: a named tuple built with a keyword costs twice as much.
+        headers = record_headers(encoded_id, request.trace)
+        self._batch.messages.append(Message(self._topic, value, key, headers, key != encoded_id))
+        self._batch.accepted_ids.append(event_id)
 
 
 def _duplicate(event_id: str) -> ValidationIssue:

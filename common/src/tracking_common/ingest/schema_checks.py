@@ -21,7 +21,11 @@ from tracking_common.iglu import (
 )
 from tracking_common.iglu.resolver import IgluResolver, Resolution
 from tracking_common.ingest.errors import SchemaRegistryUnavailableError
-from tracking_common.ingest.structs import EventStruct, SelfDescribingJsonStruct
+from tracking_common.ingest.structs import (
+    EventStruct,
+    SelfDescribingJsonStruct,
+    SelfDescribingStruct,
+)
 
 __all__ = ["RequestSchemas", "resolve_schemas"]
 
@@ -45,7 +49,7 @@ class RequestSchemas:
 
     def issues(self, event: EventStruct) -> list[ValidationIssue]:
         """Every schema problem of ``event``'s self-describing data, with paths into it."""
-        if not event.entities and getattr(event, "event", None) is None:
+        if not event.entities and type(event) is not SelfDescribingStruct:
             return []
         issues: list[ValidationIssue] = []
         for path, sdj in _self_describing(event):
@@ -83,7 +87,8 @@ async def resolve_schemas(
     """
     keys: dict[str, SchemaKey] = {}
     for event in events:
-        if event is None:
+        # Most events carry no self-describing data: skip them without a generator.
+        if event is None or not (event.entities or type(event) is SelfDescribingStruct):
             continue
         for _, sdj in _self_describing(event):
             if sdj.schema_ not in keys:
