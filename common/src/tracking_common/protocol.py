@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
@@ -104,7 +105,11 @@ _PING_OFFSETS: Final = (
 
 
 def _encode(value: Any, *, base64_encode: bool) -> str:
-    raw = orjson.dumps(value)
+    try:
+        raw = orjson.dumps(value)
+    except TypeError:
+        # An integer beyond 64 bits: JSON allows it, msgspec reads it, orjson cannot write it.
+        raw = msgspec.json.encode(value)
     if base64_encode:
         return base64.urlsafe_b64encode(raw).decode("ascii")
     return raw.decode()

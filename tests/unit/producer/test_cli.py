@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,18 @@ from tracking_producer.report import Report
 
 from tests.support.waiting import wait_until
 from tests.unit.api_service.api_support import FakePublisher
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """``main`` configures logging as an entry point does; here it runs inside the test
+    process, so what it set is put back for the tests that follow."""
+    client = logging.getLogger("aiokafka")
+    level, handlers = client.level, list(logging.getLogger().handlers)
+    yield
+    client.setLevel(level)
+    logging.getLogger().handlers[:] = handlers
+
 
 GOOD = b'{"event_type":"page_view","page":{"url":"https://a.example/"}}'
 PAYLOAD = b'{"e":"se","p":"srv","tv":"py-1","se_ca":"c","se_ac":"a"}'

@@ -3,6 +3,7 @@ refusals of a whole body."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import orjson
@@ -185,6 +186,39 @@ async def test_unknown_schemas_pass_when_allowed(make_ingestor: MakeIngestor) ->
     event = {"event_type": "self_describing", "event": {"schema": UNKNOWN, "data": {}}}
 
     assert (await v1(ingestor, event)).accepted == 1
+
+
+BIG = 65420594018595879006502912
+"""Beyond 64 bits: JSON allows it and msgspec reads it; orjson cannot write it (was a 500)."""
+
+
+async def test_integers_beyond_64_bits_in_data_are_kept_exactly(
+    make_ingestor: MakeIngestor,
+) -> None:
+    ingestor = make_ingestor(allow_unknown_schemas=True)
+    entity = {"schema": UNKNOWN, "data": {"n": [BIG, -BIG]}}
+    event = {
+        "event_type": "self_describing",
+        "event": {"schema": UNKNOWN, "data": {"n": BIG}},
+        "entities": [entity],
+    }
+
+    batch = await v1(ingestor, json.dumps({"events": [event]}).encode())
+
+    [record] = records(batch)
+    assert f'"n":{BIG}' in record["payload"]["ue_pr"]
+    assert f'"n":[{BIG},-{BIG}]' in record["payload"]["co"]
+
+
+async def test_integers_beyond_64_bits_with_an_unknown_schema_are_rejected(
+    ingestor: Ingestor,
+) -> None:
+    event = {"event_type": "self_describing", "event": {"schema": UNKNOWN, "data": {"n": BIG}}}
+
+    batch = await v1(ingestor, json.dumps(event).encode())
+
+    assert codes(batch) == [("/event/schema", "unknown_schema")]
+    assert len(bad_events(batch)) == 1
 
 
 async def test_a_schema_key_too_long_for_a_file_name_is_an_unknown_schema(
