@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +17,13 @@ import orjson
 import pytest
 from tracking_producer import EventProducer
 
+from tests.e2e.conftest import API_KEY
 from tests.support.collector import RunningCollector
-from tests.support.pipeline import RunningPipeline, create_topics, run_pipeline
+from tests.support.pipeline import RunningPipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-API_KEY = "e2e-" + uuid.uuid4().hex
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
-
-
-@pytest.fixture
-async def topics(kafka_bootstrap: str) -> dict[str, str]:
-    """Fresh topics for this test, named by the variables the services read."""
-    return await create_topics(kafka_bootstrap, "e2e-internal")
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, topics: dict[str, str], collector: RunningCollector, tmp_path: Path
-) -> Iterator[RunningPipeline]:
-    """The API and the forwarder, wired to the session broker and this test's collector."""
-    with run_pipeline(
-        kafka_env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-        topics=topics,
-        collector_url=collector.base_url,
-        workdir=tmp_path,
-        api_env={"API_KEYS": API_KEY},
-    ) as running:
-        yield running
 
 
 def event(event_id: str) -> dict[str, Any]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import aiohttp
@@ -14,38 +12,16 @@ from snowplow_tracker.events.page_view import PageView
 from snowplow_tracker.events.structured_event import StructuredEvent
 from snowplow_tracker.tracker import Tracker
 
+from tests.e2e.conftest import API_KEY
 from tests.support.collector import RunningCollector
-from tests.support.pipeline import create_topics, run_pipeline
+from tests.support.pipeline import RunningPipeline
 from tests.support.snowplow import snowplow_emitter
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-API_KEY = "e2e-" + uuid.uuid4().hex
-
-
-@pytest.fixture
-async def topics(kafka_bootstrap: str) -> dict[str, str]:
-    """Fresh topics for this test, named by the variables the services read."""
-    return await create_topics(kafka_bootstrap, "e2e")
-
-
-@pytest.fixture
-def pipeline(
-    kafka_bootstrap: str, topics: dict[str, str], collector: RunningCollector, tmp_path: Path
-) -> Iterator[str]:
-    """The API and the forwarder, wired to the session broker and this test's collector."""
-    with run_pipeline(
-        kafka_env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-        topics=topics,
-        collector_url=collector.base_url,
-        workdir=tmp_path,
-        api_env={"API_KEYS": API_KEY},
-    ) as running:
-        yield running.url
-
 
 async def test_an_event_posted_to_the_api_reaches_the_collector_as_payload_data(
-    pipeline: str, collector: RunningCollector
+    pipeline: RunningPipeline, collector: RunningCollector
 ) -> None:
     event_id = str(uuid.uuid4())
     event = {
@@ -58,7 +34,7 @@ async def test_an_event_posted_to_the_api_reaches_the_collector_as_payload_data(
     async with (
         aiohttp.ClientSession() as http,
         http.post(
-            f"{pipeline}/v1/events", json=event, headers={"Authorization": f"Bearer {API_KEY}"}
+            f"{pipeline.url}/v1/events", json=event, headers={"Authorization": f"Bearer {API_KEY}"}
         ) as answer,
     ):
         assert answer.status == 200, await answer.text()
@@ -86,10 +62,10 @@ def _track_with_snowplow(api_url: str, method: Literal["get", "post"]) -> list[i
 
 
 async def test_snowplow_trackers_reach_the_collector_through_the_pipeline_unchanged(
-    pipeline: str, collector: RunningCollector
+    pipeline: RunningPipeline, collector: RunningCollector
 ) -> None:
-    failures = await asyncio.to_thread(_track_with_snowplow, pipeline, "post")
-    failures += await asyncio.to_thread(_track_with_snowplow, pipeline, "get")
+    failures = await asyncio.to_thread(_track_with_snowplow, pipeline.url, "post")
+    failures += await asyncio.to_thread(_track_with_snowplow, pipeline.url, "get")
 
     assert failures == []
     await collector.wait_for_count(4, timeout_s=30)
