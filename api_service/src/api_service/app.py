@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
-from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
 from tracking_common.ingest import Ingestor
 from tracking_producer import Publisher
 
@@ -67,13 +66,7 @@ def build_pipeline(
     settings: ApiSettings, publisher: Publisher, metrics: ApiMetrics | None = None
 ) -> RequestPipeline:
     """The request pipeline for ``settings``, publishing through ``publisher``."""
-    config = settings.iglu_resolver_config
-    resolver = build_resolver(
-        None if config is None else load_resolver_config(config),
-        schema_dir=settings.iglu_schema_dir,
-        timeout_s=settings.iglu_resolve_timeout_s,
-        failure_ttl_s=settings.api_retry_after_s,
-    )
+    resolver = settings.resolver(failure_ttl_s=settings.api_retry_after_s)
     envelopes = bundled_repository()
     # Compiled now, at start-up, rather than by the first tracker request on the event loop.
     envelopes.has(PAYLOAD_DATA_SCHEMA)

@@ -8,13 +8,11 @@ Shared names (``KAFKA_BOOTSTRAP_SERVERS``, the topics) come from
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tracking_common.iglu.resolver_config import load_resolver_config
 from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
-from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
+from tracking_common.settings import IgluSettings, KafkaTopicsSettings, describe_settings_error
 
 from api_service.client_address import Network, parse_networks
 
@@ -35,7 +33,7 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-class ApiSettings(BaseSettings, KafkaTopicsSettings):
+class ApiSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
     """Everything the API reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
@@ -71,28 +69,6 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
         default="*",
         description="Comma-separated browser origins allowed on the open tracker endpoints "
         "(`*` = any); a request from another origin gets 403.",
-    )
-    iglu_schema_dir: Path | None = Field(
-        default=None,
-        description="Iglu directory (vendor/name/jsonschema/version) of your own schemas, asked "
-        "before the bundled Iglu Central; the simple case of IGLU_RESOLVER_CONFIG.",
-    )
-    iglu_resolver_config: Path | None = Field(
-        default=None,
-        description="File of a Snowplow resolver configuration (resolver-config 1-0-0 to "
-        "1-0-3): Iglu registries (static, Iglu Server, embedded) to resolve schemas from; "
-        "Iglu Central's schemas are bundled and always asked too.",
-    )
-    iglu_resolve_timeout_s: float = Field(
-        default=2.0,
-        gt=0,
-        le=60,
-        description="Deadline for resolving one request's schemas from the registries (503 "
-        "with Retry-After beyond); also each registry request's timeout.",
-    )
-    api_allow_unknown_schemas: bool = Field(
-        default=False,
-        description="Accept self-describing data whose schema no Iglu repository has.",
     )
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body, as sent (413 beyond)."
@@ -209,20 +185,6 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings):
         description="Serve `POST /bench/noop` (the request layer alone: nothing parsed or "
         "published), for the benchmark.",
     )
-
-    @field_validator("iglu_schema_dir")
-    @classmethod
-    def _directory_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_dir():
-            raise ValueError(f"{value} is not a directory")
-        return value
-
-    @field_validator("iglu_resolver_config")
-    @classmethod
-    def _resolver_config_loads(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            load_resolver_config(value)  # its ResolverConfigError is a ValueError: names the field
-        return value
 
     @field_validator("api_nuid_cookie_domains", "api_redirect_domains")
     @classmethod

@@ -4,20 +4,25 @@ Each service owns one pydantic-settings class that reads the environment; it inh
 :class:`KafkaTopicsSettings` so ``KAFKA_BOOTSTRAP_SERVERS``, ``EVENTS_TOPIC``,
 ``BAD_EVENTS_TOPIC``, ``DLQ_TOPIC`` and the ``KAFKA_SECURITY_PROTOCOL``/``KAFKA_SASL_*``/
 ``KAFKA_SSL_*`` settings (:mod:`tracking_common.kafka_security`) mean and validate the same
-everywhere. This module
-itself reads no environment variable.
+everywhere; a service that checks events inherits :class:`IgluSettings` too, so
+``IGLU_SCHEMA_DIR``, ``IGLU_RESOLVER_CONFIG``, ``IGLU_RESOLVE_TIMEOUT_S`` and
+``API_ALLOW_UNKNOWN_SCHEMAS`` do. This module itself reads no environment variable.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
+from tracking_common.iglu.resolver import IgluResolver
+from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
 from tracking_common.kafka_security import KafkaSecuritySettings
 
 __all__ = [
+    "IgluSettings",
     "KafkaTopicsSettings",
     "SettingsError",
     "TopicName",
@@ -71,6 +76,58 @@ class KafkaTopicsSettings(KafkaSecuritySettings):
     dlq_topic: TopicName = Field(
         default="events_dlq", description="Records the forwarder could not deliver."
     )
+
+
+class IgluSettings(BaseModel):
+    """Where the schemas of self-describing data come from, and whether unknown ones pass."""
+
+    iglu_schema_dir: Path | None = Field(
+        default=None,
+        description="Iglu directory (vendor/name/jsonschema/version) of your own schemas, asked "
+        "before the bundled Iglu Central; the simple case of IGLU_RESOLVER_CONFIG.",
+    )
+    iglu_resolver_config: Path | None = Field(
+        default=None,
+        description="File of a Snowplow resolver configuration (resolver-config 1-0-0 to "
+        "1-0-3): Iglu registries (static, Iglu Server, embedded) to resolve schemas from; "
+        "Iglu Central's schemas are bundled and always asked too.",
+    )
+    iglu_resolve_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Deadline for resolving one request's schemas from the registries (503 "
+        "with Retry-After beyond); also each registry request's timeout.",
+    )
+    api_allow_unknown_schemas: bool = Field(
+        default=False,
+        description="Accept self-describing data whose schema no Iglu repository has.",
+    )
+
+    @field_validator("iglu_schema_dir")
+    @classmethod
+    def _directory_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
+    @field_validator("iglu_resolver_config")
+    @classmethod
+    def _resolver_config_loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_resolver_config(value)  # its ResolverConfigError is a ValueError: names the field
+        return value
+
+    def resolver(self, *, failure_ttl_s: float = 5.0) -> IgluResolver:
+        """The resolver these settings describe; a registry outage is remembered for
+        ``failure_ttl_s``."""
+        config = self.iglu_resolver_config
+        return build_resolver(
+            None if config is None else load_resolver_config(config),
+            schema_dir=self.iglu_schema_dir,
+            timeout_s=self.iglu_resolve_timeout_s,
+            failure_ttl_s=failure_ttl_s,
+        )
 
 
 def describe_settings_error(exc: ValidationError) -> SettingsError:

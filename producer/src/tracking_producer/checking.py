@@ -22,12 +22,12 @@ import orjson
 from pydantic import BaseModel
 from tracking_common.errors import ValidationIssue
 from tracking_common.iglu import bundled_repository
-from tracking_common.iglu.resolver_config import build_resolver, load_resolver_config
 from tracking_common.ingest import Batch, Ingestor, Rejection, SchemaRegistryUnavailableError
 from tracking_common.ingest.tracker import PAYLOAD_DATA_PREFIX
 from tracking_common.messages import Headers, Message
 from tracking_common.protocol import RequestFacts
 from tracking_common.record import now_ms
+from tracking_common.settings import IgluSettings
 
 from tracking_producer.errors import SchemasUnavailableError
 
@@ -68,7 +68,12 @@ class EventChecker:
     ) -> None:
         self.topic = topic
         self._batch_size = batch_size
-        self._iglu = (iglu_schema_dir, iglu_resolver_config, iglu_resolve_timeout_s)
+        # Not validated here: the paths are read when the resolver is built, as before.
+        self._iglu = IgluSettings.model_construct(
+            iglu_schema_dir=iglu_schema_dir,
+            iglu_resolver_config=iglu_resolver_config,
+            iglu_resolve_timeout_s=iglu_resolve_timeout_s,
+        )
         self._new_ingestor = functools.partial(
             Ingestor,
             events_topic=topic,
@@ -83,12 +88,7 @@ class EventChecker:
     def ingestor(self) -> Ingestor:
         """The Ingestor (built on first use: reads the resolver configuration)."""
         if self._ingestor is None:
-            schema_dir, config, timeout_s = self._iglu
-            resolver = build_resolver(
-                None if config is None else load_resolver_config(config),
-                schema_dir=schema_dir,
-                timeout_s=timeout_s,
-            )
+            resolver = self._iglu.resolver()
             self._ingestor = self._new_ingestor(iglu=bundled_repository(), resolver=resolver)
         return self._ingestor
 

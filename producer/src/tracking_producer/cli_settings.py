@@ -8,33 +8,18 @@ flags override the common ones. A bad value stops it with exit code 2, naming th
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tracking_common.iglu.resolver_config import load_resolver_config
-from tracking_common.settings import KafkaTopicsSettings, describe_settings_error
+from tracking_common.settings import IgluSettings, KafkaTopicsSettings, describe_settings_error
 
 __all__ = ["ProduceSettings", "load_produce_settings"]
 
 
-class ProduceSettings(BaseSettings, KafkaTopicsSettings):
+class ProduceSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
     """What ``tracking-produce`` reads from its environment (names and defaults the API's)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    iglu_schema_dir: Path | None = Field(
-        default=None, description="Iglu directory of your own schemas (as the API's)."
-    )
-    iglu_resolver_config: Path | None = Field(
-        default=None, description="Snowplow resolver configuration file (as the API's)."
-    )
-    iglu_resolve_timeout_s: float = Field(
-        default=2.0, gt=0, le=60, description="Deadline for resolving a batch's schemas."
-    )
-    api_allow_unknown_schemas: bool = Field(
-        default=False, description="Accept self-describing data of a schema no repository has."
-    )
     api_max_event_bytes: int = Field(
         default=65_536, ge=512, le=130_048, description="Largest single event, as JSON."
     )
@@ -50,20 +35,6 @@ class ProduceSettings(BaseSettings, KafkaTopicsSettings):
     api_producer_linger_ms: int = Field(
         default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
     )
-
-    @field_validator("iglu_schema_dir")
-    @classmethod
-    def _directory_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_dir():
-            raise ValueError(f"{value} is not a directory")
-        return value
-
-    @field_validator("iglu_resolver_config")
-    @classmethod
-    def _resolver_config_loads(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            load_resolver_config(value)  # its ResolverConfigError is a ValueError: names the field
-        return value
 
 
 def load_produce_settings(**overrides: object) -> ProduceSettings:
