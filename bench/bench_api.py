@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_server import running, served
+from bench.child import run_child
 from bench.payloads import BATCH_SIZE, batch_events, page_view
 from scripts.kafka.security import client_options_from_env
 
@@ -241,25 +242,12 @@ def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[tuple[str, i
 
 def raw_producer(bootstrap: str, topic: str, duration_s: float, window: int) -> dict[str, float]:
     """``bench.raw_producer`` in a process of its own: events/s of each way and the faster."""
-    output = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "bench.raw_producer",
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--duration",
-            str(duration_s),
-            "--window",
-            str(window),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=2 * duration_s + 120,
+    ways = run_child(
+        "bench.raw_producer",
+        *("--bootstrap", bootstrap, "--topic", topic),
+        *("--duration", str(duration_s), "--window", str(window)),
+        timeout_s=2 * duration_s + 120,
     )
-    ways = json.loads(output.stdout.decode().strip().splitlines()[-1])
     stored = asyncio.run(end_offsets(bootstrap, topic))
     produced = sum(int(way["events"]) for way in ways.values())
     if stored < produced:

@@ -187,6 +187,7 @@ def main() -> None:
         _child(args.child, args.url, args.events, args.batch_size)
         return
 
+    from bench.child import run_child  # noqa: PLC0415
     from bench.results import ratio_line, record  # noqa: PLC0415
 
     process, base_url = _start_collector()
@@ -195,25 +196,12 @@ def main() -> None:
         for contender in CONTENDERS:
             _call(base_url, "/micro/reset", "POST")
             collector_cpu = _cpu_s(process.pid)
-            output = subprocess.run(  # noqa: S603 - our own interpreter and module
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.bench_emitter",
-                    "--child",
-                    contender,
-                    "--url",
-                    base_url,
-                    "--events",
-                    str(args.events),
-                    "--batch-size",
-                    str(args.batch_size),
-                ],
-                check=True,
-                capture_output=True,
-                timeout=300,
+            result = run_child(
+                "bench.bench_emitter",
+                *("--child", contender, "--url", base_url),
+                *("--events", str(args.events), "--batch-size", str(args.batch_size)),
+                timeout_s=300,
             )
-            result = json.loads(output.stdout.decode().strip().splitlines()[-1])
             arrived = _call(base_url, "/micro/all")["good"]
             collector_cpu = _cpu_s(process.pid) - collector_cpu
             print(

@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -45,6 +44,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from forwarder_service.settings import ForwarderSettings
 from tracking_common.record import encode_record, partition_key, record_headers
 
+from bench.child import run_child
 from bench.results import ratio_line, record
 from scripts.kafka.broker import DEFAULT_BOOTSTRAP, KafkaBroker, answers
 from scripts.kafka.security import client_options_from_env
@@ -248,14 +248,9 @@ def forwarder_process(env: Mapping[str, str], log: Path) -> Iterator[subprocess.
 def raw_consumer_rate(bootstrap: str, topic: str, events: int) -> float:
     """Events/s of a bare aiokafka consumer reading ``topic`` (its own process); prints its
     CPU per record."""
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "bench.forwarder_raw_consumer", bootstrap, topic, str(events)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    figures = run_child(
+        "bench.forwarder_raw_consumer", bootstrap, topic, str(events), timeout_s=120
     )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"raw consumer CPU: {figures['cpu_us_per_record']:.1f} us per record", flush=True)
     return float(figures["events_per_s"])
 

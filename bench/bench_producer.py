@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import json
 import resource
-import subprocess
-import sys
 import time
 import uuid
 from collections import deque
@@ -39,6 +37,7 @@ from tracking_common.ingest import Ingestor
 from tracking_common.record import now_ms
 
 from bench.bench_api import create_topics, end_offsets, kafka, raw_producer
+from bench.child import run_child
 from bench.payloads import page_view
 
 BATCH = 500
@@ -78,26 +77,12 @@ async def library(bootstrap: str, topic: str, duration_s: float, window: int) ->
 
 def run_library(bootstrap: str, topic: str, duration_s: float, window: int) -> dict[str, float]:
     """:func:`library` in a process of its own."""
-    output = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "bench.bench_producer",
-            "--child",
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--duration",
-            str(duration_s),
-            "--window",
-            str(window),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=2 * duration_s + 120,
+    result: dict[str, float] = run_child(
+        "bench.bench_producer",
+        *("--child", "--bootstrap", bootstrap, "--topic", topic),
+        *("--duration", str(duration_s), "--window", str(window)),
+        timeout_s=2 * duration_s + 120,
     )
-    result: dict[str, float] = json.loads(output.stdout.decode().strip().splitlines()[-1])
     return result
 
 
