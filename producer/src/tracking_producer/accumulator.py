@@ -45,7 +45,6 @@ class _Batch:
     acknowledged: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    records: int = 0
 
 
 class BatchAccumulator:
@@ -74,7 +73,6 @@ class BatchAccumulator:
                 batch = self._open(queue)
                 futures.append(batch.acknowledged)
                 _append(batch.builder, message)  # an empty batch takes any record
-            batch.records += 1
         if partition not in self._draining:
             self._draining[partition] = asyncio.create_task(
                 self._drain(partition, queue), name=f"kafka-batches-{partition[0]}-{partition[1]}"
