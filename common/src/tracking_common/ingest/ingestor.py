@@ -140,12 +140,11 @@ class Ingestor:
         """POST tp2: ``body`` is a ``payload_data`` self-describing JSON."""
         raws = payload_data_items(body, self._max_depth)
         self._check_count(len(raws))
-        items = [
-            decode_payload(raw, envelopes=self._iglu, level=ITEM_LEVEL, max_depth=self._max_depth)
-            for raw in raws
-        ]
         return await self._track(
-            items, source=source, now_ms=now_ms, trace=trace, request_id=request_id, facts=facts
+            raws,
+            ITEM_LEVEL,
+            request=_Request(source, now_ms, trace, request_id),
+            facts=facts,
         )
 
     async def tracker_payloads(
@@ -160,14 +159,11 @@ class Ingestor:
     ) -> Batch:
         """``/i`` and ``/r/tp2``: payloads already read from a query string."""
         self._check_count(len(payloads))
-        items = [
-            decode_payload(
-                orjson.dumps(payload), envelopes=self._iglu, level=1, max_depth=self._max_depth
-            )
-            for payload in payloads
-        ]
         return await self._track(
-            items, source=source, now_ms=now_ms, trace=trace, request_id=request_id, facts=facts
+            [orjson.dumps(payload) for payload in payloads],
+            1,
+            request=_Request(source, now_ms, trace, request_id),
+            facts=facts,
         )
 
     def whole_request(
@@ -183,17 +179,14 @@ class Ingestor:
     # -- shared -------------------------------------------------------------------------------
 
     async def _track(
-        self,
-        items: list[TrackerItem],
-        *,
-        source: Source,
-        now_ms: int,
-        trace: Headers,
-        request_id: str,
-        facts: RequestFacts,
+        self, raws: list[bytes], level: int, *, request: _Request, facts: RequestFacts
     ) -> Batch:
-        """Check tracker-protocol items; the record keeps the tracker's payload
-        (:func:`~tracking_common.ingest.tracker.record_payload`)."""
+        """Check tracker-protocol items (their JSON bytes, at ``level`` in the body); the record
+        keeps the tracker's payload (:func:`~tracking_common.ingest.tracker.record_payload`)."""
+        items = [
+            decode_payload(raw, envelopes=self._iglu, level=level, max_depth=self._max_depth)
+            for raw in raws
+        ]
         read = [
             read_event(item.payload) if item.payload is not None else (None, item.issues)
             for item in items
@@ -201,7 +194,6 @@ class Ingestor:
         schemas = await resolve_schemas(
             self._resolver, (event for event, _ in read), allow_unknown=self._allow_unknown
         )
-        request = _Request(source, now_ms, trace, request_id)
         batch = Batch()
         seen: set[str] = set()
         for index, (item, (event, read_issues)) in enumerate(zip(items, read, strict=True)):
