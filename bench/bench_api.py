@@ -9,6 +9,8 @@ other core) through ``bench/api_wrk.lua``:
 - ``api_single_rps`` and its p50/p99 latency: ``POST /v1/events`` with one page view;
 - ``api_batch_events_per_s`` and its p50/p99: ``POST /v1/events`` with 100 page views.
 
+A 5-second run of the raw producer first warms a freshly started broker up (not measured).
+
 The same wrk script, body and connections then drive two baselines, each in its own process on
 uvicorn with the API's settings (``bench.baseline_server``):
 
@@ -240,8 +242,10 @@ def api_service(bootstrap: str, topics: dict[str, str]) -> Iterator[tuple[str, i
 # -- the run ------------------------------------------------------------------------------------
 
 
-def raw_producer(bootstrap: str, topic: str, duration_s: float, window: int) -> dict[str, float]:
-    """``bench.raw_producer`` in a process of its own: events/s of each way and the faster."""
+def raw_producer(
+    bootstrap: str, topic: str, duration_s: float, window: int, *, quiet: bool = False
+) -> dict[str, float]:
+    """``bench.raw_producer`` in a process of its own: events/s of each way."""
     ways = run_child(
         "bench.raw_producer",
         *("--bootstrap", bootstrap, "--topic", topic),
@@ -254,7 +258,8 @@ def raw_producer(bootstrap: str, topic: str, duration_s: float, window: int) -> 
         raise SystemExit(f"raw producer: {produced} acknowledged, {stored} stored")
     rates = {name: way["events"] / way["elapsed_s"] for name, way in ways.items()}
     for name, rate in rates.items():
-        print(f"  raw producer ({name}): {rate:,.0f} events/s", flush=True)
+        if not quiet:
+            print(f"  raw producer ({name}): {rate:,.0f} events/s", flush=True)
     return rates
 
 
@@ -270,10 +275,15 @@ def main() -> None:
 
     wrk = ensure_wrk()
     run = uuid.uuid4().hex[:8]
-    topics = {kind: f"bench_api_{kind}_{run}" for kind in ("events", "bad", "dlq", "raw")}
+    kinds = ("events", "bad", "dlq", "raw", "warmup")
+    topics = {kind: f"bench_api_{kind}_{run}" for kind in kinds}
     options: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration}
     with kafka() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         asyncio.run(create_topics(bootstrap, list(topics.values())))
+        # A broker started moments ago still compiles its hot paths (JIT) on the cores the API
+        # needs; its first seconds of load made even the no-op route 1.7x dearer. Warm it up.
+        print("  warming the broker up (raw producer, 5 s, not measured) ...", flush=True)
+        raw_producer(bootstrap, topics["warmup"], 5.0, args.connections, quiet=True)
         single_body = Path(tmp) / "single.json"
         single_body.write_text(json.dumps(page_view(1)))
         batch_body = Path(tmp) / "batch.json"

@@ -44,8 +44,12 @@ Offset = Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)]
 _INT32_MAX: Final = 2**31 - 1
 
 
-class _Closed(Struct, forbid_unknown_fields=True):
-    """Unknown fields are refused, as the pydantic model's ``extra="forbid"``."""
+class _Closed(Struct, forbid_unknown_fields=True, gc=False):
+    """Unknown fields are refused, as the pydantic model's ``extra="forbid"``.
+
+    Untracked by the garbage collector: decoded JSON holds no cycle, and a request's Structs
+    would otherwise count towards (and be walked by) every collection while it is in flight.
+    """
 
 
 class ResolutionStruct(_Closed):
