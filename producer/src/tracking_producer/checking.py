@@ -34,10 +34,10 @@ from tracking_producer.errors import SchemasUnavailableError
 __all__ = ["PAYLOAD_DATA_SCHEMA", "Checked", "EventChecker"]
 
 PAYLOAD_DATA_SCHEMA: Final = PAYLOAD_DATA_PREFIX + "4"
-_PAYLOAD_DATA_START: Final = b'{"schema":"' + PAYLOAD_DATA_SCHEMA.encode() + b'","data":['
 _NO_FACTS: Final = RequestFacts()  # no HTTP request: no client address, agent or cookie
 
-Check = Callable[[list[bytes], Headers], Awaitable[Batch]]
+Check = Callable[[bytes, Headers], Awaitable[Batch]]
+Body = Callable[[Sequence[Any]], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +101,17 @@ class EventChecker:
     async def v1(self, events: Sequence[Any], trace: Headers) -> Checked:
         """Check ``/v1`` events (dicts or model instances) as ``POST /v1/events`` would."""
 
-        async def check(chunk: list[bytes], trace: Headers) -> Batch:
-            body = b'{"events":[' + b",".join(chunk) + b"]}"
+        async def check(body: bytes, trace: Headers) -> Batch:
             return await self.ingestor().v1(
                 body, now_ms=now_ms(), trace=trace, request_id=_request_id(), source="internal"
             )
 
-        return await self._chunks(events, trace, check)
+        return await self._chunks(events, trace, check, _v1_body)
 
     async def payloads(self, payloads: Sequence[Any], trace: Headers) -> Checked:
         """Check tracker-protocol payloads as ``POST /tp2`` would (without request facts)."""
 
-        async def check(chunk: list[bytes], trace: Headers) -> Batch:
-            body = _PAYLOAD_DATA_START + b",".join(chunk) + b"]}"
+        async def check(body: bytes, trace: Headers) -> Batch:
             return await self.ingestor().tracker(
                 body,
                 source="internal",
@@ -123,41 +121,76 @@ class EventChecker:
                 facts=_NO_FACTS,
             )
 
-        return await self._chunks(payloads, trace, check)
+        return await self._chunks(payloads, trace, check, _payload_data_body)
 
-    async def _chunks(self, events: Sequence[Any], trace: Headers, check: Check) -> Checked:
-        """Check ``events`` in chunks of ``batch_size``, each chunk as one API request.
-        Raises SchemasUnavailableError when a registry cannot answer."""
+    async def _chunks(
+        self, events: Sequence[Any], trace: Headers, check: Check, body: Body
+    ) -> Checked:
+        """Check ``events`` in chunks of ``batch_size``, each chunk as one API request
+        (``body`` writes it). Raises SchemasUnavailableError when a registry cannot answer."""
         event_ids: list[str | None] = [None] * len(events)
         rejections: list[Rejection] = []
-        encoded: list[tuple[int, bytes]] = []
-        for index, event in enumerate(events):
-            raw = _encode(event)
-            if isinstance(raw, bytes):
-                encoded.append((index, raw))
-            else:
-                rejections.append(Rejection(index, None, [raw]))
         messages: list[Message] = []
-        for start in range(0, len(encoded), self._batch_size):
-            chunk = encoded[start : start + self._batch_size]
+        for indices, chunk_body in self._bodies(events, body, rejections):
             try:
-                batch = await check([raw for _, raw in chunk], trace)
+                batch = await check(chunk_body, trace)
             except SchemaRegistryUnavailableError as exc:
                 raise SchemasUnavailableError(exc.message, event_ids=[], events=events) from exc
             if batch.rejections:
                 rejected = {r.index: r for r in batch.rejections}
                 for position, r in rejected.items():
-                    rejections.append(Rejection(chunk[position][0], r.event_id, r.issues))
+                    rejections.append(Rejection(indices[position], r.event_id, r.issues))
                 # The rejected events' bad-event messages are dropped: the caller has the error.
                 messages += [m for m in batch.messages if m.topic == self.topic]
-                accepted = [i for position, (i, _) in enumerate(chunk) if position not in rejected]
+                accepted = [i for position, i in enumerate(indices) if position not in rejected]
             else:
                 messages += batch.messages
-                accepted = [index for index, _ in chunk]
+                accepted = list(indices)
             for index, event_id in zip(accepted, batch.accepted_ids, strict=True):
                 event_ids[index] = event_id
         rejections.sort(key=lambda r: r.index)
         return Checked(events, event_ids, rejections, messages)
+
+    def _bodies(
+        self, events: Sequence[Any], body: Body, rejections: list[Rejection]
+    ) -> list[tuple[Sequence[int], bytes]]:
+        """The request body of each chunk, with the indices (in ``events``) of its items.
+
+        The usual call (plain dicts) writes each chunk in one orjson call. Otherwise, or when
+        one of them cannot be written as JSON, each event is written on its own, and those
+        that cannot be are rejected here (added to ``rejections``).
+        """
+        size = self._batch_size
+        if not isinstance(events, list | tuple):
+            events = list(events)  # sliced below
+        if all(type(event) is dict for event in events):
+            try:
+                return [
+                    (
+                        range(start, min(start + size, len(events))),
+                        body(events[start : start + size]),
+                    )
+                    for start in range(0, len(events), size)
+                ]
+            except TypeError:
+                pass  # a value JSON cannot carry: find which event, below
+        encoded: list[tuple[int, orjson.Fragment]] = []
+        for index, event in enumerate(events):
+            raw = _encode(event)
+            if isinstance(raw, bytes):
+                encoded.append((index, orjson.Fragment(raw)))
+            else:
+                rejections.append(Rejection(index, None, [raw]))
+        chunks = [encoded[start : start + size] for start in range(0, len(encoded), size)]
+        return [([i for i, _ in chunk], body([raw for _, raw in chunk])) for chunk in chunks]
+
+
+def _v1_body(items: Sequence[Any]) -> bytes:
+    return orjson.dumps({"events": items})
+
+
+def _payload_data_body(items: Sequence[Any]) -> bytes:
+    return orjson.dumps({"schema": PAYLOAD_DATA_SCHEMA, "data": items})
 
 
 def _encode(event: Any) -> bytes | ValidationIssue:

@@ -133,6 +133,25 @@ async def test_a_value_json_cannot_carry_is_an_invalid_event(producer: EventProd
     assert raised.value.rejections[0].issues[0].code == "invalid_json"
 
 
+async def test_chunks_keep_each_event_s_index_whether_written_at_once_or_one_by_one(
+    publisher: FakePublisher,
+) -> None:
+    # Plain dicts are written a chunk at a time; one value JSON cannot carry sends the call
+    # down the event-by-event path. Either way every rejection names its event's index.
+    plain = [page_view(n) for n in range(7)]
+    plain[4] = {"event_type": "page_view"}
+    unwritable = [*plain[:4], page_view(9, app_id=object()), *plain[5:]]
+    async with EventProducer(topic=TOPIC, batch_size=3, publisher=publisher) as producer:
+        first = await producer.send_valid(plain)
+        second = await producer.send_valid(unwritable)
+
+    assert [(r.index, r.issues[0].code) for r in first.rejections] == [(4, "missing")]
+    assert [(r.index, r.issues[0].code) for r in second.rejections] == [(4, "invalid_json")]
+    for checked in (first, second):
+        assert [i for i, event_id in enumerate(checked.event_ids) if event_id is None] == [4]
+        assert len(checked.messages) == 6
+
+
 async def test_tracker_protocol_payloads_are_checked_as_tp2(
     producer: EventProducer, publisher: FakePublisher
 ) -> None:
