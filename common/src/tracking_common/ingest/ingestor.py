@@ -109,10 +109,11 @@ class Ingestor:
         )
         accept = _Accept(self._events_topic, request, batch)
         max_bytes = self._max_event_bytes
-        for index, (raw, event, decode_issues, claimed_id) in enumerate(decoded):
+        for index, item in enumerate(decoded):
+            raw, event = item.raw, item.event
             if event is None:
-                issues = decode_issues + self._size_issues(raw)
-                self._settle(batch, seen, request, index, raw, claimed_id, issues, None, None)
+                issues = [*item.issues, *self._size_issues(raw)]
+                self._settle(batch, seen, request, index, raw, item.event_id, issues, None, None)
                 continue
             record = to_payload(event, event_id=ids[index])
             event_id = record["eid"]
