@@ -82,7 +82,7 @@ def _event(eid: str, n: int) -> dict[str, str]:
     }
 
 
-def _template(n: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def _template(n: int) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
     event = _event(_PLACEHOLDER, n)
     value = encode_record(event, source="internal")
     return value, partition_key(event), record_headers(_PLACEHOLDER)

@@ -46,7 +46,7 @@ class PerRecordPublisher(KafkaPublisher):
         for (topic, partition), group in groups.items():
             for m in group:
                 future = await producer.send(
-                    topic, m.value, key=m.key, partition=partition, headers=m.headers
+                    topic, m.value, key=m.key, partition=partition, headers=list(m.headers)
                 )
                 futures.append(future)
         await asyncio.gather(*futures)

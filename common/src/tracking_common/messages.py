@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 __all__ = ["Headers", "Message"]
 
-Headers = list[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes]]
+"""Kafka record headers. A record's are a tuple: the collector untracks a tuple of constants at
+its first collection, where a list stays tracked (and walked) until Kafka acknowledged it."""
 
 
 class Message(msgspec.Struct, gc=False):

@@ -220,13 +220,13 @@ _CONTENT_TYPE_HEADER: Final = (HEADER_CONTENT_TYPE, b"application/json")
 
 def record_headers(
     event_id: str | bytes, trace: Sequence[tuple[str, bytes]] = ()
-) -> list[tuple[str, bytes]]:
+) -> tuple[tuple[str, bytes], ...]:
     """The contract headers of a record, then ``trace`` (the producer's trace context).
 
     ``event_id`` may be given already encoded (the ingest path encodes it once for the key too).
     """
     encoded = event_id.encode() if isinstance(event_id, str) else event_id
-    return [_SCHEMA_HEADER, (HEADER_EVENT_ID, encoded), _CONTENT_TYPE_HEADER, *trace]
+    return (_SCHEMA_HEADER, (HEADER_EVENT_ID, encoded), _CONTENT_TYPE_HEADER, *trace)
 
 
 def _fail(path: str, code: str, message: str) -> RecordContractError:

@@ -132,9 +132,9 @@ class BatchAccumulator:
 
 def _append(builder: BatchBuilder, message: Message) -> bool:
     """Add ``message`` to ``builder`` (timestamped now); False if the batch is full."""
-    metadata = builder.append(
-        timestamp=None, key=message.key, value=message.value, headers=message.headers
-    )
+    # aiokafka's builder takes a list only; this one lives for the call (messages keep tuples).
+    headers = list(message.headers)
+    metadata = builder.append(timestamp=None, key=message.key, value=message.value, headers=headers)
     return metadata is not None
 
 

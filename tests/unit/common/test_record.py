@@ -410,11 +410,11 @@ def test_partition_key_is_never_empty(payload: dict[str, str]) -> None:
 
 
 def test_record_headers_name_the_schema_event_and_content_type() -> None:
-    assert record_headers(EID) == [
+    assert record_headers(EID) == (
         ("record-schema", EVENT_RECORD_SCHEMA.encode()),
         ("event-id", EID.encode()),
         ("content-type", b"application/json"),
-    ]
+    )
 
 
 def test_bad_event_schema_is_bundled() -> None:
