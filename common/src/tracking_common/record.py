@@ -41,6 +41,7 @@ import orjson
 
 from tracking_common.errors import RecordContractError, ValidationIssue
 from tracking_common.iglu import BUNDLED_SCHEMA_DIR, SchemaKey
+from tracking_common.protocol import RenderedPayload
 
 __all__ = [
     "BAD_EVENT_SCHEMA",
@@ -187,27 +188,53 @@ class EventRecord(NamedTuple):
     device_sent_tstamp: int | None = None
 
 
+class _RecordData(msgspec.Struct, gc=False):
+    event_id: str
+    collector_tstamp: int
+    source: str
+    payload: RenderedPayload | Mapping[str, str]
+    device_sent_tstamp: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class _RecordValue(msgspec.Struct, gc=False):
+    schema: str
+    data: _RecordData
+
+
+_RECORD_ENCODER: Final = msgspec.json.Encoder()
+
+
 def encode_record(
-    payload: Mapping[str, str],
+    payload: RenderedPayload | Mapping[str, str],
     *,
     collector_tstamp: int | None = None,
     source: Source,
     device_sent_tstamp: int | None = None,
 ) -> bytes:
-    """Encode a validated tracker-protocol payload (with ``eid``, without ``stm``) as a record."""
-    data: dict[str, Any] = {
-        "event_id": payload["eid"],
-        "collector_tstamp": collector_tstamp if collector_tstamp is not None else now_ms(),
-        "source": source,
-        "payload": payload,
-    }
-    if device_sent_tstamp is not None:
-        data["device_sent_tstamp"] = device_sent_tstamp
-    return orjson.dumps({"schema": EVENT_RECORD_SCHEMA, "data": data})
+    """Encode a validated tracker-protocol payload (with ``eid``, without ``stm``) as a record.
+
+    ``payload`` is a dict or, from the ``/v1`` path, the Struct ``render_payload`` built: one
+    msgspec call writes the record either way, in the same bytes.
+    """
+    event_id = payload.eid if isinstance(payload, RenderedPayload) else payload["eid"]
+    data = _RecordData(
+        event_id,
+        collector_tstamp if collector_tstamp is not None else now_ms(),
+        source,
+        payload,
+        msgspec.UNSET if device_sent_tstamp is None else device_sent_tstamp,
+    )
+    return _RECORD_ENCODER.encode(_RecordValue(EVENT_RECORD_SCHEMA, data))
 
 
-def partition_key(payload: Mapping[str, str]) -> bytes:
+def partition_key(payload: RenderedPayload | Mapping[str, str]) -> bytes:
     """The record key: ``<aid>:<uid|duid|sid>`` when a user is known, else the event id."""
+    if isinstance(payload, RenderedPayload):
+        # UNSET is falsy, as an absent key is.
+        known = payload.uid or payload.duid or payload.sid
+        if known:
+            return f"{payload.aid or ''}:{known}".encode()
+        return payload.eid.encode()
     user = payload.get("uid") or payload.get("duid") or payload.get("sid")
     if user:
         return f"{payload.get('aid', '')}:{user}".encode()

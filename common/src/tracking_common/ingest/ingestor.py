@@ -40,7 +40,7 @@ from tracking_common.ingest.tracker import (
     record_payload,
 )
 from tracking_common.messages import Headers, Message
-from tracking_common.protocol import RequestFacts, payload_issues, to_payload
+from tracking_common.protocol import RenderedPayload, RequestFacts, payload_issues, render_payload
 from tracking_common.record import (
     Source,
     encode_bad_event,
@@ -115,8 +115,8 @@ class Ingestor:
                 issues = [*item.issues, *self._size_issues(raw)]
                 self._settle(batch, seen, request, index, raw, item.event_id, issues, None, None)
                 continue
-            record = to_payload(event, event_id=ids[index])
-            event_id = record["eid"]
+            record = render_payload(event, event_id=ids[index])
+            event_id = record.eid
             sent = None if event.sent_at is None else ms_from_datetime(event.sent_at)
             issues = schemas.issues(event)
             if issues or len(raw) > max_bytes or event_id in seen:
@@ -228,7 +228,7 @@ class Ingestor:
         raw: bytes,
         event_id: str | None,
         issues: list[ValidationIssue],
-        record: dict[str, str] | None,
+        record: RenderedPayload | dict[str, str] | None,
         sent: int | None,
     ) -> None:
         """Accept the item's record, or reject it (a duplicate id within the request too)."""
@@ -238,7 +238,7 @@ class Ingestor:
             batch.rejections.append(Rejection(index, event_id, issues))
             batch.messages.append(self._bad(raw, issues, request, index=index))
             return
-        event_id = record["eid"]
+        event_id = record.eid if isinstance(record, RenderedPayload) else record["eid"]
         seen.add(event_id)
         _Accept(self._events_topic, request, batch)(record, event_id, sent)
 
@@ -281,7 +281,9 @@ class _Accept:
         self._request = request
         self._batch = batch
 
-    def __call__(self, record: dict[str, str], event_id: str, sent: int | None) -> None:
+    def __call__(
+        self, record: RenderedPayload | dict[str, str], event_id: str, sent: int | None
+    ) -> None:
         request = self._request
         value = encode_record(
             record, collector_tstamp=request.now_ms, source=request.source, device_sent_tstamp=sent

@@ -21,7 +21,8 @@ from tracking_common.events import event_adapter
 from tracking_common.ingest import structs
 from tracking_common.ingest.decoding import decode_event
 from tracking_common.ingest.structs import EVENT_DECODER
-from tracking_common.protocol import to_payload
+from tracking_common.protocol import render_payload, to_payload
+from tracking_common.record import EVENT_RECORD_SCHEMA, encode_record, partition_key
 
 from tests.support.fuzzing import examples
 from tests.unit.common.event_strategies import event_documents
@@ -92,6 +93,35 @@ def test_a_valid_event_takes_the_fast_path_and_renders_the_same_payload(
 
     assert fast is not None
     assert to_payload(fast) == to_payload(event_adapter().validate_python(document))
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(document=event_documents, sent=st.none() | st.integers(0, 2**53))
+def test_the_record_of_the_rendered_struct_is_the_record_of_the_payload_dict(
+    document: dict[str, Any], sent: int | None
+) -> None:
+    # The /v1 path encodes render_payload's Struct with msgspec; the reference is the dict
+    # to_payload renders, encoded by orjson: the same bytes, key for key, in the same order.
+    event = _msgspec(document)
+    rendered = render_payload(event, event_id=str(event.event_id))
+    payload = to_payload(event, event_id=str(event.event_id))
+    data: dict[str, Any] = {
+        "event_id": payload["eid"],
+        "collector_tstamp": 1_700_000_000_000,
+        "source": "v1",
+        "payload": payload,
+    }
+    if sent is not None:
+        data["device_sent_tstamp"] = sent
+    expected = orjson.dumps({"schema": EVENT_RECORD_SCHEMA, "data": data})
+
+    written = encode_record(
+        rendered, collector_tstamp=1_700_000_000_000, source="v1", device_sent_tstamp=sent
+    )
+    assert written == expected
+    assert encode_record(payload, collector_tstamp=1_700_000_000_000, source="v1",
+                         device_sent_tstamp=sent) == expected  # fmt: skip
+    assert partition_key(rendered) == partition_key(payload)
 
 
 @settings(max_examples=examples(400), deadline=None)
