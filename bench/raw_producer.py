@@ -1,7 +1,7 @@
 """Baseline ``raw_producer_events_per_s``: aiokafka alone producing the API's batch records.
 
 The records the API builds for the benchmark's batch of page views, encoded once, produced as
-fast as aiokafka can with the API publisher's producer settings (acks=all, idempotent, lz4,
+fast as aiokafka can with the API publisher's producer settings (acks=all, idempotent, zstd,
 the same linger and batch size), in two ways, each for the whole duration:
 
 - ``send``: one ``producer.send()`` (and future) per record;
@@ -33,6 +33,7 @@ from tracking_common.iglu.resolver_config import build_resolver
 from tracking_common.ingest import Ingestor
 from tracking_common.messages import Message
 from tracking_common.record import now_ms
+from tracking_producer.publisher import DEFAULT_COMPRESSION
 
 from bench.payloads import batch_events
 from scripts.kafka.security import client_options_from_env
@@ -49,7 +50,7 @@ def producer_settings() -> dict[str, Any]:
     return {
         "acks": "all",
         "enable_idempotence": True,
-        "compression_type": "lz4",
+        "compression_type": DEFAULT_COMPRESSION,
         "linger_ms": LINGER_MS,
         "max_batch_size": 256 * 1024,
         "max_request_size": 4 * 1024 * 1024,

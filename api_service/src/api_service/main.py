@@ -126,6 +126,7 @@ async def serve(settings: ApiSettings) -> int:
         timeout_s=settings.api_produce_timeout_s,
         buffer_bytes=settings.api_producer_buffer_bytes,
         linger_ms=settings.api_producer_linger_ms,
+        compression=settings.api_producer_compression,
         security=settings,
     )
     pipeline = build_pipeline(settings, publisher)

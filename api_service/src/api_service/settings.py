@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
 from tracking_common.settings import IgluSettings, KafkaTopicsSettings, describe_settings_error
+from tracking_producer.publisher import DEFAULT_COMPRESSION, Compression
 
 from api_service.client_address import Network, parse_networks
 
@@ -170,6 +171,10 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
     )
     api_producer_linger_ms: int = Field(
         default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
+    )
+    api_producer_compression: Compression = Field(
+        default=DEFAULT_COMPRESSION,
+        description="Compression of the record batches: zstd, lz4, snappy, gzip or none.",
     )
     api_drain_grace_s: float = Field(
         default=5.0,

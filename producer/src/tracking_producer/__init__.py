@@ -2,7 +2,7 @@
 
 :class:`EventProducer` checks events exactly as the API does and produces the contract records
 (``source: "internal"``) through :class:`KafkaPublisher`, the API's own publisher: batched per
-partition, idempotent (acks=all), lz4, with a deadline on every await and a bounded buffer.
+partition, idempotent (acks=all), zstd, with a deadline on every await and a bounded buffer.
 ``tracking-produce`` is its command line (:mod:`tracking_producer.cli`).
 """
 

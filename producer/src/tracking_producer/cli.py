@@ -107,6 +107,7 @@ def producer_for(settings: ProduceSettings, batch_size: int) -> EventProducer:
         topic=settings.events_topic,
         produce_timeout_s=settings.api_produce_timeout_s,
         linger_ms=settings.api_producer_linger_ms,
+        compression=settings.api_producer_compression,
         buffer_bytes=settings.api_producer_buffer_bytes,
         security=settings,
         iglu_schema_dir=settings.iglu_schema_dir,

@@ -12,6 +12,8 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tracking_common.settings import IgluSettings, KafkaTopicsSettings, describe_settings_error
 
+from tracking_producer.publisher import DEFAULT_COMPRESSION, Compression
+
 __all__ = ["ProduceSettings", "load_produce_settings"]
 
 
@@ -34,6 +36,10 @@ class ProduceSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
     )
     api_producer_linger_ms: int = Field(
         default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
+    )
+    api_producer_compression: Compression = Field(
+        default=DEFAULT_COMPRESSION,
+        description="Compression of the record batches: zstd, lz4, snappy, gzip or none.",
     )
 
 

@@ -8,7 +8,7 @@ tracker on top. It goes through the API's own code: validated by
 :class:`tracking_common.ingest.Ingestor` (the event model, the size limit, duplicate ids, Iglu
 schemas from the same settings), turned into the contract record (``source: "internal"``, the
 documented key and headers, the current trace context) and produced by the API's
-:class:`~tracking_producer.publisher.KafkaPublisher` (acks=all, idempotent, lz4).
+:class:`~tracking_producer.publisher.KafkaPublisher` (acks=all, idempotent, zstd).
 
 Delivery: a call returns once Kafka acknowledged every event of it on all in-sync replicas.
 :class:`~tracking_producer.errors.InvalidEventError` means nothing of the call was produced
@@ -50,7 +50,7 @@ from tracking_producer.errors import (
     SchemasUnavailableError,
 )
 from tracking_producer.instruments import ProducerInstruments
-from tracking_producer.publisher import KafkaPublisher, Publisher
+from tracking_producer.publisher import DEFAULT_COMPRESSION, Compression, KafkaPublisher, Publisher
 
 __all__ = ["Event", "EventProducer"]
 
@@ -85,6 +85,7 @@ class EventProducer:
         topic: str = "events",
         produce_timeout_s: float = 10.0,
         linger_ms: int = 5,
+        compression: Compression = DEFAULT_COMPRESSION,
         buffer_bytes: int = 64 * 1024 * 1024,
         security: KafkaSecuritySettings | None = None,
         iglu_schema_dir: Path | None = None,
@@ -111,6 +112,7 @@ class EventProducer:
             timeout_s=produce_timeout_s,
             buffer_bytes=buffer_bytes,
             linger_ms=linger_ms,
+            compression=compression,
             client_id=client_id,
             security=security,
         )

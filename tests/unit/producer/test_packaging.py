@@ -14,11 +14,14 @@ def dependencies(package_dir: str) -> list[str]:
     return list(pyproject["project"]["dependencies"])
 
 
-def test_the_api_package_brings_the_producer_and_its_lz4_codec() -> None:
-    # aiokafka 0.14 compresses lz4 with cramjam, its "lz4" extra; without it an api-service-only
-    # install (the image) fails on its first produce. The API gets aiokafka through the producer.
+def test_the_api_package_brings_the_producer_and_its_codecs() -> None:
+    # aiokafka 0.14 compresses zstd (the default) and lz4 with cramjam, their extras; without it
+    # an api-service-only install (the image) fails on its first produce. The API gets aiokafka
+    # through the producer.
     assert "tracking-producer" in dependencies("api_service")
-    assert any(dependency.startswith("aiokafka[lz4]") for dependency in dependencies("producer"))
+    assert any(
+        dependency.startswith("aiokafka[lz4,zstd]") for dependency in dependencies("producer")
+    )
 
 
 def test_the_producer_package_installs_the_command_line() -> None:
