@@ -1,8 +1,9 @@
 """Mapping between the event model and Snowplow tracker-protocol payloads.
 
 A payload is one item of a ``payload_data`` body: a flat mapping whose values are all strings.
-:func:`to_payload` renders an event (without ``stm``, which a sender sets per attempt);
-:func:`from_payload` reads one back, collecting every problem into a :class:`PayloadError`.
+:func:`render_payload` renders an event (without ``stm``, which a sender sets per attempt) as a
+:class:`RenderedPayload` Struct, :func:`to_payload` as a dict; :func:`from_payload` reads one
+back, collecting every problem into a :class:`PayloadError`.
 """
 
 from __future__ import annotations
