@@ -5,6 +5,8 @@ and the :class:`Settler` (``settling``) together; this module is intake and life
 
 Contract:
 
+- ``add_json`` takes one payload already encoded as a JSON object (the tracker's fast path)
+  and is otherwise ``add``.
 - ``add_encoded`` takes a slice of payloads already encoded as JSON objects (the forwarder's
   intake: one call per slice of records, nothing parsed or encoded again): the longest prefix
   that fits the buffer is taken, and the count returned; the caller keeps the rest.
@@ -37,6 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from itertools import accumulate
 from typing import Any, Literal
+
+import orjson
 
 from tracking_common.emitter.batching import Accumulator, Batch, Cut
 from tracking_common.emitter.errors import (
@@ -218,6 +222,46 @@ class AsyncEmitter:
     def add(self, payload: Mapping[str, str], *, tag: Any = None) -> None:
         """Take one event (see the module docstring for what is raised)."""
         self._take(payload, tag)
+
+    def add_json(self, data: bytes, *, tag: Any = None) -> None:
+        """Take one event already encoded: what ``add`` takes, as a JSON object's bytes.
+
+        The bytes are sent as they are: one flat object of string values, without ``stm``
+        (``Tracker`` writes them so). Raises as ``add`` does.
+        """
+        acc, settler = self._acc, self._settler
+        size = len(data) + STM_BYTES
+        if (
+            self._state is not EmitterState.RUNNING
+            or self._get
+            or not acc.fits(size)
+            or settler.pending_events >= self._capacity
+            or (
+                self._capacity_bytes is not None
+                and settler.pending_bytes + size > self._capacity_bytes
+            )
+        ):
+            self._take_json(data, size, tag)
+            return
+        # The usual case, with add's checks passed: a running emitter with room.
+        acc.add(PendingEvent(data[1:], size, tag))
+        settler.pending_events += 1
+        settler.pending_bytes += size
+        if self._timer is None and acc.open_count and self._flush_interval_s is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._flush_interval_s, self.flush_nowait
+            )
+
+    def _take_json(self, data: bytes, size: int, tag: Any) -> None:
+        """``add_json`` when it must start, refuse or go through ``add`` (GET)."""
+        if self._get:
+            self._take(orjson.loads(data), tag)
+            return
+        self._check_open()
+        if self._raise_oversize and not self._acc.fits(size):
+            raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
+        self._check_room(1, size)
+        self._accept(PendingEvent(data[1:], size, tag))
 
     def add_awaitable(
         self, payload: Mapping[str, str], *, tag: Any = None
