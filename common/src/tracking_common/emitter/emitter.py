@@ -48,7 +48,7 @@ from tracking_common.emitter.errors import (
     EmitterClosedError,
     EventTooLargeError,
 )
-from tracking_common.emitter.http_client import AiohttpClient
+from tracking_common.emitter.http1_client import Http1Client
 from tracking_common.emitter.instruments import EmitterInstruments
 from tracking_common.emitter.outcomes import (
     BatchResult,
@@ -158,7 +158,7 @@ class AsyncEmitter:
         self._client: HttpClient = (
             client
             if client is not None
-            else AiohttpClient(
+            else Http1Client(
                 pool_size=max_in_flight,
                 connect_timeout_s=connect_timeout_s,
                 read_timeout_s=read_timeout_s,
