@@ -77,6 +77,8 @@ class Tracker:
         if not self.emitters:
             raise ValueError("a tracker needs at least one emitter")
         self._intakes = tuple(_json_intake(emitter) for emitter in self.emitters)
+        # One emitter (the usual case) takes the bytes straight, its errors raised as they are.
+        self._send_json = self._intakes[0] if len(self._intakes) == 1 else self._fan_out
         self._common = {
             "namespace": namespace,
             "app_id": app_id,
@@ -229,7 +231,7 @@ class Tracker:
 
     # -- building --------------------------------------------------------------------------
 
-    def _send_json(self, data: bytes) -> None:
+    def _fan_out(self, data: bytes) -> None:
         """An event's JSON object, to every emitter (as ``track_payload``)."""
         refused: BufferFullError | None = None
         for add_json in self._intakes:
