@@ -11,6 +11,7 @@ bytes: they must decode to exactly that dict, keys in the same order, and be wha
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -438,3 +439,19 @@ def test_a_checked_schema_is_remembered_and_a_bad_one_is_refused_every_time() ->
         builder().build(b"pv", {"url": "https://e.x/"}, {}, {"entities": [good]})
         with pytest.raises(NeedsModel):
             builder().build(b"pv", {"url": "https://e.x/"}, {}, {"entities": [good, bad]})
+
+
+def test_a_forked_child_never_hands_out_its_parents_ids() -> None:
+    ids = EventIds()
+    ids()  # a chunk is being handed out
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, " ".join(ids() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = set(pipe.read().decode().split())
+    os.waitpid(pid, 0)
+    assert len(child) == 300
+    assert child.isdisjoint(ids() for _ in range(300))
