@@ -115,32 +115,6 @@ def self_describing(value: object) -> dict[str, Any]:
     return value
 
 
-def entity_list(entities: object) -> list[Any]:
-    """Entities in their ``{"schema", "data"}`` form, at most ``MAX_ENTITIES``.
-
-    A list of plain dicts whose schemas were seen before is returned as it is (one check per
-    entity, no copy); anything else goes through :func:`self_describing` one by one.
-    """
-    if type(entities) is list:
-        if len(entities) > MAX_ENTITIES:
-            raise NeedsModel
-        for entity in entities:
-            if (
-                type(entity) is not dict
-                or len(entity) != 2
-                or type(schema := entity.get("schema")) is not str
-                or schema not in _CHECKED_SCHEMAS
-                or type(entity.get("data")) is not dict
-            ):
-                return [self_describing(entity) for entity in entities]
-        return entities
-    if not isinstance(entities, Sequence) or isinstance(entities, str):
-        raise NeedsModel
-    if len(entities) > MAX_ENTITIES:
-        raise NeedsModel
-    return [self_describing(entity) for entity in entities]
-
-
 def _resolution(value: Resolution) -> str:
     return f"{value.width}x{value.height}"
 
@@ -212,6 +186,8 @@ class PayloadBuilder:
             self._subject_fields: Payload | None = subject_fields(subject)
         except NeedsModel:
             self._subject_fields = None
+        # No subject fields to add and a head vouched for: page_view's one-frame case.
+        self._plain = self._head is not None and self._subject_fields == {}
 
     def build(
         self, code: bytes, page: Payload | None, kind: Payload, options: Mapping[str, Any]
@@ -245,7 +221,7 @@ class PayloadBuilder:
         if kind:
             fields.update(kind)
         if entities:
-            fields[self._contexts_key] = self._json(_CONTEXTS_HEAD, entity_list(entities))
+            fields[self._contexts_key] = self._contexts(entities)
         if not fields:  # every event type has fields of its own; the model words the refusal
             raise NeedsModel
         try:
@@ -274,6 +250,70 @@ class PayloadBuilder:
             merged = {**subject, **subject_fields(options["subject"])}
             subject = {key: merged[key] for key in _SUBJECT_KEYS if key in merged}
         return eid, ttm, subject
+
+    def page_view(
+        self, url: object, title: object, referrer: object, options: Mapping[str, Any]
+    ) -> tuple[bytes, str]:
+        """``build`` for a page view, in one frame for the usual case.
+
+        The usual case: the tracker's fields vouched for, no tracker subject, and no option
+        but ``entities``; anything else goes through :meth:`build`.
+        """
+        head = self._head
+        if (
+            head is None
+            or not self._plain
+            or (options and (len(options) != 1 or "entities" not in options))
+        ):
+            return self.build(b"pv", page_fields(url, title, referrer), {}, options)
+        # page_fields' checks, written out (a call per event saved).
+        if type(url) is not str or not 0 < len(url) <= _MAX_URL:
+            raise NeedsModel
+        fields = {"url": url}
+        if title is not None:
+            if type(title) is not str or not 0 < len(title) <= _MAX_TITLE:
+                raise NeedsModel
+            fields["page"] = title
+        if referrer is not None:
+            if type(referrer) is not str or not 0 < len(referrer) <= _MAX_URL:
+                raise NeedsModel
+            fields["refr"] = referrer
+        if options and (entities := options["entities"]):
+            fields[self._contexts_key] = self._contexts(entities)
+        eid = self._event_ids()
+        try:
+            own = orjson.dumps(fields)
+        except TypeError:
+            raise NeedsModel from None
+        dtm = int(self._clock() * 1000)
+        return b'{"e":"pv","eid":"%b%b%d",%b' % (eid.encode(), head, dtm, own[1:]), eid
+
+    def _contexts(self, entities: object) -> str:
+        """The ``co``/``cx`` value: at most ``MAX_ENTITIES`` entities, as ``{"schema", "data"}``.
+
+        A list of plain dicts whose schemas were seen before is encoded as it is (one check
+        per entity, no copy); anything else goes through :func:`self_describing` one by one.
+        """
+        if type(entities) is list and len(entities) <= MAX_ENTITIES:
+            for entity in entities:
+                if (
+                    type(entity) is not dict
+                    or len(entity) != 2
+                    or type(schema := entity.get("schema")) is not str
+                    or schema not in _CHECKED_SCHEMAS
+                    or type(entity.get("data")) is not dict
+                ):
+                    entities = [self_describing(entity) for entity in entities]
+                    break
+        elif (
+            isinstance(entities, Sequence)
+            and not isinstance(entities, str)
+            and len(entities) <= MAX_ENTITIES
+        ):
+            entities = [self_describing(entity) for entity in entities]
+        else:
+            raise NeedsModel
+        return self._json(_CONTEXTS_HEAD, entities)
 
     def unstruct(self, event: object) -> Payload:
         """The ``ue_pr``/``ue_px`` field of a self-describing event."""

@@ -120,7 +120,7 @@ class Tracker:
         if options:
             _check_options(options)
         try:
-            data, eid = self._fast.build(b"pv", page_fields(url, title, referrer), {}, options)
+            data, eid = self._fast.page_view(url, title, referrer, options)
         except NeedsModel:
             return self._track(PageView, {"page": _page(url, title, referrer)}, options)
         self._send_json(data)
