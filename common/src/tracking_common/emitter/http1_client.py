@@ -171,10 +171,22 @@ def _parse(buffer: bytearray, *, at_eof: bool) -> _Answer | TransportError | Non
     connection = headers.get("Connection", "").lower()
     close_after = connection == "close" or (parts[0] == "HTTP/1.0" and connection != "keep-alive")
     answer = _Answer(status, headers, close_after)
-    if status in {204, 304}:
+    error = _find_body_end(answer, buffer, body_start, at_eof=at_eof)
+    return answer if error is None else error
+
+
+def _find_body_end(
+    answer: _Answer, buffer: bytearray, body_start: int, *, at_eof: bool
+) -> TransportError | None:
+    """Set ``answer.end`` once its body is all in ``buffer``; an error if it cannot be framed."""
+    headers = answer.headers
+    if answer.status in {204, 304}:
         answer.end = body_start
     elif "chunked" in headers.get("Transfer-Encoding", "").lower():
-        answer.end = _chunked_end(buffer, body_start)
+        try:
+            answer.end = _chunked_end(buffer, body_start)
+        except ValueError:
+            return TransportError(TransportErrorKind.DROPPED, "bad chunk size")
     elif (length := headers.get("Content-Length")) is not None:
         if not length.isdigit():
             return TransportError(TransportErrorKind.DROPPED, f"bad Content-Length {length!r}")
@@ -184,7 +196,7 @@ def _parse(buffer: bytearray, *, at_eof: bool) -> _Answer | TransportError | Non
         answer.close_after = True  # the body runs to the close
         if at_eof:
             answer.end = len(buffer)
-    return answer
+    return None
 
 
 def _chunked_end(buffer: bytearray, position: int) -> int:

@@ -151,7 +151,13 @@ async def test_a_total_timeout_bounds_the_whole_request(served: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    "answer", [b"", b"SMTP ready\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"]
+    "answer",
+    [
+        b"",
+        b"SMTP ready\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
 )
 async def test_a_closed_or_garbled_answer_is_a_dropped_connection(
     served: Server, answer: bytes
@@ -188,3 +194,24 @@ async def test_a_closed_client_refuses_and_a_bad_url_is_refused(served: Server) 
     await client.close()
     with pytest.raises(RuntimeError):
         await client.post(served.url, b"{}", HEADERS)
+
+
+async def test_an_idle_connection_closed_by_the_server_or_too_old_is_not_reused(
+    served: Server,
+) -> None:
+    served.close_after_answer = True  # answers keep-alive, then closes anyway
+    client = Http1Client()
+    for _ in range(2):
+        assert (await client.post(served.url, b"{}", HEADERS)).status == 200
+        await asyncio.sleep(0.05)  # the close arrives while the connection is idle
+    await client.close()
+    assert served.connections == 2
+
+    served.close_after_answer = False
+    before = served.connections
+    stale = Http1Client(keepalive_s=0.0)
+    for _ in range(2):
+        assert (await stale.post(served.url, b"{}", HEADERS)).status == 200
+        await asyncio.sleep(0.01)
+    await stale.close()
+    assert served.connections - before == 2
