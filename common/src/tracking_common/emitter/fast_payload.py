@@ -1,9 +1,8 @@
-"""The tracker's fast path: tracker-protocol payloads built directly, as Snowplow's trackers do.
+"""The tracker's fast path: each event written as its JSON bytes, as Snowplow's trackers do.
 
 Building each event as the pydantic model and rendering it with ``protocol.to_payload`` costs
-more than sending it. The :class:`PayloadBuilder` writes the same dict straight away, after
-cheap checks of the limits the event model enforces: string types and lengths (the ``atomic``
-column sizes), the entity count, the Iglu URI pattern, integer ranges and finite numbers.
+more than sending it. The :class:`PayloadBuilder` writes the same payload straight away,
+after the checks of ``fast_fields`` (the limits the event model enforces).
 
 It vouches only for input it fully understands. Anything else, whether it breaks a limit or
 is merely unusual (a string event id, a ``Platform`` given as text, a dict subject, an ``int``
@@ -16,8 +15,6 @@ generated input).
 from __future__ import annotations
 
 import base64
-import math
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -26,117 +23,25 @@ from typing import Any, Final
 import orjson
 
 from tracking_common.emitter.event_ids import new_event_id
-from tracking_common.events import (
-    MAX_ENTITIES,
-    Platform,
-    Resolution,
-    SelfDescribingJson,
-    Subject,
-    ms_from_datetime,
+from tracking_common.emitter.fast_fields import (
+    CHECKED_SCHEMAS,
+    MAX_TITLE,
+    MAX_URL,
+    SUBJECT_KEYS,
+    NeedsModel,
+    optional_text,
+    page_fields,
+    self_describing,
+    subject_fields,
+    text,
 )
-from tracking_common.iglu import IGLU_URI_PATTERN
+from tracking_common.events import MAX_ENTITIES, Platform, Subject, ms_from_datetime
 from tracking_common.protocol import CONTEXTS_URI, UNSTRUCT_EVENT_URI, Payload
 
-__all__ = ["NeedsModel", "PayloadBuilder"]
+__all__ = ["PayloadBuilder"]
 
-# pydantic checks patterns with Rust's regex, whose ``$`` never matches before a final newline.
-_IGLU_URI: Final = re.compile(IGLU_URI_PATTERN.removesuffix("$") + r"\Z")
-_MAX_SCHEMA: Final = 512
-_MAX_URL: Final = 4096
-_MAX_TITLE: Final = 2000
-_INT32: Final = 2**31
-_EXACT_FLOAT: Final = 2**53
-_SUBJECT_TEXT: Final = (
-    ("user_id", "uid"),
-    ("domain_user_id", "duid"),
-    ("network_user_id", "tnuid"),
-    ("session_id", "sid"),
-    ("ip_address", "ip"),
-    ("useragent", "ua"),
-    ("language", "lang"),
-    ("timezone", "tz"),
-)
-_SUBJECT_KEYS: Final = (*(key for _, key in _SUBJECT_TEXT), "vid", "res", "vp", "cd")
-_OFFSET_KEYS: Final = ("pp_mix", "pp_max", "pp_miy", "pp_may")
 _CONTEXTS_HEAD: Final = b'{"schema":"' + CONTEXTS_URI.encode() + b'","data":'
 _UNSTRUCT_HEAD: Final = b'{"schema":"' + UNSTRUCT_EVENT_URI.encode() + b'","data":'
-# Schemas that passed the URI check: a set lookup instead of the pattern's 1-2 us per entity.
-# Bounded, so a caller inventing schemas cannot grow it without end (past it: checked each time).
-_CHECKED_SCHEMAS: Final[set[str]] = set()
-_MAX_CHECKED_SCHEMAS: Final = 4096
-
-
-class NeedsModel(Exception):  # noqa: N818 - a signal between two paths, not an error for callers
-    """The fast path does not vouch for this input; the event model must decide."""
-
-
-def text(value: object, max_length: int) -> str:
-    """``value`` when it is a plain ``str`` of 1 to ``max_length`` characters."""
-    if type(value) is not str or not 0 < len(value) <= max_length:
-        raise NeedsModel
-    return value
-
-
-def optional_text(value: object, max_length: int) -> str | None:
-    """As :func:`text`, with None allowed."""
-    return None if value is None else text(value, max_length)
-
-
-def int_in(value: object, low: int, high: int) -> int:
-    """``value`` when it is a plain ``int`` in ``[low, high]``."""
-    if type(value) is not int or not low <= value <= high:
-        raise NeedsModel
-    return value
-
-
-def number(value: object) -> str:
-    """A finite ``float`` (or an ``int`` a float holds exactly) as ``protocol`` renders it."""
-    if type(value) is int and -_EXACT_FLOAT < value < _EXACT_FLOAT:
-        return str(value)
-    if type(value) is not float or not math.isfinite(value):
-        raise NeedsModel
-    return str(int(value)) if value.is_integer() and abs(value) < _EXACT_FLOAT else repr(value)
-
-
-def self_describing(value: object) -> dict[str, Any]:
-    """The ``{"schema", "data"}`` form of an entity or self-describing event."""
-    if type(value) is SelfDescribingJson:
-        return value.as_json()
-    if type(value) is not dict or len(value) != 2:
-        raise NeedsModel
-    schema = value.get("schema")
-    if type(schema) is not str or type(value.get("data")) is not dict:
-        raise NeedsModel
-    if schema not in _CHECKED_SCHEMAS:
-        if len(schema) > _MAX_SCHEMA or _IGLU_URI.match(schema) is None:
-            raise NeedsModel
-        if len(_CHECKED_SCHEMAS) < _MAX_CHECKED_SCHEMAS:
-            _CHECKED_SCHEMAS.add(schema)
-    return value
-
-
-def _resolution(value: Resolution) -> str:
-    return f"{value.width}x{value.height}"
-
-
-def subject_fields(subject: Subject | None) -> Payload:
-    """A validated :class:`Subject` as payload fields (``uid``, ``res``, ...)."""
-    if subject is None:
-        return {}
-    if type(subject) is not Subject:
-        raise NeedsModel
-    fields = {
-        key: value for name, key in _SUBJECT_TEXT if (value := getattr(subject, name)) is not None
-    }
-    if subject.session_index is not None:
-        fields["vid"] = str(subject.session_index)
-    if subject.screen_resolution is not None:
-        fields["res"] = _resolution(subject.screen_resolution)
-    if subject.viewport is not None:
-        fields["vp"] = _resolution(subject.viewport)
-    if subject.color_depth is not None:
-        fields["cd"] = str(subject.color_depth)
-    return fields
 
 
 class PayloadBuilder:
@@ -248,7 +153,7 @@ class PayloadBuilder:
             ttm = b',"ttm":"%d"' % ms_from_datetime(true_timestamp)
         if options.get("subject") is not None:
             merged = {**subject, **subject_fields(options["subject"])}
-            subject = {key: merged[key] for key in _SUBJECT_KEYS if key in merged}
+            subject = {key: merged[key] for key in SUBJECT_KEYS if key in merged}
         return eid, ttm, subject
 
     def page_view(
@@ -267,15 +172,15 @@ class PayloadBuilder:
         ):
             return self.build(b"pv", page_fields(url, title, referrer), {}, options)
         # page_fields' checks, written out (a call per event saved).
-        if type(url) is not str or not 0 < len(url) <= _MAX_URL:
+        if type(url) is not str or not 0 < len(url) <= MAX_URL:
             raise NeedsModel
         fields = {"url": url}
         if title is not None:
-            if type(title) is not str or not 0 < len(title) <= _MAX_TITLE:
+            if type(title) is not str or not 0 < len(title) <= MAX_TITLE:
                 raise NeedsModel
             fields["page"] = title
         if referrer is not None:
-            if type(referrer) is not str or not 0 < len(referrer) <= _MAX_URL:
+            if type(referrer) is not str or not 0 < len(referrer) <= MAX_URL:
                 raise NeedsModel
             fields["refr"] = referrer
         if options and (entities := options["entities"]):
@@ -300,7 +205,7 @@ class PayloadBuilder:
                     type(entity) is not dict
                     or len(entity) != 2
                     or type(schema := entity.get("schema")) is not str
-                    or schema not in _CHECKED_SCHEMAS
+                    or schema not in CHECKED_SCHEMAS
                     or type(entity.get("data")) is not dict
                 ):
                     entities = [self_describing(entity) for entity in entities]
@@ -343,43 +248,3 @@ def _head(namespace: object, app_id: object, platform: object, version: object) 
     except NeedsModel:
         return None
     return head
-
-
-def page_fields(url: object, title: object, referrer: object) -> Payload:
-    """``url``, ``page`` and ``refr`` (limits of ``events.Page``)."""
-    # text()'s checks written out: three calls were a tenth of a page view's building.
-    if type(url) is not str or not 0 < len(url) <= _MAX_URL:
-        raise NeedsModel
-    fields = {"url": url}
-    if title is not None:
-        if type(title) is not str or not 0 < len(title) <= _MAX_TITLE:
-            raise NeedsModel
-        fields["page"] = title
-    if referrer is not None:
-        if type(referrer) is not str or not 0 < len(referrer) <= _MAX_URL:
-            raise NeedsModel
-        fields["refr"] = referrer
-    return fields
-
-
-def ping_fields(offsets: Sequence[object]) -> Payload:
-    """``pp_mix``, ``pp_max``, ``pp_miy``, ``pp_may`` (32-bit integers)."""
-    return {
-        key: str(int_in(offset, -_INT32, _INT32 - 1))
-        for key, offset in zip(_OFFSET_KEYS, offsets, strict=True)
-        if offset is not None
-    }
-
-
-def struct_fields(
-    category: object, action: object, label: object, property_: object, value: object
-) -> Payload:
-    """``se_ca``, ``se_ac``, ``se_la``, ``se_pr``, ``se_va`` (limits of ``StructEvent``)."""
-    fields = {"se_ca": text(category, 1000), "se_ac": text(action, 1000)}
-    if label is not None:
-        fields["se_la"] = text(label, 4096)
-    if property_ is not None:
-        fields["se_pr"] = text(property_, 1000)
-    if value is not None:
-        fields["se_va"] = number(value)
-    return fields

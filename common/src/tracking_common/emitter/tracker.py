@@ -21,13 +21,13 @@ import orjson
 from pydantic import ValidationError
 
 from tracking_common.emitter.errors import BufferFullError
-from tracking_common.emitter.fast_payload import (
+from tracking_common.emitter.fast_fields import (
     NeedsModel,
-    PayloadBuilder,
     page_fields,
     ping_fields,
     struct_fields,
 )
+from tracking_common.emitter.fast_payload import PayloadBuilder
 from tracking_common.emitter.ports import Clock, Emitter
 from tracking_common.errors import InvalidEventError
 from tracking_common.events import (
