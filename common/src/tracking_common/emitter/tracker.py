@@ -117,8 +117,8 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A page view. ``options``: entities, subject, true_timestamp, event_id."""
-        if options:
-            _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         try:
             data, eid = self._fast.page_view(url, title, referrer, options)
         except NeedsModel:
@@ -139,8 +139,8 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A page ping with scroll offsets."""
-        if options:
-            _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         offsets = (min_x_offset, max_x_offset, min_y_offset, max_y_offset)
         try:
             page = page_fields(url, title, referrer)
@@ -168,8 +168,8 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A structured event (category, action, label, property, value)."""
-        if options:
-            _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         try:
             kind = struct_fields(category, action, label, property_, value)
             data, eid = self._fast.build(b"se", None, kind, options)
@@ -187,8 +187,8 @@ class Tracker:
 
     def track_self_describing_event(self, event: Entity, **options: Any) -> str:
         """A self-describing event: ``{"schema": "iglu:...", "data": {...}}``."""
-        if options:
-            _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         try:
             data, eid = self._fast.build(b"ue", None, self._fast.unstruct(event), options)
         except NeedsModel:
@@ -279,10 +279,9 @@ def _json_intake(emitter: Emitter) -> Callable[[bytes], None]:
     return add_decoded
 
 
-def _check_options(options: Mapping[str, Any]) -> None:
-    if not _OPTIONS.issuperset(options):
-        unknown = set(options) - _OPTIONS
-        raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
+def _refuse_options(options: Mapping[str, Any]) -> None:
+    unknown = set(options) - _OPTIONS
+    raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
 
 
 def _page(url: str, title: str | None, referrer: str | None) -> dict[str, str]:

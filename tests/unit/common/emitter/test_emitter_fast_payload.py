@@ -452,3 +452,13 @@ def test_a_forked_child_never_hands_out_its_parents_ids() -> None:
     os.waitpid(pid, 0)
     assert len(child) == 300
     assert child.isdisjoint(ids() for _ in range(300))
+
+
+def test_an_unknown_option_is_refused_by_name() -> None:
+    recorder = RecordingEmitter()
+    tracker = Tracker(recorder)
+    with pytest.raises(TypeError, match="unexpected options: colour"):
+        tracker.track_page_view("https://e.x/", colour="red")
+    with pytest.raises(TypeError, match="unexpected options: colour, size"):
+        tracker.track_struct_event("c", "a", size=1, colour="red", entities=[])
+    assert recorder.payloads == []
