@@ -8,11 +8,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
+import pytest
 from tracking_common.emitter import (
     AiohttpClient,
     AsyncEmitter,
     BufferFullError,
     DeliveryFailure,
+    Http1Client,
     PendingEvent,
     RequestReport,
     RetryPolicy,
@@ -26,9 +28,11 @@ from tracking_common.emitter.payload import POST_PATH
 
 from tests.support.collector import RunningCollector
 
+CLIENTS = pytest.mark.parametrize("client_type", [Http1Client, AiohttpClient])
 
-async def _post_error(url: str) -> TransportError:
-    client = AiohttpClient(connect_timeout_s=5.0, read_timeout_s=5.0)
+
+async def _post_error(url: str, client_type: type[Http1Client | AiohttpClient]) -> TransportError:
+    client = client_type(connect_timeout_s=5.0, read_timeout_s=5.0)
     try:
         await client.post(url + POST_PATH, b"{}", {"Content-Type": "application/json"})
     except TransportError as exc:
@@ -38,18 +42,22 @@ async def _post_error(url: str) -> TransportError:
     raise AssertionError("the request was answered")
 
 
+@CLIENTS
 async def test_https_to_a_plain_http_port_is_a_tls_setup_failure(
-    collector: RunningCollector,
+    collector: RunningCollector, client_type: type[Http1Client | AiohttpClient]
 ) -> None:
     port = urlsplit(collector.base_url).port
-    error = await _post_error(f"https://127.0.0.1:{port}")
+    error = await _post_error(f"https://127.0.0.1:{port}", client_type)
     assert error.kind is TransportErrorKind.TLS
     assert StatusTable.forwarder().classify_transport(error.kind) is StatusClass.SETUP
     assert StatusTable.tracker().classify_transport(error.kind) is StatusClass.RETRY
 
 
-async def test_an_unresolvable_host_is_a_dns_setup_failure() -> None:
-    error = await _post_error("http://collector.invalid")
+@CLIENTS
+async def test_an_unresolvable_host_is_a_dns_setup_failure(
+    client_type: type[Http1Client | AiohttpClient],
+) -> None:
+    error = await _post_error("http://collector.invalid", client_type)
     assert error.kind is TransportErrorKind.DNS
     assert StatusTable.forwarder().classify_transport(error.kind) is StatusClass.SETUP
 

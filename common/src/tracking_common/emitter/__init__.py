@@ -1,7 +1,8 @@
 """The emitter core: Snowplow-tracker emitter semantics on asyncio.
 
 ``AsyncEmitter`` batches tracker-protocol payloads and delivers them to a collector through
-an ``HttpClient`` (default: pooled aiohttp), keeping them in an ``EventStore`` (default:
+an ``HttpClient`` (default: ``Http1Client``, keep-alive HTTP/1.1 on asyncio's transports;
+``AiohttpClient`` for what it does not do), keeping them in an ``EventStore`` (default:
 bounded in memory), retrying per a ``RetryPolicy`` and a ``StatusTable``. ``Tracker`` builds
 the events and fans them out to one or more emitters. See ``docs/emitter.md``.
 """
@@ -15,6 +16,7 @@ from tracking_common.emitter.errors import (
     TransportError,
     TransportErrorKind,
 )
+from tracking_common.emitter.http1_client import Http1Client
 from tracking_common.emitter.http_client import AiohttpClient
 from tracking_common.emitter.instruments import EmitterInstruments
 from tracking_common.emitter.outcomes import (
@@ -61,6 +63,7 @@ __all__ = [
     "EventStore",
     "EventTooLargeError",
     "FailureReason",
+    "Http1Client",
     "HttpClient",
     "HttpResponse",
     "InMemoryEventStore",

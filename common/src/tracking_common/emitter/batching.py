@@ -179,7 +179,7 @@ class Accumulator:
         cut = Cut(len(events))
         self.cuts[cut] = None
         room = self._room
-        total = sum(event.size for event in events)
+        total = sum(map(_SIZE, events))
         if room is None or total <= room:
             yield Batch(events, total, cut)
             return

@@ -5,6 +5,8 @@ and the :class:`Settler` (``settling``) together; this module is intake and life
 
 Contract:
 
+- ``add_json`` takes one payload already encoded as a JSON object (the tracker's fast path)
+  and is otherwise ``add``.
 - ``add_encoded`` takes a slice of payloads already encoded as JSON objects (the forwarder's
   intake: one call per slice of records, nothing parsed or encoded again): the longest prefix
   that fits the buffer is taken, and the count returned; the caller keeps the rest.
@@ -38,13 +40,15 @@ from enum import Enum
 from itertools import accumulate
 from typing import Any, Literal
 
+import orjson
+
 from tracking_common.emitter.batching import Accumulator, Batch, Cut
 from tracking_common.emitter.errors import (
     BufferFullError,
     EmitterClosedError,
     EventTooLargeError,
 )
-from tracking_common.emitter.http_client import AiohttpClient
+from tracking_common.emitter.http1_client import Http1Client
 from tracking_common.emitter.instruments import EmitterInstruments
 from tracking_common.emitter.outcomes import (
     BatchResult,
@@ -154,7 +158,7 @@ class AsyncEmitter:
         self._client: HttpClient = (
             client
             if client is not None
-            else AiohttpClient(
+            else Http1Client(
                 pool_size=max_in_flight,
                 connect_timeout_s=connect_timeout_s,
                 read_timeout_s=read_timeout_s,
@@ -218,6 +222,46 @@ class AsyncEmitter:
     def add(self, payload: Mapping[str, str], *, tag: Any = None) -> None:
         """Take one event (see the module docstring for what is raised)."""
         self._take(payload, tag)
+
+    def add_json(self, data: bytes, *, tag: Any = None) -> None:
+        """Take one event already encoded: what ``add`` takes, as a JSON object's bytes.
+
+        The bytes are sent as they are: one flat object of string values, without ``stm``
+        (``Tracker`` writes them so). Raises as ``add`` does.
+        """
+        acc, settler = self._acc, self._settler
+        size = len(data) + STM_BYTES
+        if (
+            self._state is not EmitterState.RUNNING
+            or self._get
+            or not acc.fits(size)
+            or settler.pending_events >= self._capacity
+            or (
+                self._capacity_bytes is not None
+                and settler.pending_bytes + size > self._capacity_bytes
+            )
+        ):
+            self._take_json(data, size, tag)
+            return
+        # The usual case, with add's checks passed: a running emitter with room.
+        acc.add(PendingEvent(data[1:], size, tag))
+        settler.pending_events += 1
+        settler.pending_bytes += size
+        if self._timer is None and acc.open_count and self._flush_interval_s is not None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._flush_interval_s, self.flush_nowait
+            )
+
+    def _take_json(self, data: bytes, size: int, tag: Any) -> None:
+        """``add_json`` when it must start, refuse or go through ``add`` (GET)."""
+        if self._get:
+            self._take(orjson.loads(data), tag)
+            return
+        self._check_open()
+        if self._raise_oversize and not self._acc.fits(size):
+            raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
+        self._check_room(1, size)
+        self._accept(PendingEvent(data[1:], size, tag))
 
     def add_awaitable(
         self, payload: Mapping[str, str], *, tag: Any = None

@@ -1,9 +1,8 @@
-"""The tracker's fast path: tracker-protocol payloads built directly, as Snowplow's trackers do.
+"""The tracker's fast path: each event written as its JSON bytes, as Snowplow's trackers do.
 
 Building each event as the pydantic model and rendering it with ``protocol.to_payload`` costs
-more than sending it. The :class:`PayloadBuilder` writes the same dict straight away, after
-cheap checks of the limits the event model enforces: string types and lengths (the ``atomic``
-column sizes), the entity count, the Iglu URI pattern, integer ranges and finite numbers.
+more than sending it. The :class:`PayloadBuilder` writes the same payload straight away,
+after the checks of ``fast_fields`` (the limits the event model enforces).
 
 It vouches only for input it fully understands. Anything else, whether it breaks a limit or
 is merely unusual (a string event id, a ``Platform`` given as text, a dict subject, an ``int``
@@ -16,9 +15,6 @@ generated input).
 from __future__ import annotations
 
 import base64
-import math
-import os
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -26,148 +22,35 @@ from typing import Any, Final
 
 import orjson
 
-from tracking_common.events import (
-    MAX_ENTITIES,
-    Platform,
-    Resolution,
-    SelfDescribingJson,
-    Subject,
-    ms_from_datetime,
+from tracking_common.emitter.event_ids import new_event_id
+from tracking_common.emitter.fast_fields import (
+    CHECKED_SCHEMAS,
+    MAX_TITLE,
+    MAX_URL,
+    SUBJECT_KEYS,
+    NeedsModel,
+    optional_text,
+    page_fields,
+    self_describing,
+    subject_fields,
+    text,
 )
-from tracking_common.iglu import IGLU_URI_PATTERN
+from tracking_common.events import MAX_ENTITIES, Platform, Subject, ms_from_datetime
 from tracking_common.protocol import CONTEXTS_URI, UNSTRUCT_EVENT_URI, Payload
 
-__all__ = ["EventIds", "NeedsModel", "PayloadBuilder", "new_event_id"]
+__all__ = ["PayloadBuilder"]
 
-# pydantic checks patterns with Rust's regex, whose ``$`` never matches before a final newline.
-_IGLU_URI: Final = re.compile(IGLU_URI_PATTERN.removesuffix("$") + r"\Z")
-_MAX_SCHEMA: Final = 512
-_INT32: Final = 2**31
-_EXACT_FLOAT: Final = 2**53
-_SUBJECT_TEXT: Final = (
-    ("user_id", "uid"),
-    ("domain_user_id", "duid"),
-    ("network_user_id", "tnuid"),
-    ("session_id", "sid"),
-    ("ip_address", "ip"),
-    ("useragent", "ua"),
-    ("language", "lang"),
-    ("timezone", "tz"),
-)
-_SUBJECT_KEYS: Final = (*(key for _, key in _SUBJECT_TEXT), "vid", "res", "vp", "cd")
-_OFFSET_KEYS: Final = ("pp_mix", "pp_max", "pp_miy", "pp_may")
-_CONTEXTS_HEAD: Final = {"schema": CONTEXTS_URI}
-
-
-class NeedsModel(Exception):  # noqa: N818 - a signal between two paths, not an error for callers
-    """The fast path does not vouch for this input; the event model must decide."""
-
-
-class EventIds:
-    """Random (version 4) UUID strings, cheaper than ``str(uuid.uuid4())``.
-
-    Reads ``os.urandom`` 4 KiB at a time instead of 16 bytes per id. The buffer is dropped in
-    a forked child, so parent and child never hand out the same ids.
-    """
-
-    __slots__ = ("_hex", "_pos")
-
-    _CHUNK: Final = 16 * 256
-
-    def __init__(self) -> None:
-        self._hex = ""
-        self._pos = 0
-        os.register_at_fork(after_in_child=self._forget)
-
-    def _forget(self) -> None:
-        self._hex, self._pos = "", 0
-
-    def __call__(self) -> str:
-        pos = self._pos
-        if pos >= len(self._hex):
-            self._hex, pos = os.urandom(self._CHUNK).hex(), 0
-        self._pos = pos + 32
-        h = self._hex[pos : pos + 32]
-        # Version nibble 4; variant bits 10 (8, 9, a or b), as RFC 4122 says.
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
-
-
-new_event_id: Final = EventIds()
-"""A process-wide :class:`EventIds`."""
-
-
-def text(value: object, max_length: int) -> str:
-    """``value`` when it is a plain ``str`` of 1 to ``max_length`` characters."""
-    if type(value) is not str or not 0 < len(value) <= max_length:
-        raise NeedsModel
-    return value
-
-
-def optional_text(value: object, max_length: int) -> str | None:
-    """As :func:`text`, with None allowed."""
-    return None if value is None else text(value, max_length)
-
-
-def int_in(value: object, low: int, high: int) -> int:
-    """``value`` when it is a plain ``int`` in ``[low, high]``."""
-    if type(value) is not int or not low <= value <= high:
-        raise NeedsModel
-    return value
-
-
-def number(value: object) -> str:
-    """A finite ``float`` (or an ``int`` a float holds exactly) as ``protocol`` renders it."""
-    if type(value) is int and -_EXACT_FLOAT < value < _EXACT_FLOAT:
-        return str(value)
-    if type(value) is not float or not math.isfinite(value):
-        raise NeedsModel
-    return str(int(value)) if value.is_integer() and abs(value) < _EXACT_FLOAT else repr(value)
-
-
-def self_describing(value: object) -> dict[str, Any]:
-    """The ``{"schema", "data"}`` form of an entity or self-describing event."""
-    if type(value) is SelfDescribingJson:
-        return value.as_json()
-    if type(value) is not dict or len(value) != 2:
-        raise NeedsModel
-    schema = value.get("schema")
-    data = value.get("data")
-    if (
-        type(schema) is not str
-        or len(schema) > _MAX_SCHEMA
-        or type(data) is not dict
-        or _IGLU_URI.match(schema) is None
-    ):
-        raise NeedsModel
-    return value
-
-
-def _resolution(value: Resolution) -> str:
-    return f"{value.width}x{value.height}"
-
-
-def subject_fields(subject: Subject | None) -> Payload:
-    """A validated :class:`Subject` as payload fields (``uid``, ``res``, ...)."""
-    if subject is None:
-        return {}
-    if type(subject) is not Subject:
-        raise NeedsModel
-    fields = {
-        key: value for name, key in _SUBJECT_TEXT if (value := getattr(subject, name)) is not None
-    }
-    if subject.session_index is not None:
-        fields["vid"] = str(subject.session_index)
-    if subject.screen_resolution is not None:
-        fields["res"] = _resolution(subject.screen_resolution)
-    if subject.viewport is not None:
-        fields["vp"] = _resolution(subject.viewport)
-    if subject.color_depth is not None:
-        fields["cd"] = str(subject.color_depth)
-    return fields
+_CONTEXTS_HEAD: Final = b'{"schema":"' + CONTEXTS_URI.encode() + b'","data":'
+_UNSTRUCT_HEAD: Final = b'{"schema":"' + UNSTRUCT_EVENT_URI.encode() + b'","data":'
 
 
 class PayloadBuilder:
     """Builds payloads for one tracker's namespace, app, platform, version and subject.
+
+    A payload is written as the JSON object's bytes the emitter sends (``AsyncEmitter``
+    takes them as they are): the fields every event of the tracker shares (``tv``, ``p``,
+    ``aid``, ``tna``) are encoded once, and an event's own fields in one ``orjson`` call.
+    The bytes decode to exactly the dict ``to_payload`` renders, keys in the same order.
 
     Every ``build`` raises :class:`NeedsModel` for input it does not vouch for, including
     tracker settings that break a limit (then every event takes the model path and is refused
@@ -191,7 +74,9 @@ class PayloadBuilder:
         self._base64 = encode_base64
         self._contexts_key = "cx" if encode_base64 else "co"
         self._unstruct_key = "ue_px" if encode_base64 else "ue_pr"
-        self._head = _head(namespace, app_id, platform, tracker_version)
+        head = _head(namespace, app_id, platform, tracker_version)
+        # '","tv":"..","p":"..","aid":"..","tna":"..","dtm":"': between the eid and the dtm.
+        self._head = None if head is None else b'",' + orjson.dumps(head)[1:-1] + b',"dtm":"'
         self.subject = subject
 
     @property
@@ -206,19 +91,54 @@ class PayloadBuilder:
             self._subject_fields: Payload | None = subject_fields(subject)
         except NeedsModel:
             self._subject_fields = None
+        # No subject fields to add and a head vouched for: page_view's one-frame case.
+        self._plain = self._head is not None and self._subject_fields == {}
 
     def build(
-        self, code: str, page: Payload | None, kind: Payload, options: Mapping[str, Any]
-    ) -> Payload:
-        """One event's payload: ``e=code``, the page fields, the kind's fields and the options.
+        self, code: bytes, page: Payload | None, kind: Payload, options: Mapping[str, Any]
+    ) -> tuple[bytes, str]:
+        """One event's JSON object and its ``eid``: ``e``, the page, subject and kind's fields.
 
-        ``page`` and ``kind`` hold payload fields already checked by the caller; ``options``
-        are the tracker's (``entities``, ``subject``, ``true_timestamp``, ``event_id``).
+        ``code`` is the ``e`` value as bytes (``b"pv"``); ``page`` and ``kind`` are fresh
+        dicts of payload fields already checked by the caller (the builder may extend them);
+        ``options`` are the tracker's (``entities``, ``subject``, ``true_timestamp``,
+        ``event_id``).
         """
         head = self._head
         base_subject = self._subject_fields
         if head is None or base_subject is None:
             raise NeedsModel
+        if not options:
+            eid, ttm, entities = self._event_ids(), b"", None
+        elif len(options) == 1 and (entities := options.get("entities")) is not None:
+            eid, ttm = self._event_ids(), b""  # the usual options: entities alone
+        else:
+            eid, ttm, base_subject = self._options(options, base_subject)
+            entities = options.get("entities")
+        if page is not None:
+            fields = page
+        elif base_subject:
+            fields = {}
+        else:
+            fields, kind = kind, {}
+        if base_subject:
+            fields.update(base_subject)
+        if kind:
+            fields.update(kind)
+        if entities:
+            fields[self._contexts_key] = self._contexts(entities)
+        if not fields:  # every event type has fields of its own; the model words the refusal
+            raise NeedsModel
+        try:
+            own = orjson.dumps(fields)
+        except TypeError:
+            raise NeedsModel from None
+        dtm = int(self._clock() * 1000)
+        # The fields' object, less its opening brace, follows dtm.
+        return b'{"e":"%b","eid":"%b%b%d"%b,%b' % (code, eid.encode(), head, dtm, ttm, own[1:]), eid
+
+    def _options(self, options: Mapping[str, Any], subject: Payload) -> tuple[str, bytes, Payload]:
+        """The ``eid``, the ``ttm`` field's bytes and the subject fields, per ``options``."""
         event_id = options.get("event_id")
         if not event_id:
             eid = self._event_ids()
@@ -226,40 +146,88 @@ class PayloadBuilder:
             eid = str(event_id)
         else:
             raise NeedsModel
-        payload = {"e": code, "eid": eid, **head, "dtm": str(int(self._clock() * 1000))}
+        ttm = b""
         if (true_timestamp := options.get("true_timestamp")) is not None:
             if type(true_timestamp) is not datetime:
                 raise NeedsModel
-            payload["ttm"] = str(ms_from_datetime(true_timestamp))
-        if page is not None:
-            payload.update(page)
+            ttm = b',"ttm":"%d"' % ms_from_datetime(true_timestamp)
         if options.get("subject") is not None:
-            merged = {**base_subject, **subject_fields(options["subject"])}
-            payload.update((key, merged[key]) for key in _SUBJECT_KEYS if key in merged)
-        elif base_subject:
-            payload.update(base_subject)
-        if kind:
-            payload.update(kind)
-        if entities := options.get("entities"):
-            payload[self._contexts_key] = self.contexts(entities)
-        return payload
+            merged = {**subject, **subject_fields(options["subject"])}
+            subject = {key: merged[key] for key in SUBJECT_KEYS if key in merged}
+        return eid, ttm, subject
 
-    def contexts(self, entities: object) -> str:
-        """The ``co``/``cx`` value for a sequence of entities."""
-        if not isinstance(entities, Sequence) or isinstance(entities, str):
+    def page_view(
+        self, url: object, title: object, referrer: object, options: Mapping[str, Any]
+    ) -> tuple[bytes, str]:
+        """``build`` for a page view, in one frame for the usual case.
+
+        The usual case: the tracker's fields vouched for, no tracker subject, and no option
+        but ``entities``; anything else goes through :meth:`build`.
+        """
+        head = self._head
+        if (
+            head is None
+            or not self._plain
+            or (options and (len(options) != 1 or "entities" not in options))
+        ):
+            return self.build(b"pv", page_fields(url, title, referrer), {}, options)
+        # page_fields' checks, written out (a call per event saved).
+        if type(url) is not str or not 0 < len(url) <= MAX_URL:
             raise NeedsModel
-        if len(entities) > MAX_ENTITIES:
+        fields = {"url": url}
+        if title is not None:
+            if type(title) is not str or not 0 < len(title) <= MAX_TITLE:
+                raise NeedsModel
+            fields["page"] = title
+        if referrer is not None:
+            if type(referrer) is not str or not 0 < len(referrer) <= MAX_URL:
+                raise NeedsModel
+            fields["refr"] = referrer
+        if options and (entities := options["entities"]):
+            fields[self._contexts_key] = self._contexts(entities)
+        eid = self._event_ids()
+        try:
+            own = orjson.dumps(fields)
+        except TypeError:
+            raise NeedsModel from None
+        dtm = int(self._clock() * 1000)
+        return b'{"e":"pv","eid":"%b%b%d",%b' % (eid.encode(), head, dtm, own[1:]), eid
+
+    def _contexts(self, entities: object) -> str:
+        """The ``co``/``cx`` value: at most ``MAX_ENTITIES`` entities, as ``{"schema", "data"}``.
+
+        A list of plain dicts whose schemas were seen before is encoded as it is (one check
+        per entity, no copy); anything else goes through :func:`self_describing` one by one.
+        """
+        if type(entities) is list and len(entities) <= MAX_ENTITIES:
+            for entity in entities:
+                if (
+                    type(entity) is not dict
+                    or len(entity) != 2
+                    or type(schema := entity.get("schema")) is not str
+                    or schema not in CHECKED_SCHEMAS
+                    or type(entity.get("data")) is not dict
+                ):
+                    entities = [self_describing(entity) for entity in entities]
+                    break
+        elif (
+            isinstance(entities, Sequence)
+            and not isinstance(entities, str)
+            and len(entities) <= MAX_ENTITIES
+        ):
+            entities = [self_describing(entity) for entity in entities]
+        else:
             raise NeedsModel
-        return self._json({**_CONTEXTS_HEAD, "data": [self_describing(e) for e in entities]})
+        return self._json(_CONTEXTS_HEAD, entities)
 
     def unstruct(self, event: object) -> Payload:
         """The ``ue_pr``/``ue_px`` field of a self-describing event."""
-        wrapper = {"schema": UNSTRUCT_EVENT_URI, "data": self_describing(event)}
-        return {self._unstruct_key: self._json(wrapper)}
+        return {self._unstruct_key: self._json(_UNSTRUCT_HEAD, self_describing(event))}
 
-    def _json(self, document: dict[str, Any]) -> str:
+    def _json(self, head: bytes, data: Any) -> str:
+        """``{"schema": ..., "data": data}`` as JSON text (base64 when the tracker says so)."""
         try:
-            raw = orjson.dumps(document)
+            raw = head + orjson.dumps(data) + b"}"
         except TypeError:
             raise NeedsModel from None
         if self._base64:
@@ -280,36 +248,3 @@ def _head(namespace: object, app_id: object, platform: object, version: object) 
     except NeedsModel:
         return None
     return head
-
-
-def page_fields(url: object, title: object, referrer: object) -> Payload:
-    """``url``, ``page`` and ``refr`` (limits of ``events.Page``)."""
-    fields = {"url": text(url, 4096)}
-    if title is not None:
-        fields["page"] = text(title, 2000)
-    if referrer is not None:
-        fields["refr"] = text(referrer, 4096)
-    return fields
-
-
-def ping_fields(offsets: Sequence[object]) -> Payload:
-    """``pp_mix``, ``pp_max``, ``pp_miy``, ``pp_may`` (32-bit integers)."""
-    return {
-        key: str(int_in(offset, -_INT32, _INT32 - 1))
-        for key, offset in zip(_OFFSET_KEYS, offsets, strict=True)
-        if offset is not None
-    }
-
-
-def struct_fields(
-    category: object, action: object, label: object, property_: object, value: object
-) -> Payload:
-    """``se_ca``, ``se_ac``, ``se_la``, ``se_pr``, ``se_va`` (limits of ``StructEvent``)."""
-    fields = {"se_ca": text(category, 1000), "se_ac": text(action, 1000)}
-    if label is not None:
-        fields["se_la"] = text(label, 4096)
-    if property_ is not None:
-        fields["se_pr"] = text(property_, 1000)
-    if value is not None:
-        fields["se_va"] = number(value)
-    return fields

@@ -90,7 +90,12 @@ class EventStore(Protocol):
 
 
 class Emitter(Protocol):
-    """What a :class:`~tracking_common.emitter.tracker.Tracker` sends events through."""
+    """What a :class:`~tracking_common.emitter.tracker.Tracker` sends events through.
+
+    An emitter may also offer ``add_json(data, *, tag=None)``, taking the event as its JSON
+    object's bytes (as ``add`` otherwise): the tracker then hands it the bytes its fast path
+    writes, and decodes them for an emitter without it (``AsyncEmitter`` has it).
+    """
 
     def add(self, payload: Mapping[str, str], *, tag: Any = None) -> None:
         """Take one event without waiting (raises BufferFullError when full)."""

@@ -3,28 +3,31 @@
 Events obey the limits of the shared event model (``tracking_common.events``), as the API's
 do, and come out as ``tracking_common.protocol.to_payload`` renders them: every value a
 string, entities in ``co``/``cx``, self-describing data in ``ue_pr``/``ue_px``. The usual
-input is built directly by the fast path (``fast_payload``); input it does not vouch for is
-built as the model and rendered by ``to_payload``, which also words every refusal.
+input is written directly as the event's JSON bytes by the fast path (``fast_payload``) and
+handed to each emitter's ``add_json`` (decoded for an emitter that only has ``add``); input
+it does not vouch for is built as the model and rendered by ``to_payload``, which also words
+every refusal.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
 from pydantic import ValidationError
 
 from tracking_common.emitter.errors import BufferFullError
-from tracking_common.emitter.fast_payload import (
+from tracking_common.emitter.fast_fields import (
     NeedsModel,
-    PayloadBuilder,
     page_fields,
     ping_fields,
     struct_fields,
 )
+from tracking_common.emitter.fast_payload import PayloadBuilder
 from tracking_common.emitter.ports import Clock, Emitter
 from tracking_common.errors import InvalidEventError
 from tracking_common.events import (
@@ -73,6 +76,9 @@ class Tracker:
         )
         if not self.emitters:
             raise ValueError("a tracker needs at least one emitter")
+        self._intakes = tuple(_json_intake(emitter) for emitter in self.emitters)
+        # One emitter (the usual case) takes the bytes straight, its errors raised as they are.
+        self._send_json = self._intakes[0] if len(self._intakes) == 1 else self._fan_out
         self._common = {
             "namespace": namespace,
             "app_id": app_id,
@@ -111,12 +117,14 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A page view. ``options``: entities, subject, true_timestamp, event_id."""
-        _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         try:
-            payload = self._fast.build("pv", page_fields(url, title, referrer), {}, options)
+            data, eid = self._fast.page_view(url, title, referrer, options)
         except NeedsModel:
             return self._track(PageView, {"page": _page(url, title, referrer)}, options)
-        return self._send(payload)
+        self._send_json(data)
+        return eid
 
     def track_page_ping(
         self,
@@ -131,11 +139,12 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A page ping with scroll offsets."""
-        _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         offsets = (min_x_offset, max_x_offset, min_y_offset, max_y_offset)
         try:
             page = page_fields(url, title, referrer)
-            payload = self._fast.build("pp", page, ping_fields(offsets), options)
+            data, eid = self._fast.build(b"pp", page, ping_fields(offsets), options)
         except NeedsModel:
             fields = {
                 "page": _page(url, title, referrer),
@@ -145,7 +154,8 @@ class Tracker:
                 "max_y_offset": max_y_offset,
             }
             return self._track(PagePing, fields, options)
-        return self._send(payload)
+        self._send_json(data)
+        return eid
 
     def track_struct_event(
         self,
@@ -158,10 +168,11 @@ class Tracker:
         **options: Any,
     ) -> str:
         """A structured event (category, action, label, property, value)."""
-        _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         try:
             kind = struct_fields(category, action, label, property_, value)
-            payload = self._fast.build("se", None, kind, options)
+            data, eid = self._fast.build(b"se", None, kind, options)
         except NeedsModel:
             fields = {
                 "category": category,
@@ -171,16 +182,19 @@ class Tracker:
                 "value": value,
             }
             return self._track(StructEvent, fields, options)
-        return self._send(payload)
+        self._send_json(data)
+        return eid
 
     def track_self_describing_event(self, event: Entity, **options: Any) -> str:
         """A self-describing event: ``{"schema": "iglu:...", "data": {...}}``."""
-        _check_options(options)
+        if options and not _OPTIONS.issuperset(options):
+            _refuse_options(options)
         try:
-            payload = self._fast.build("ue", None, self._fast.unstruct(event), options)
+            data, eid = self._fast.build(b"ue", None, self._fast.unstruct(event), options)
         except NeedsModel:
             return self._track(SelfDescribing, {"event": event}, options)
-        return self._send(payload)
+        self._send_json(data)
+        return eid
 
     def track(self, event: TrackedEvent) -> str:
         """Any event already built as the model; the tracker's defaults are not applied."""
@@ -217,9 +231,16 @@ class Tracker:
 
     # -- building --------------------------------------------------------------------------
 
-    def _send(self, payload: Payload) -> str:
-        self.track_payload(payload)
-        return payload["eid"]
+    def _fan_out(self, data: bytes) -> None:
+        """An event's JSON object, to every emitter (as ``track_payload``)."""
+        refused: BufferFullError | None = None
+        for add_json in self._intakes:
+            try:
+                add_json(data)
+            except BufferFullError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
 
     def _track(self, model: type[Any], fields: dict[str, Any], options: dict[str, Any]) -> str:
         """The model path: validate as the event model, render with ``to_payload``."""
@@ -246,10 +267,21 @@ class Tracker:
         return payload["eid"]
 
 
-def _check_options(options: Mapping[str, Any]) -> None:
-    if not _OPTIONS.issuperset(options):
-        unknown = set(options) - _OPTIONS
-        raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
+def _json_intake(emitter: Emitter) -> Callable[[bytes], None]:
+    """How ``emitter`` takes an event's JSON bytes: its ``add_json``, else decoded to ``add``."""
+    add_json: Callable[[bytes], None] | None = getattr(emitter, "add_json", None)
+    if add_json is not None:
+        return add_json
+
+    def add_decoded(data: bytes) -> None:
+        emitter.add(orjson.loads(data))
+
+    return add_decoded
+
+
+def _refuse_options(options: Mapping[str, Any]) -> None:
+    unknown = set(options) - _OPTIONS
+    raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
 
 
 def _page(url: str, title: str | None, referrer: str | None) -> dict[str, str]:

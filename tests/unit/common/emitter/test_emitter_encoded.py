@@ -10,7 +10,13 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tracking_common.emitter import AsyncEmitter, EmitterClosedError, FailureReason
+from tracking_common.emitter import (
+    AsyncEmitter,
+    BufferFullError,
+    EmitterClosedError,
+    EventTooLargeError,
+    FailureReason,
+)
 from tracking_common.emitter.payload import ENVELOPE_BYTES, PendingEvent, encoded_size
 from tracking_common.emitter.testing import FakeHttpClient, FakeSleep
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
@@ -149,3 +155,50 @@ def test_raw_payloads_are_buffers_of_the_record() -> None:
     raw = check_record(value).payload
     assert isinstance(raw, msgspec.Raw)
     assert bytes(memoryview(raw)) in value
+
+
+async def test_add_json_sends_what_add_sends_and_refuses_as_add_does() -> None:
+    payloads = [orjson.loads(encoded(n)) for n in range(5)]
+    by_add, by_json = FakeHttpClient(), FakeHttpClient()
+    first, second = emitter(by_add, batch_size=2), emitter(by_json, batch_size=2)
+    for payload in payloads:
+        first.add(payload)
+        second.add_json(orjson.dumps(payload))
+    await first.flush()
+    await second.flush()
+    strip = [
+        [{k: v for k, v in e.items() if k != "stm"} for e in r.events] for r in by_json.requests
+    ]
+    assert strip == [payloads[0:2], payloads[2:4], payloads[4:]]
+    assert [len(r.body) for r in by_json.requests] == [len(r.body) for r in by_add.requests]
+    assert second.pending == (0, 0)
+    await first.close()
+    await second.close()
+
+    full = emitter(FakeHttpClient(), batch_size=2, buffer_capacity=2)
+    full.add_json(encoded(1))
+    full.add_json(encoded(2))
+    with pytest.raises(BufferFullError):
+        full.add_json(encoded(3))
+    small = emitter(FakeHttpClient(), byte_limit=200)
+    with pytest.raises(EventTooLargeError):
+        small.add_json(encoded(4, pad=300))
+    bytes_full = emitter(FakeHttpClient(), capacity_bytes=150)
+    bytes_full.add_json(encoded(5))
+    with pytest.raises(BufferFullError):
+        bytes_full.add_json(encoded(6))
+    for sink in (full, small, bytes_full):
+        await sink.close()
+    with pytest.raises(EmitterClosedError):
+        full.add_json(encoded(7))
+
+
+async def test_add_json_in_get_mode_sends_the_payload_as_a_query() -> None:
+    client = FakeHttpClient()
+    sink = emitter(client, method="get")
+    sink.add_json(encoded(1))
+    await sink.flush()
+    (request,) = client.requests
+    assert request.method == "GET"
+    assert f"eid={uuid.UUID(int=1)}" in request.query
+    await sink.close()

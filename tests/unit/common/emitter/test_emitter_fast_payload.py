@@ -3,28 +3,30 @@
 For generated input, valid or not, ``Tracker.track_*`` (fast path, falling back to the model)
 is compared with building the event as the model (``event_adapter().validate_python``) and
 rendering it with ``to_payload``: the same payload (``eid`` and ``dtm`` aside, unless an
-event id is given), or both refuse with ``InvalidEventError``.
+event id is given), or both refuse with ``InvalidEventError``. The fast path writes JSON
+bytes: they must decode to exactly that dict, keys in the same order, and be what
+``encode_event`` would send for it.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from tracking_common.emitter import Tracker
-from tracking_common.emitter.fast_payload import (
-    EventIds,
-    NeedsModel,
-    PayloadBuilder,
-    page_fields,
-)
+from tracking_common.emitter.event_ids import EventIds
+from tracking_common.emitter.fast_fields import NeedsModel, page_fields
+from tracking_common.emitter.fast_payload import PayloadBuilder
+from tracking_common.emitter.payload import encode_event
 from tracking_common.errors import InvalidEventError
 from tracking_common.events import (
     Platform,
@@ -42,13 +44,18 @@ NOW_S = 1_700_000_000.123
 
 
 class RecordingEmitter:
-    """An ``Emitter`` that keeps what it is given."""
+    """An ``Emitter`` that keeps what it is given (``add_json``'s bytes decoded, and kept)."""
 
     def __init__(self) -> None:
         self.payloads: list[Mapping[str, str]] = []
+        self.encoded: list[bytes] = []
 
     def add(self, payload: Mapping[str, str], *, tag: Any = None) -> None:
         self.payloads.append(payload)
+
+    def add_json(self, data: bytes, *, tag: Any = None) -> None:
+        self.encoded.append(data)
+        self.payloads.append(orjson.loads(data))
 
     def flush_nowait(self) -> None:
         pass
@@ -252,6 +259,10 @@ def assert_same(
     }
     assert list(actual) == list(expected)  # same order, so the same bytes on the wire
     assert actual["dtm"] == str(int(NOW_S * 1000))
+    for data in recorder.encoded:  # the fast path's bytes are what the dict would be sent as
+        assert data[1:] == encode_event(orjson.loads(data))[0]
+    if recorder.encoded:
+        event("fast path")
 
 
 FAST = settings(
@@ -349,9 +360,11 @@ def builder(**overrides: Any) -> PayloadBuilder:
 
 def test_the_usual_input_takes_the_fast_path() -> None:
     entity = {"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"id": 1}}
-    payload = builder().build(
-        "pv", page_fields("https://example.com/", "Home", None), {}, {"entities": [entity]}
+    data, eid = builder().build(
+        b"pv", page_fields("https://example.com/", "Home", None), {}, {"entities": [entity]}
     )
+    payload = orjson.loads(data)
+    assert payload["eid"] == eid
     assert payload["url"] == "https://example.com/"
     assert payload["uid"] == "u1"
     assert payload["co"].startswith('{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/')
@@ -376,7 +389,7 @@ def test_input_it_does_not_vouch_for_goes_to_the_model(
     overrides: dict[str, Any], options: dict[str, Any]
 ) -> None:
     with pytest.raises(NeedsModel):
-        builder(**overrides).build("pv", {"url": "https://e.x/"}, {}, options)
+        builder(**overrides).build(b"pv", {"url": "https://e.x/"}, {}, options)
 
 
 def test_refusals_name_the_field() -> None:
@@ -398,3 +411,54 @@ def test_event_ids_are_random_version_4_uuids() -> None:
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == text
+
+
+class DictOnlyEmitter(RecordingEmitter):
+    """An ``Emitter`` with ``add`` alone (as ``KafkaEmitter``)."""
+
+    add_json = None  # type: ignore[assignment]
+
+
+def test_an_emitter_without_add_json_gets_the_payload_decoded() -> None:
+    both, dict_only = RecordingEmitter(), DictOnlyEmitter()
+    tracker = Tracker([both, dict_only], namespace="ns", clock=lambda: NOW_S)
+    eid = tracker.track_struct_event("shop", "add", value=2.5)
+    assert dict_only.encoded == []
+    assert dict_only.payloads == both.payloads
+    assert both.payloads[0]["eid"] == eid
+    assert both.payloads[0]["se_va"] == "2.5"
+
+
+def test_a_checked_schema_is_remembered_and_a_bad_one_is_refused_every_time() -> None:
+    good = {"schema": "iglu:com.acme/remembered/jsonschema/1-0-0", "data": {}}
+    bad = {"schema": "iglu:com.acme/remembered/jsonschema/1-0", "data": {}}
+    for _ in range(2):
+        builder().build(b"pv", {"url": "https://e.x/"}, {}, {"entities": [good]})
+        with pytest.raises(NeedsModel):
+            builder().build(b"pv", {"url": "https://e.x/"}, {}, {"entities": [good, bad]})
+
+
+def test_a_forked_child_never_hands_out_its_parents_ids() -> None:
+    ids = EventIds()
+    ids()  # a chunk is being handed out
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, " ".join(ids() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = set(pipe.read().decode().split())
+    os.waitpid(pid, 0)
+    assert len(child) == 300
+    assert child.isdisjoint(ids() for _ in range(300))
+
+
+def test_an_unknown_option_is_refused_by_name() -> None:
+    recorder = RecordingEmitter()
+    tracker = Tracker(recorder)
+    with pytest.raises(TypeError, match="unexpected options: colour"):
+        tracker.track_page_view("https://e.x/", colour="red")
+    with pytest.raises(TypeError, match="unexpected options: colour, size"):
+        tracker.track_struct_event("c", "a", size=1, colour="red", entities=[])
+    assert recorder.payloads == []

@@ -1,0 +1,191 @@
+"""One keep-alive HTTP/1.1 connection of :class:`~tracking_common.emitter.http1_client.Http1Client`.
+
+An asyncio ``Protocol``: one request at a time, its answer parsed once it is complete
+(``Content-Length``, chunked, or up to the close; 1xx answers skipped). What is not HTTP, a
+bad length or chunk, a close before the answer and the answer's deadline end the connection
+with a :class:`TransportError` (DROPPED or TIMEOUT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, cast
+
+from tracking_common.emitter.errors import TransportError, TransportErrorKind
+from tracking_common.emitter.ports import HttpResponse
+
+__all__ = ["Http1Connection"]
+
+_HEAD_END: Final = b"\r\n\r\n"
+
+
+class _Answer:
+    """A response being read: finds its end (Content-Length, chunked, or the close)."""
+
+    __slots__ = ("close_after", "end", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], close_after: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.close_after = close_after
+        self.end = -1  # where the body ends in the buffer, once known
+
+
+class Http1Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its answer parsed as it arrives."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[HttpResponse] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream connection's transport (uvloop's does not subclass asyncio.Transport).
+        self.transport = cast("asyncio.Transport", transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(TransportError(TransportErrorKind.DROPPED, f"connection closed: {exc!r}"))
+
+    def eof_received(self) -> bool:
+        # A server that closes after its answer may end a body that has no length with EOF.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            answer = _parse(self._buffer, at_eof=True)
+            if isinstance(answer, _Answer) and answer.end >= 0:
+                self._finish(answer)
+        self.closed = True
+        return False
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is None:
+            # Bytes nobody asked for: the connection can no longer be trusted.
+            self.abort()
+            return
+        answer = _parse(self._buffer, at_eof=False)
+        if answer is None:
+            return
+        if isinstance(answer, TransportError):
+            self._fail(answer)
+            self.abort()
+        elif answer.end >= 0:
+            self._finish(answer)
+
+    def send(
+        self, parts: list[bytes], timeout_s: float, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[HttpResponse]:
+        """Write a request; the future resolves with its answer or a TransportError."""
+        waiter: asyncio.Future[HttpResponse] = loop.create_future()
+        if self.closed or self.transport is None or self.transport.is_closing():
+            waiter.set_exception(TransportError(TransportErrorKind.DROPPED, "connection closed"))
+            return waiter
+        self._waiter = waiter
+        self._timer = loop.call_later(timeout_s, self._timed_out, timeout_s)
+        self.transport.writelines(parts)
+        return waiter
+
+    def abort(self) -> None:
+        """Close at once (the next request gets a fresh connection)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish(self, answer: _Answer) -> None:
+        del self._buffer[: answer.end]
+        if answer.close_after or self._buffer:
+            self.abort()
+        waiter, self._waiter = self._waiter, None
+        self._cancel_timer()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(HttpResponse(answer.status, answer.headers))
+
+    def _fail(self, error: TransportError) -> None:
+        waiter, self._waiter = self._waiter, None
+        self._cancel_timer()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def _timed_out(self, timeout_s: float) -> None:
+        self._timer = None
+        self._fail(TransportError(TransportErrorKind.TIMEOUT, f"no answer in {timeout_s} s"))
+        self.abort()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _parse(buffer: bytearray, *, at_eof: bool) -> _Answer | TransportError | None:
+    """The answer in ``buffer`` (``end`` < 0 until its body is complete), an error, or None.
+
+    Interim (1xx) answers are skipped.
+    """
+    start = 0
+    while True:
+        head_end = buffer.find(_HEAD_END, start)
+        if head_end < 0:
+            return None
+        lines = buffer[start:head_end].decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            return TransportError(TransportErrorKind.DROPPED, f"not an HTTP answer: {lines[0]!r}")
+        status = int(parts[1])
+        body_start = head_end + 4
+        if status >= 200:
+            break
+        start = body_start
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().title()] = value.strip()
+    connection = headers.get("Connection", "").lower()
+    close_after = connection == "close" or (parts[0] == "HTTP/1.0" and connection != "keep-alive")
+    answer = _Answer(status, headers, close_after)
+    error = _find_body_end(answer, buffer, body_start, at_eof=at_eof)
+    return answer if error is None else error
+
+
+def _find_body_end(
+    answer: _Answer, buffer: bytearray, body_start: int, *, at_eof: bool
+) -> TransportError | None:
+    """Set ``answer.end`` once its body is all in ``buffer``; an error if it cannot be framed."""
+    headers = answer.headers
+    if answer.status in {204, 304}:
+        answer.end = body_start
+    elif "chunked" in headers.get("Transfer-Encoding", "").lower():
+        try:
+            answer.end = _chunked_end(buffer, body_start)
+        except ValueError:
+            return TransportError(TransportErrorKind.DROPPED, "bad chunk size")
+    elif (length := headers.get("Content-Length")) is not None:
+        if not length.isdigit():
+            return TransportError(TransportErrorKind.DROPPED, f"bad Content-Length {length!r}")
+        if len(buffer) >= body_start + int(length):
+            answer.end = body_start + int(length)
+    else:
+        answer.close_after = True  # the body runs to the close
+        if at_eof:
+            answer.end = len(buffer)
+    return None
+
+
+def _chunked_end(buffer: bytearray, position: int) -> int:
+    """Where a chunked body starting at ``position`` ends, or -1 if it is not all here."""
+    while True:
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return -1
+        size = int(bytes(buffer[position:line_end]).split(b";")[0] or b"0", 16)
+        if size == 0:
+            trailer_end = buffer.find(_HEAD_END, line_end)
+            if buffer[line_end : line_end + 4] == _HEAD_END:
+                return line_end + 4
+            return -1 if trailer_end < 0 else trailer_end + 4
+        position = line_end + 2 + size + 2
+        if position > len(buffer):
+            return -1
