@@ -5,7 +5,7 @@ to the local collector, started as its own process in count-only mode. Each cont
 a fresh subprocess so its peak RSS is its own; the collector's count proves every event
 arrived. AsyncEmitter gets as many threads as this core's in-flight limit.
 
-    uv run python -m bench.bench_emitter [--events 50000] [--batch-size 50]
+    uv run python -m bench.bench_emitter [--events 200000] [--batch-size 50]
 
 This core runs on uvloop, the loop docs/emitter.md recommends (``BENCH_EMITTER_LOOP=asyncio``
 runs it on asyncio's own loop, for comparison).
@@ -28,7 +28,9 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]  # no stubs in the lock
 import uvloop
 
-EVENTS = 50_000
+# Enough that the core runs for about a second: at 50,000 it ran for 0.25-0.36 s, where a
+# scheduler hiccup or the first connection weighed on its figure alone (Snowplow's took 2-4 s).
+EVENTS = 200_000
 BATCH_SIZE = 50
 IN_FLIGHT = 4
 TARGET_RATIO = 10.0  # at least 10x the faster of Snowplow's two emitters
