@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"unexpected arguments: {args}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     telemetry = configure_telemetry("tracking-forwarder")
-    tune_gc()
+    tune_gc(gen0_threshold=settings.young_gc_threshold)
     try:
         # uvloop: the loop's own work (select, transports, handles) is a share of every
         # record's cost, and uvloop does it in C (see docs/forwarder.md, "Performance").
