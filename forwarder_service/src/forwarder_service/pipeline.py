@@ -31,7 +31,7 @@ from typing import Any, Final, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Tracer
+from opentelemetry.trace import Link, NoOpTracer, Tracer
 from tracking_common.emitter import DeliveryFailure, FailureReason, PendingEvent, RequestReport
 from tracking_common.errors import RecordContractError
 from tracking_common.record import CheckedRecord, check_record
@@ -105,6 +105,9 @@ class Pipeline:
         tracer: Tracer | None = None,
     ) -> None:
         self._tracer = tracer or trace.get_tracer(__name__)
+        # A request's span is ended at once and propagated nowhere, so a tracer that records
+        # nothing (no exporter: tracking_common's context-only tracer) needs none of it.
+        self._request_spans = not isinstance(self._tracer, NoOpTracer)
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -317,12 +320,14 @@ class Pipeline:
             self._enqueue_dead_letters(items)
 
     def request_finished(self, report: RequestReport) -> None:
-        """Record metrics and a span for one collector request."""
+        """Record metrics and a span (when spans are recorded) for one collector request."""
         duration_s = (report.end_ns - report.start_ns) / 1e9
         self._metrics.request_duration.record(duration_s)
         self._metrics.batch_size.record(len(report.events))
         if report.will_retry and report.failure_class is not None:
             self._metrics.retries.add(1, {"failure_class": report.failure_class})
+        if not self._request_spans:
+            return
         parent, links = _trace_of([event.tag for event in report.events[:_MAX_SPAN_LINKS]])
         span = self._tracer.start_span(
             "forwarder send batch",
