@@ -167,7 +167,7 @@ class ForwarderSettings(BaseSettings, KafkaTopicsSettings):
 
     # Sending to the collector.
     forwarder_batch_max_events: int = Field(
-        default=500, ge=1, le=10_000, description="Most events per collector request."
+        default=1000, ge=1, le=10_000, description="Most events per collector request."
     )
     forwarder_batch_max_bytes: int = Field(
         default=900_000,
