@@ -9,7 +9,7 @@ else is prefixed ``FORWARDER_``. A bad value fails start-up with a message namin
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
@@ -274,7 +274,7 @@ def estimate_memory_bound_mb(settings: ForwarderSettings) -> int:
     return _BASELINE_MB + (backlog + fetch) // (1024 * 1024) + 1
 
 
-TRACKED_OBJECTS_PER_RECORD = 10
+TRACKED_OBJECTS_PER_RECORD: Final = 10
 """Container objects (the ones the garbage collector tracks) one held record keeps alive:
 aiokafka's ConsumerRecord and its header tuples, the payload view, the pending event and its
 tag (9 measured by a unit test; rounded up)."""
@@ -285,7 +285,7 @@ def young_gc_threshold(settings: ForwarderSettings) -> int:
 
     CPython collects the young generation when container allocations outnumber deallocations
     by the threshold. A backlog that fills from half to full (the gate's swing) allocates
-    ~90,000 such objects net at the defaults; above 50,000 each swing ran one or two
+    ~90,000 such objects net at the defaults; at 50,000 each swing ran one or two
     collections, and each walked the whole young backlog: 1.5-2 us of CPU per record, as much
     as the contract check. Above what a full backlog, one poll and one batch hold, holding
     records never triggers one; the data path frees by reference counting, so nothing waits
