@@ -64,6 +64,11 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _topic_partition(tp: Hashable) -> tuple[str, int]:
+    """The topic and partition of ``tp`` (aiokafka's TopicPartition, a named tuple)."""
+    return cast("tuple[str, int]", tp)
+
+
 def _trace_of(tags: Sequence[RecordTag]) -> tuple[Context | None, list[Link]]:
     """The trace a batch continues, and links to the other records' traces.
 
@@ -217,7 +222,10 @@ class Pipeline:
         if invalid:
             self._enqueue_dead_letters(
                 [
-                    (self._invalid_letter(records[index], exc), RecordTag(piece, records[index]))
+                    (
+                        self._invalid_letter(tp, records[index], exc),
+                        RecordTag(piece, records[index]),
+                    )
                     for index, exc in invalid
                 ]
             )
@@ -255,15 +263,16 @@ class Pipeline:
         return checked, valid, positions, invalid
 
     @staticmethod
-    def _invalid_letter(record: RecordLike, exc: Exception) -> DeadLetter:
+    def _invalid_letter(tp: Hashable, record: RecordLike, exc: Exception) -> DeadLetter:
         now = _now_ms()
         if isinstance(exc, RecordContractError):
             message = f"{','.join(exc.codes)}: {exc}"
         else:
             message = f"unexpected decoder error: {exc}"
+        topic, partition = _topic_partition(tp)
         return DeadLetter(
-            topic=record.topic,
-            partition=record.partition,
+            topic=topic,
+            partition=partition,
             offset=record.offset,
             key=record.key,
             value=record.value,
@@ -299,9 +308,10 @@ class Pipeline:
             if not self._tracker.current(tag.slice):
                 continue  # no longer ours: the new owner reads it again
             record = tag.record
+            topic, partition = _topic_partition(tag.slice.tp)
             letter = DeadLetter(
-                topic=record.topic,
-                partition=record.partition,
+                topic=topic,
+                partition=partition,
                 offset=record.offset,
                 key=record.key,
                 value=record.value,

@@ -276,7 +276,7 @@ def estimate_memory_bound_mb(settings: ForwarderSettings) -> int:
 
 TRACKED_OBJECTS_PER_RECORD: Final = 10
 """Container objects (the ones the garbage collector tracks) one held record keeps alive:
-aiokafka's ConsumerRecord and its header tuples, the payload view, the pending event and its
+aiokafka's record, its header list and tuples, the payload view, the pending event and its
 tag (9 measured by a unit test; rounded up)."""
 
 

@@ -75,7 +75,8 @@ async def test_a_held_record_keeps_at_most_the_counted_container_objects() -> No
     held = len(gc.get_objects()) - before
     assert sink.backlog()[0] == count
     # The records were built before counting: a held record's own objects are aiokafka's
-    # ConsumerRecord and header tuples, which the service holds just as well.
+    # record, its header container and header tuples (a ConsumerRecord or, in the service,
+    # the batch's record with its header list: as many either way).
     per_record = held / count + 1 + 1 + len(taken[0].headers)
     assert per_record <= TRACKED_OBJECTS_PER_RECORD
     await sink.close(1.0)
