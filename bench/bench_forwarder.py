@@ -8,7 +8,9 @@
    (the raw consumer's first fetch; the forwarder's ``/readyz``) until all N records were read
    (raw) or counted by the collector (forwarder). Each prints its CPU per record over that time
    (the raw consumer its own; the forwarder's and the collector's by psutil), because on a
-   shared machine the rate is a process's share of a core over its CPU per record.
+   shared machine the rate is a process's share of a core over its CPU per record; and the
+   forwarder's garbage collections meanwhile (its ``/metrics``), which cost it 1.5-2 us per
+   record when its backlog triggered them.
 4. Outage: the collector answers 503 until cleared, a second topic holds a backlog of at least
    1M records, and the forwarder's RSS is sampled (psutil) for ``--outage-s`` seconds. The bound
    it is held to is the one its settings compute (``memory_bound_mb``).
@@ -174,6 +176,18 @@ def _wait_for(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> f
     raise RuntimeError(f"{url} not ready within {timeout_s} s")
 
 
+def gc_collections(admin_url: str) -> list[int]:
+    """The forwarder's garbage collections so far, by generation (its ``/metrics``)."""
+    with urllib.request.urlopen(admin_url + "/metrics", timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    counts = [0, 0, 0]
+    for line in text.splitlines():
+        if line.startswith('python_gc_collections_total{generation="'):
+            generation = int(line.split('"')[1])
+            counts[generation] = int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
 def _cpu_s(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
@@ -272,6 +286,7 @@ def forwarder_rate(
             started = _wait_for(admin + "/readyz", 60, process)
             watched = [psutil.Process(process.pid), psutil.Process(collector.pid)]
             cpu_started = [_cpu_s(each) for each in watched]
+            collections = gc_collections(admin)
             deadline = started + 150
             while True:
                 count = int(_get_json(collector_url + "/micro/good/count")["count"])
@@ -280,9 +295,14 @@ def forwarder_rate(
                     used = [
                         _cpu_s(each) - was for each, was in zip(watched, cpu_started, strict=True)
                     ]
+                    collected = [
+                        now - was
+                        for now, was in zip(gc_collections(admin), collections, strict=True)
+                    ]
                     print(
                         f"forwarder CPU: {used[0] * 1e6 / events:.1f} us per record "
-                        f"({used[0] / elapsed:.2f} of a core); count-only collector: "
+                        f"({used[0] / elapsed:.2f} of a core; garbage collections by "
+                        f"generation {collected}); count-only collector: "
                         f"{used[1] * 1e6 / events:.1f} us per record",
                         flush=True,
                     )

@@ -153,10 +153,10 @@ def time_consumer_records(records: Sequence[FakeRecord], *, check_crcs: bool) ->
 def measure(count: int, rounds: int) -> dict[str, float]:
     """The best of ``rounds`` timings of each stage over ``count`` records, us per record."""
     records = bench_records(count)
-    tune_gc()  # as forwarder-service does at start-up
     settings = ForwarderSettings(
         forwarder_max_backlog_events=count, forwarder_max_backlog_bytes=1 << 31
     )
+    tune_gc(gen0_threshold=settings.young_gc_threshold)  # as forwarder-service does
     best: dict[str, float] = {}
 
     def keep(name: str, value: float) -> None:

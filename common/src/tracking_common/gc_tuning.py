@@ -21,9 +21,14 @@ __all__ = ["GEN0_THRESHOLD", "tune_gc"]
 GEN0_THRESHOLD: Final = 50_000
 
 
-def tune_gc() -> None:
-    """Freeze what start-up allocated and collect the young generation less often."""
+def tune_gc(*, gen0_threshold: int = GEN0_THRESHOLD) -> None:
+    """Freeze what start-up allocated and collect the young generation less often: every
+    ``gen0_threshold`` allocations (net of deallocations) of container objects.
+
+    A service that holds many objects for a while (the forwarder's backlog) passes a threshold
+    above what it holds at most, so holding them never triggers a collection.
+    """
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GEN0_THRESHOLD, max(gen1, 20), max(gen2, 100))
+    gc.set_threshold(gen0_threshold, max(gen1, 20), max(gen2, 100))

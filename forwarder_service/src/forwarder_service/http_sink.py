@@ -58,7 +58,7 @@ class HttpSink:
         collector_url: str,
         listener: EmitterListener,
         table: StatusTable | None = None,
-        batch_max_events: int = 500,
+        batch_max_events: int = 1000,
         batch_max_bytes: int = 900_000,
         linger_s: float = 0.05,
         max_in_flight: int = 4,

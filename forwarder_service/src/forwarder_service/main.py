@@ -39,6 +39,7 @@ from tracking_common.settings import SettingsError
 
 from forwarder_service.admin import AdminServer
 from forwarder_service.backpressure import BacklogBound, FlowGate
+from forwarder_service.batch_records import use_batch_records
 from forwarder_service.consumer import ForwarderConsumer, check_kafka_access, consumer_options
 from forwarder_service.dead_letter import KafkaDeadLetterSink
 from forwarder_service.errors import FatalForwarderError
@@ -253,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"unexpected arguments: {args}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     telemetry = configure_telemetry("tracking-forwarder")
-    tune_gc()
+    tune_gc(gen0_threshold=settings.young_gc_threshold)
+    use_batch_records()  # no ConsumerRecord per record (forwarder_service.batch_records)
     try:
         # uvloop: the loop's own work (select, transports, handles) is a share of every
         # record's cost, and uvloop does it in C (see docs/forwarder.md, "Performance").

@@ -31,7 +31,7 @@ from typing import Any, Final, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Tracer
+from opentelemetry.trace import Link, NoOpTracer, Tracer
 from tracking_common.emitter import DeliveryFailure, FailureReason, PendingEvent, RequestReport
 from tracking_common.errors import RecordContractError
 from tracking_common.record import CheckedRecord, check_record
@@ -62,6 +62,11 @@ _ERROR_CLASSES: Final = {
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _topic_partition(tp: Hashable) -> tuple[str, int]:
+    """The topic and partition of ``tp`` (aiokafka's TopicPartition, a named tuple)."""
+    return cast("tuple[str, int]", tp)
 
 
 def _trace_of(tags: Sequence[RecordTag]) -> tuple[Context | None, list[Link]]:
@@ -105,6 +110,9 @@ class Pipeline:
         tracer: Tracer | None = None,
     ) -> None:
         self._tracer = tracer or trace.get_tracer(__name__)
+        # A request's span is ended at once and propagated nowhere, so a tracer that records
+        # nothing (no exporter: tracking_common's context-only tracer) needs none of it.
+        self._request_spans = not isinstance(self._tracer, NoOpTracer)
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -214,7 +222,10 @@ class Pipeline:
         if invalid:
             self._enqueue_dead_letters(
                 [
-                    (self._invalid_letter(records[index], exc), RecordTag(piece, records[index]))
+                    (
+                        self._invalid_letter(tp, records[index], exc),
+                        RecordTag(piece, records[index]),
+                    )
                     for index, exc in invalid
                 ]
             )
@@ -252,15 +263,16 @@ class Pipeline:
         return checked, valid, positions, invalid
 
     @staticmethod
-    def _invalid_letter(record: RecordLike, exc: Exception) -> DeadLetter:
+    def _invalid_letter(tp: Hashable, record: RecordLike, exc: Exception) -> DeadLetter:
         now = _now_ms()
         if isinstance(exc, RecordContractError):
             message = f"{','.join(exc.codes)}: {exc}"
         else:
             message = f"unexpected decoder error: {exc}"
+        topic, partition = _topic_partition(tp)
         return DeadLetter(
-            topic=record.topic,
-            partition=record.partition,
+            topic=topic,
+            partition=partition,
             offset=record.offset,
             key=record.key,
             value=record.value,
@@ -296,9 +308,10 @@ class Pipeline:
             if not self._tracker.current(tag.slice):
                 continue  # no longer ours: the new owner reads it again
             record = tag.record
+            topic, partition = _topic_partition(tag.slice.tp)
             letter = DeadLetter(
-                topic=record.topic,
-                partition=record.partition,
+                topic=topic,
+                partition=partition,
                 offset=record.offset,
                 key=record.key,
                 value=record.value,
@@ -317,12 +330,14 @@ class Pipeline:
             self._enqueue_dead_letters(items)
 
     def request_finished(self, report: RequestReport) -> None:
-        """Record metrics and a span for one collector request."""
+        """Record metrics and a span (when spans are recorded) for one collector request."""
         duration_s = (report.end_ns - report.start_ns) / 1e9
         self._metrics.request_duration.record(duration_s)
         self._metrics.batch_size.record(len(report.events))
         if report.will_retry and report.failure_class is not None:
             self._metrics.retries.add(1, {"failure_class": report.failure_class})
+        if not self._request_spans:
+            return
         parent, links = _trace_of([event.tag for event in report.events[:_MAX_SPAN_LINKS]])
         span = self._tracer.start_span(
             "forwarder send batch",

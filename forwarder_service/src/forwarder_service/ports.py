@@ -22,12 +22,10 @@ __all__ = ["EventSink", "RecordLike", "RecordTag"]
 
 
 class RecordLike(Protocol):
-    """The parts of a consumed Kafka record the forwarder uses (aiokafka's ConsumerRecord)."""
+    """The parts of a consumed Kafka record the forwarder uses: aiokafka's ConsumerRecord, or
+    the record batch's own record (:mod:`forwarder_service.batch_records`). Its topic and
+    partition are those of the partition it was fetched for."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
     @property
     def offset(self) -> int: ...
     @property

@@ -25,3 +25,9 @@ def test_tune_gc_freezes_start_up_objects_and_raises_the_young_threshold() -> No
     assert gen0 == GEN0_THRESHOLD
     assert gen1 >= 20
     assert gen2 >= 100
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_tune_gc_takes_a_higher_young_threshold() -> None:
+    tune_gc(gen0_threshold=GEN0_THRESHOLD * 4)
+    assert gc.get_threshold()[0] == GEN0_THRESHOLD * 4

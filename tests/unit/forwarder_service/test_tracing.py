@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import replace
+from typing import cast
 
 from forwarder_service.offsets import OffsetTracker, RecordSlice
 from forwarder_service.pipeline import Pipeline
@@ -12,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from tracking_common.context_tracing import ContextOnlyTracer
 from tracking_common.emitter import PendingEvent, RequestReport
 
 from tests.support.forwarder_fakes import TP0, FakeDeadLetters, FakeSink, InMemoryMetrics, records
@@ -68,3 +70,41 @@ async def test_a_batch_span_continues_the_first_records_trace_and_links_the_othe
     assert [format(link.context.trace_id, "032x") for link in span.links] == [TRACE_B]
     assert span.attributes is not None
     assert span.attributes["messaging.batch.message_count"] == 3
+
+
+class _Unreadable:
+    """Headers that must not be read: nothing records the span they would feed."""
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        raise AssertionError("headers read for a span nobody records")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_without_recorded_spans_a_request_costs_only_its_metrics() -> None:
+    metrics = InMemoryMetrics()
+    tracker: OffsetTracker[Hashable] = OffsetTracker()
+    tracker.assign([TP0])
+    pipeline = Pipeline(
+        tracker=tracker,
+        dead_letters=FakeDeadLetters(),
+        metrics=metrics.metrics,
+        tracer=ContextOnlyTracer(),
+    )
+    [record] = records(TP0, [0])
+    unreadable = replace(record, headers=cast("Sequence[tuple[str, bytes]]", _Unreadable()))
+    piece = RecordSlice(TP0, 1, 0, 0, 1, 0)
+    pipeline.request_finished(
+        RequestReport(
+            events=[PendingEvent(b"", 0, RecordTag(piece, unreadable))],
+            status=200,
+            failure_class=None,
+            start_ns=1,
+            end_ns=2,
+            attempt=1,
+            will_retry=False,
+            body_bytes=0,
+        )
+    )
+    assert metrics.points("tracking_forwarder_batch_size_events") == {(): 1.0}
