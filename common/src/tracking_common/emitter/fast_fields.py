@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from tracking_common.events import Resolution, SelfDescribingJson, Subject
 from tracking_common.iglu import IGLU_URI_PATTERN
-from tracking_common.protocol import Payload
+from tracking_common.protocol import SUBJECT_TEXT, Payload
 
 __all__ = [
     "CHECKED_SCHEMAS",
@@ -41,17 +41,7 @@ MAX_URL: Final = 4096
 MAX_TITLE: Final = 2000
 _INT32: Final = 2**31
 _EXACT_FLOAT: Final = 2**53
-_SUBJECT_TEXT: Final = (
-    ("user_id", "uid"),
-    ("domain_user_id", "duid"),
-    ("network_user_id", "tnuid"),
-    ("session_id", "sid"),
-    ("ip_address", "ip"),
-    ("useragent", "ua"),
-    ("language", "lang"),
-    ("timezone", "tz"),
-)
-SUBJECT_KEYS: Final = (*(key for _, key in _SUBJECT_TEXT), "vid", "res", "vp", "cd")
+SUBJECT_KEYS: Final = (*(key for _, key in SUBJECT_TEXT), "vid", "res", "vp", "cd")
 _OFFSET_KEYS: Final = ("pp_mix", "pp_max", "pp_miy", "pp_may")
 # Schemas that passed the URI check: a set lookup instead of the pattern's 1-2 us per entity.
 # Bounded, so a caller inventing schemas cannot grow it without end (past it: checked each time).
@@ -119,7 +109,7 @@ def subject_fields(subject: Subject | None) -> Payload:
     if type(subject) is not Subject:
         raise NeedsModel
     fields = {
-        key: value for name, key in _SUBJECT_TEXT if (value := getattr(subject, name)) is not None
+        key: value for name, key in SUBJECT_TEXT if (value := getattr(subject, name)) is not None
     }
     if subject.session_index is not None:
         fields["vid"] = str(subject.session_index)
