@@ -229,16 +229,14 @@ def encode_record(
 
 def partition_key(payload: RenderedPayload | Mapping[str, str]) -> bytes:
     """The record key: ``<aid>:<uid|duid|sid>`` when a user is known, else the event id."""
-    if isinstance(payload, RenderedPayload):
-        # UNSET is falsy, as an absent key is.
-        known = payload.uid or payload.duid or payload.sid
-        if known:
-            return f"{payload.aid or ''}:{known}".encode()
-        return payload.eid.encode()
-    user = payload.get("uid") or payload.get("duid") or payload.get("sid")
-    if user:
-        return f"{payload.get('aid', '')}:{user}".encode()
-    return payload["eid"].encode()
+    aid: object
+    user: object
+    if isinstance(payload, RenderedPayload):  # UNSET is falsy, as an absent key is
+        aid, user, eid = payload.aid, payload.uid or payload.duid or payload.sid, payload.eid
+    else:
+        get = payload.get
+        aid, user, eid = get("aid"), get("uid") or get("duid") or get("sid"), payload["eid"]
+    return f"{aid or ''}:{user}".encode() if user else eid.encode()
 
 
 _SCHEMA_HEADER: Final = (HEADER_RECORD_SCHEMA, EVENT_RECORD_SCHEMA.encode())
