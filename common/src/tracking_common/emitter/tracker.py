@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -46,6 +46,7 @@ from tracking_common.protocol import Payload, issues_from_validation_error, to_p
 __all__ = ["TRACKER_VERSION", "Tracker"]
 
 TRACKER_VERSION: Final = "py-tracking-common-0.1.0"
+_T = TypeVar("_T")
 _OPTIONS: Final = frozenset({"entities", "subject", "true_timestamp", "event_id"})
 
 Entity = SelfDescribingJson | Mapping[str, Any]
@@ -203,14 +204,7 @@ class Tracker:
 
     def track_payload(self, payload: Mapping[str, str]) -> None:
         """A ready tracker-protocol payload, to every emitter."""
-        refused: BufferFullError | None = None
-        for emitter in self.emitters:
-            try:
-                emitter.add(payload)
-            except BufferFullError as exc:
-                refused = refused or exc
-        if refused is not None:
-            raise refused
+        _offer([emitter.add for emitter in self.emitters], payload)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -233,14 +227,7 @@ class Tracker:
 
     def _fan_out(self, data: bytes) -> None:
         """An event's JSON object, to every emitter (as ``track_payload``)."""
-        refused: BufferFullError | None = None
-        for add_json in self._intakes:
-            try:
-                add_json(data)
-            except BufferFullError as exc:
-                refused = refused or exc
-        if refused is not None:
-            raise refused
+        _offer(self._intakes, data)
 
     def _track(self, model: type[Any], fields: dict[str, Any], options: dict[str, Any]) -> str:
         """The model path: validate as the event model, render with ``to_payload``."""
@@ -265,6 +252,19 @@ class Tracker:
         payload: Payload = to_payload(event, base64_encode=self._base64)
         self.track_payload(payload)
         return payload["eid"]
+
+
+def _offer(intakes: Sequence[Callable[[_T], None]], event: _T) -> None:
+    """``event`` to every intake; a full one does not keep it from the others, and the first
+    ``BufferFullError`` is raised at the end."""
+    refused: BufferFullError | None = None
+    for intake in intakes:
+        try:
+            intake(event)
+        except BufferFullError as exc:
+            refused = refused or exc
+    if refused is not None:
+        raise refused
 
 
 def _json_intake(emitter: Emitter) -> Callable[[bytes], None]:
