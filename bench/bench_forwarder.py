@@ -47,7 +47,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from forwarder_service.settings import ForwarderSettings
 from tracking_common.record import encode_record, partition_key, record_headers
-from tracking_producer.publisher import DEFAULT_COMPRESSION
+from tracking_producer.settings import DEFAULT_COMPRESSION
 
 from bench.child import run_child
 from bench.results import ratio_line, record

@@ -33,7 +33,7 @@ from tracking_common.iglu.resolver_config import build_resolver
 from tracking_common.ingest import Ingestor
 from tracking_common.messages import Message
 from tracking_common.record import now_ms
-from tracking_producer.publisher import DEFAULT_COMPRESSION
+from tracking_producer.settings import DEFAULT_COMPRESSION
 
 from bench.payloads import batch_events
 from scripts.kafka.security import client_options_from_env

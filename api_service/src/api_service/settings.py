@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tracking_common.record import MAX_PAYLOAD_VALUE_CHARS
 from tracking_common.settings import IgluSettings, KafkaTopicsSettings, describe_settings_error
-from tracking_producer.publisher import DEFAULT_COMPRESSION, Compression
+from tracking_producer.settings import PublisherSettings
 
 from api_service.client_address import Network, parse_networks
 
@@ -34,7 +34,7 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-class ApiSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
+class ApiSettings(BaseSettings, KafkaTopicsSettings, IgluSettings, PublisherSettings):
     """Everything the API reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
@@ -154,27 +154,12 @@ class ApiSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
         description="Comma-separated hosts `GET /r/tp2?u=` may redirect to (unset = the "
         "redirect route answers 404).",
     )
-    api_produce_timeout_s: float = Field(
-        default=10.0, gt=0, le=120, description="Deadline for Kafka to acknowledge (503 beyond)."
-    )
     api_retry_after_s: int = Field(
         default=5,
         ge=1,
         le=3600,
         description="`Retry-After` sent with 503 answers (a 429 carries the seconds "
         "until the rate limit frees a request).",
-    )
-    api_producer_buffer_bytes: int = Field(
-        default=64 * 1024 * 1024,
-        ge=1024 * 1024,
-        description="Bytes awaiting Kafka's acknowledgement; beyond it requests get 503.",
-    )
-    api_producer_linger_ms: int = Field(
-        default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
-    )
-    api_producer_compression: Compression = Field(
-        default=DEFAULT_COMPRESSION,
-        description="Compression of the record batches: zstd, lz4, snappy, gzip or none.",
     )
     api_drain_grace_s: float = Field(
         default=5.0,

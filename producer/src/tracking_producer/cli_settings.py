@@ -12,12 +12,12 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tracking_common.settings import IgluSettings, KafkaTopicsSettings, describe_settings_error
 
-from tracking_producer.publisher import DEFAULT_COMPRESSION, Compression
+from tracking_producer.settings import PublisherSettings
 
 __all__ = ["ProduceSettings", "load_produce_settings"]
 
 
-class ProduceSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
+class ProduceSettings(BaseSettings, KafkaTopicsSettings, IgluSettings, PublisherSettings):
     """What ``tracking-produce`` reads from its environment (names and defaults the API's)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
@@ -27,19 +27,6 @@ class ProduceSettings(BaseSettings, KafkaTopicsSettings, IgluSettings):
     )
     api_max_json_depth: int = Field(
         default=32, ge=4, le=256, description="Deepest JSON nesting accepted."
-    )
-    api_produce_timeout_s: float = Field(
-        default=10.0, gt=0, le=120, description="Deadline for Kafka to acknowledge a batch."
-    )
-    api_producer_buffer_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024 * 1024, description="Bytes awaiting acknowledgement."
-    )
-    api_producer_linger_ms: int = Field(
-        default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
-    )
-    api_producer_compression: Compression = Field(
-        default=DEFAULT_COMPRESSION,
-        description="Compression of the record batches: zstd, lz4, snappy, gzip or none.",
     )
 
 

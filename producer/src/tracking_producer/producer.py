@@ -50,7 +50,8 @@ from tracking_producer.errors import (
     SchemasUnavailableError,
 )
 from tracking_producer.instruments import ProducerInstruments
-from tracking_producer.publisher import DEFAULT_COMPRESSION, Compression, KafkaPublisher, Publisher
+from tracking_producer.publisher import KafkaPublisher, Publisher
+from tracking_producer.settings import DEFAULT_COMPRESSION, Compression
 
 __all__ = ["Event", "EventProducer"]
 
