@@ -25,8 +25,6 @@ import orjson
 from tracking_common.emitter.event_ids import new_event_id
 from tracking_common.emitter.fast_fields import (
     CHECKED_SCHEMAS,
-    MAX_TITLE,
-    MAX_URL,
     SUBJECT_KEYS,
     NeedsModel,
     optional_text,
@@ -165,24 +163,13 @@ class PayloadBuilder:
         but ``entities``; anything else goes through :meth:`build`.
         """
         head = self._head
+        fields = page_fields(url, title, referrer)
         if (
             head is None
             or not self._plain
             or (options and (len(options) != 1 or "entities" not in options))
         ):
-            return self.build(b"pv", page_fields(url, title, referrer), {}, options)
-        # page_fields' checks, written out (a call per event saved).
-        if type(url) is not str or not 0 < len(url) <= MAX_URL:
-            raise NeedsModel
-        fields = {"url": url}
-        if title is not None:
-            if type(title) is not str or not 0 < len(title) <= MAX_TITLE:
-                raise NeedsModel
-            fields["page"] = title
-        if referrer is not None:
-            if type(referrer) is not str or not 0 < len(referrer) <= MAX_URL:
-                raise NeedsModel
-            fields["refr"] = referrer
+            return self.build(b"pv", fields, {}, options)
         if options and (entities := options["entities"]):
             fields[self._contexts_key] = self._contexts(entities)
         eid = self._event_ids()
