@@ -11,22 +11,25 @@ other core) through ``bench/api_wrk.lua``:
 
 A 5-second run of the raw producer first warms a freshly started broker up (not measured).
 
-The same wrk script, body and connections then drive two baselines, each in its own process on
+The same wrk script, body and connections drive two baselines, each in its own process on
 uvicorn with the API's settings (``bench.baseline_server``):
 
 - ``bare_asgi_rps``: a bare ASGI callable that reads the body (``bench.bare_asgi``);
 - ``fastapi_min_rps``: a minimal FastAPI route that reads the body (``bench.fastapi_min``).
 
-Then ``raw_producer_events_per_s``: aiokafka alone, in its own process, producing the records
+And ``raw_producer_events_per_s``: aiokafka alone, in its own process, producing the records
 the API builds for the batch with the API's producer settings, the faster of ``send`` and
 ``create_batch``/``send_batch`` (``bench.raw_producer``; both figures are recorded). Every
 topic must hold at least as many records as were acknowledged.
 
-Every figure is measured in ``--rounds`` rounds (2) of ``--duration`` seconds (6), one
+Every figure is measured in ``--rounds`` rounds (3) of ``--duration`` seconds (6), one
 after the other, and its best round is kept, with the latency and CPU of that round: the
 machine is shared, and a run's share of a core moved single figures by 1.5x between minutes.
+Within a round each ratio's two sides are measured next to each other (the bare ASGI app just
+before single events, the raw producer just after batches), so that a round sees both in the
+same phase of the host.
 
-    uv run python -m bench.bench_api [--duration 6] [--rounds 2] [--connections 48]
+    uv run python -m bench.bench_api [--duration 6] [--rounds 3] [--connections 48]
 """
 
 from __future__ import annotations
@@ -270,19 +273,30 @@ def raw_producer(
 def measure_round(
     wrk: str, bootstrap: str, topics: dict[str, str], bodies: dict[str, Path], args: Any
 ) -> dict[str, dict[str, float]]:
-    """One round: the API's three figures, the two baseline servers, the raw producer."""
+    """One round: each API figure next to its baseline (the bare ASGI app, then single events;
+    batches, then the raw producer), the no-op route and the minimal FastAPI route between."""
     from scripts.kafka.broker import free_port  # noqa: PLC0415
 
     options: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration}
     single_body, batch_body = bodies["single"], bodies["batch"]
     stored_before = asyncio.run(end_offsets(bootstrap, topics["events"]))
     found: dict[str, dict[str, float]] = {}
+    baselines = {"bare ASGI": "bench.bare_asgi", "FastAPI": "bench.fastapi_min"}
+
+    def baseline(name: str) -> None:
+        with running(baselines[name], free_port()) as (base, baseline_pid):
+            found[name] = measure(
+                wrk, base + "/v1/events", single_body, label=name, server_pid=baseline_pid,
+                **options,
+            )  # fmt: skip
+
+    baseline("bare ASGI")
     with api_service(bootstrap, topics) as (base_url, pid):
+        url = base_url + "/v1/events"
+        found["single"] = measure(wrk, url, single_body, label="single", server_pid=pid, **options)
         found["noop"] = measure(
             wrk, base_url + "/bench/noop", single_body, label="noop", server_pid=pid, **options
         )
-        url = base_url + "/v1/events"
-        found["single"] = measure(wrk, url, single_body, label="single", server_pid=pid, **options)
         found["batch"] = measure(
             wrk, url, batch_body, label=f"batch of {BATCH_SIZE}", server_pid=pid, **options
         )
@@ -291,13 +305,8 @@ def measure_round(
     print(f"  events topic got {stored:,} records; {acknowledged:,} acknowledged (measured)")
     if stored < acknowledged:
         raise SystemExit("the events topic holds fewer records than the API acknowledged")
-    for name, module in (("bare ASGI", "bench.bare_asgi"), ("FastAPI", "bench.fastapi_min")):
-        with running(module, free_port()) as (base, baseline_pid):
-            found[name] = measure(
-                wrk, base + "/v1/events", single_body, label=name, server_pid=baseline_pid,
-                **options,
-            )  # fmt: skip
     found["raw"] = raw_producer(bootstrap, topics["raw"], args.duration, args.connections)
+    baseline("FastAPI")
     return found
 
 
@@ -317,7 +326,7 @@ def main() -> None:
     """Measure the API and its baselines; record and print the figures and ratios."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds, the best of each kept")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, the best of each kept")
     parser.add_argument("--connections", type=int, default=48)
     args = parser.parse_args()
 

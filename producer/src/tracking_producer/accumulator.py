@@ -4,10 +4,11 @@ aiokafka keeps at most one batch per partition queued behind the produce request
 batch per request meant one request's records per partition per round trip: concurrent single
 events waited in line, one round trip each. Here the records of every request go into the open
 batch of their partition, in call order (appending is synchronous); a drain task per partition
-closes the oldest batch and hands it to Kafka (``send``), and while Kafka's slot for the
-partition is busy, the records that arrive meanwhile gather in the next open batch. A round trip
-therefore carries whatever arrived during the previous one, like aiokafka's own ``send()``, but
-with one future per batch rather than per record.
+closes the oldest batch and hands it to Kafka (``send``) once it is ``linger_s`` old or full,
+and while Kafka's slot for the partition is busy, the records that arrive meanwhile gather in
+the next open batch. A round trip therefore carries whatever arrived during the previous one or
+the linger, like aiokafka's own ``send()`` with ``linger_ms``, but with one future per batch
+rather than per record.
 
 Each batch has one :class:`asyncio.Future` (its acknowledgement), resolved from Kafka's answer
 for the batch, or with the exception that kept it from Kafka. :meth:`append` returns the futures
@@ -42,19 +43,27 @@ SendBatch = Callable[[BatchBuilder, str, int], Awaitable["asyncio.Future[Any]"]]
 @dataclass(slots=True)
 class _Batch:
     builder: BatchBuilder
+    opened_at: float  # loop time
     acknowledged: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
 class BatchAccumulator:
-    """Open batches per partition and the drain tasks that hand them to Kafka."""
+    """Open batches per partition and the drain tasks that hand them to Kafka.
 
-    def __init__(self, new_batch: Callable[[], BatchBuilder], send: SendBatch) -> None:
+    ``linger_s``: the least age of a batch that is not full when it is handed over.
+    """
+
+    def __init__(
+        self, new_batch: Callable[[], BatchBuilder], send: SendBatch, *, linger_s: float = 0.0
+    ) -> None:
         self._new_batch = new_batch
         self._send = send
+        self._linger_s = linger_s
         self._queues: dict[Partition, deque[_Batch]] = {}
         self._draining: dict[Partition, asyncio.Task[None]] = {}
+        self._lingering: dict[Partition, asyncio.Future[None]] = {}
 
     def append(
         self, partition: Partition, messages: Iterable[Message]
@@ -73,6 +82,8 @@ class BatchAccumulator:
                 batch = self._open(queue)
                 futures.append(batch.acknowledged)
                 _append(batch.builder, message)  # an empty batch takes any record
+        if len(futures) > 1 and (lingering := self._lingering.get(partition)) is not None:
+            _wake(lingering)  # a batch filled: it goes now
         if partition not in self._draining:
             self._draining[partition] = asyncio.create_task(
                 self._drain(partition, queue), name=f"kafka-batches-{partition[0]}-{partition[1]}"
@@ -102,16 +113,23 @@ class BatchAccumulator:
                 queue.popleft().acknowledged.cancel()
 
     def _open(self, queue: deque[_Batch]) -> _Batch:
-        batch = _Batch(self._new_batch())
+        batch = _Batch(self._new_batch(), asyncio.get_running_loop().time())
         queue.append(batch)
         return batch
 
     async def _drain(self, partition: Partition, queue: deque[_Batch]) -> None:
         topic, number = partition
+        loop = asyncio.get_running_loop()
         try:
             while queue:
-                # Taken before the await: what arrives while Kafka's slot is busy goes into a
-                # new open batch, sent next.
+                if self._linger_s and len(queue) == 1:
+                    # The open batch (a full one has a successor) gathers records until it is
+                    # linger_s old: fewer, fuller produce requests.
+                    wait = queue[0].opened_at + self._linger_s - loop.time()
+                    if wait > 0:
+                        await self._linger(partition, wait)
+                        continue
+                # Taken before the await: what arrives from now on goes into a new open batch.
                 batch = queue.popleft()
                 batch.builder.close()
                 try:
@@ -128,6 +146,22 @@ class BatchAccumulator:
             del self._draining[partition]
             if not queue:
                 self._queues.pop(partition, None)
+
+    async def _linger(self, partition: Partition, wait_s: float) -> None:
+        """Wait ``wait_s``, or less if the open batch fills meanwhile (``append`` wakes us)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._lingering[partition] = waiter
+        timer = asyncio.get_running_loop().call_later(wait_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            del self._lingering[partition]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _append(builder: BatchBuilder, message: Message) -> bool:

@@ -270,7 +270,9 @@ class KafkaPublisher:
                 delay = min(delay * 2, 10.0)
                 continue
             self._producer = producer
-            self._batches = BatchAccumulator(producer.create_batch, self._send_batch)
+            self._batches = BatchAccumulator(
+                producer.create_batch, self._send_batch, linger_s=self._linger_ms / 1000
+            )
             self._connected = True
             logger.info(
                 "kafka producer connected to %s (%s)",

@@ -30,7 +30,10 @@ class PublisherSettings(BaseModel):
         description="Bytes awaiting Kafka's acknowledgement; beyond it requests get 503.",
     )
     api_producer_linger_ms: int = Field(
-        default=5, ge=0, le=1000, description="How long the producer waits to fill a batch."
+        default=2,
+        ge=0,
+        le=1000,
+        description="Least age of a batch (unless full) when it is handed to Kafka.",
     )
     api_producer_compression: Compression = Field(
         default=DEFAULT_COMPRESSION,

@@ -181,3 +181,30 @@ async def test_concurrent_requests_reach_the_partition_whole_and_in_arrival_orde
         if index == 0 or tag != in_partition[index - 1]
     ]
     assert runs == [f"{n:02d}".encode() for n in range(requests)]
+
+
+async def test_records_published_while_batches_are_drained_arrive_once_each_in_order(
+    kafka_bootstrap: str, topic: str
+) -> None:
+    # Many callers publishing one record at a time share lingering batches, which the drain
+    # hands over while others are in flight: every record lands once, each caller's in order,
+    # and the broker refuses any idempotent sequence number out of place.
+    callers, each = 48, 40
+    publisher = await started(kafka_bootstrap)
+    try:
+
+        async def publish_in_turn(caller: int) -> None:
+            for i in range(each):
+                value = f"{caller:02d}-{i:03d}".encode()
+                await publisher.publish([Message(topic, value, b"user", [])])
+
+        await asyncio.gather(*(publish_in_turn(caller) for caller in range(callers)))
+    finally:
+        await publisher.stop(timeout_s=5.0)
+
+    records = await consume_all(kafka_bootstrap, topic, callers * each, timeout_s=60)
+    values = [r.value for r in sorted(records, key=lambda r: r.offset)]
+    assert len(values) == len(set(values)) == callers * each
+    for caller in range(callers):
+        mine = [value for value in values if value.startswith(f"{caller:02d}-".encode())]
+        assert mine == [f"{caller:02d}-{i:03d}".encode() for i in range(each)]

@@ -62,6 +62,42 @@ async def test_requests_arriving_while_kafka_is_busy_share_the_next_batch() -> N
     assert all(future.result() is None for future in [*first, *later[0]])
 
 
+async def _settled() -> None:
+    """Let every task that can run, run (a few loop rounds; no time passes)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_batch_lingers_to_gather_the_records_of_later_requests() -> None:
+    kafka = FakeKafka()
+    batches = BatchAccumulator(kafka.new_batch, kafka.send, linger_s=0.05)
+    first = batches.append((TOPIC, 0), [_message(0)])
+    await _settled()
+    assert kafka.sent == []  # Kafka's slot is free, but the batch is younger than the linger
+    later = batches.append((TOPIC, 0), [_message(1)])
+
+    await batches.drained()
+
+    assert kafka.sent == [[b"0.........", b"1........."]]
+    assert later == first
+
+
+async def test_a_full_batch_goes_at_once_whatever_the_linger() -> None:
+    kafka = FakeKafka(batch_size=300)
+    batches = BatchAccumulator(kafka.new_batch, kafka.send, linger_s=60.0)
+    batches.append((TOPIC, 0), [_message(0)])
+    await _settled()
+    assert kafka.sent == []
+
+    batches.append((TOPIC, 0), [_message(n, size=60) for n in range(1, 12)])  # fills it, and more
+    await _settled()
+
+    assert kafka.sent  # the full batch went at once
+    assert kafka.sent[0][0] == b"0........."
+    assert batches.pending_batches == 1  # the last one, not full, lingers
+    await batches.close()
+
+
 async def test_a_full_batch_is_sealed_and_the_records_keep_their_order() -> None:
     kafka = FakeKafka(batch_size=300)
     batches = BatchAccumulator(kafka.new_batch, kafka.send)
