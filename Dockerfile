@@ -3,6 +3,7 @@
 #   docker build --target api -t tracking-api .
 #   docker build --target forwarder -t tracking-forwarder .
 #   docker build --target collector -t tracking-collector .   (local collector, dev only)
+#   docker build --target produce -t tracking-produce .       (the internal producers' CLI)
 # The forwarder's image carries no FastAPI; no image carries dev tools, tests or secrets.
 
 # ---------------------------------------------------------------------------------------------
@@ -50,6 +51,14 @@ COPY local_collector/src local_collector/src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package local-collector
 
+FROM builder AS build-produce
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --no-install-workspace --package tracking-producer
+COPY common/src common/src
+COPY producer/src producer/src
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package tracking-producer
+
 # ---------------------------------------------------------------------------------------------
 # runtime: the slim base, an unprivileged numeric user (so Kubernetes can check runAsNonRoot).
 FROM python:3.11-slim AS runtime
@@ -87,3 +96,10 @@ EXPOSE 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:' + os.environ.get('COLLECTOR_PORT', '9090') + '/healthz', timeout=2)"]
 ENTRYPOINT ["local-collector"]
+
+# A batch job rather than a service (backfills, Kubernetes Jobs): no port, no health check; its
+# exit code says whether every line was produced.
+#   docker run --rm -i -e KAFKA_BOOTSTRAP_SERVERS=... tracking-produce - < events.jsonl
+FROM runtime AS produce
+COPY --from=build-produce /app/.venv /app/.venv
+ENTRYPOINT ["tracking-produce"]

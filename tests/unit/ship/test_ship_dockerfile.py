@@ -23,8 +23,9 @@ from scripts import check_terraform
 
 REPO = Path(__file__).resolve().parents[3]
 
-# target -> (builder stage, workspace member dir, distribution, admin/health port variable)
-TARGETS = {
+# target -> (builder stage, workspace member dir, distribution, admin/health port variable;
+# None for a batch job, which has no server to check)
+TARGETS: dict[str, tuple[str, str, str, str | None]] = {
     "api": ("build-api", "api_service", "api-service", "API_PORT"),
     "forwarder": (
         "build-forwarder",
@@ -33,7 +34,9 @@ TARGETS = {
         "FORWARDER_ADMIN_PORT",
     ),
     "collector": ("build-collector", "local_collector", "local-collector", "COLLECTOR_PORT"),
+    "produce": ("build-produce", "producer", "tracking-producer", None),
 }
+SERVICES = sorted(target for target, (*_, port) in TARGETS.items() if port is not None)
 WEB_FRAMEWORK = {"fastapi", "starlette", "uvicorn"}
 DEV_TOOLS = {"pytest", "ruff", "mypy", "hypothesis", "import-linter", "coverage"}
 SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN", "CREDENTIAL")
@@ -160,9 +163,10 @@ def test_target_runs_as_a_numeric_non_root_user(target: str) -> None:
     assert int(user) != 0
 
 
-@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("target", SERVICES)
 def test_target_health_check_gets_healthz_with_python(target: str) -> None:
     _, _, _, port_variable = TARGETS[target]
+    assert port_variable is not None
     check = _last(target, "HEALTHCHECK")
     command = json.loads(check.split("CMD", 1)[1])
     assert command[0] == "python", "the slim base has no curl"
@@ -197,7 +201,19 @@ def test_forwarder_closure_in_the_lock_has_no_web_framework(lock: dict[str, Any]
     assert "api-service" not in closure
 
 
-@pytest.mark.parametrize("dist", ["api-service", "forwarder-service", "local-collector"])
+def test_the_producer_cli_is_a_job_without_a_health_check_or_web_framework(
+    lock: dict[str, Any],
+) -> None:
+    assert not _effective("produce", "HEALTHCHECK")
+    assert not _effective("produce", "EXPOSE")
+    closure = _closure(lock, "tracking-producer")
+    assert "aiokafka" in closure
+    assert not closure & WEB_FRAMEWORK
+
+
+@pytest.mark.parametrize(
+    "dist", ["api-service", "forwarder-service", "local-collector", "tracking-producer"]
+)
 def test_no_service_closure_has_dev_tools(lock: dict[str, Any], dist: str) -> None:
     assert not _closure(lock, dist) & DEV_TOOLS
 
