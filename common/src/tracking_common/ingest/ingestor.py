@@ -28,7 +28,7 @@ from tracking_common.events import ms_from_datetime
 from tracking_common.iglu import IgluRepository
 from tracking_common.iglu.resolver import IgluResolver
 from tracking_common.ingest.batch import Batch, Rejection
-from tracking_common.ingest.decoding import decode_events, v1_events
+from tracking_common.ingest.decoding import Json, decode_events, loads, v1_events
 from tracking_common.ingest.errors import TooManyEventsError, UnreadableBodyError
 from tracking_common.ingest.schema_checks import resolve_schemas
 from tracking_common.ingest.tracker import (
@@ -94,9 +94,9 @@ class Ingestor:
         ``{"events": [...]}``; parsed once, here. ``source`` is what the records carry: the
         internal producer library (``tracking_producer``) checks its events here too, as
         ``internal``."""
-        raws, level = v1_events(body, self._max_depth)
-        self._check_count(len(raws))
-        decoded = decode_events(raws, level=level, max_depth=self._max_depth)
+        events = v1_events(body, self._max_depth)
+        self._check_count(len(events.raws))
+        decoded = decode_events(events, max_depth=self._max_depth)
         schemas = await resolve_schemas(
             self._resolver, (item.event for item in decoded), allow_unknown=self._allow_unknown
         )
@@ -180,7 +180,7 @@ class Ingestor:
     # -- shared -------------------------------------------------------------------------------
 
     async def _track(
-        self, raws: list[bytes], level: int, *, request: _Request, facts: RequestFacts
+        self, raws: Sequence[Json], level: int, *, request: _Request, facts: RequestFacts
     ) -> Batch:
         """Check tracker-protocol items (their JSON bytes, at ``level`` in the body); the record
         keeps the tracker's payload (:func:`~tracking_common.ingest.tracker.record_payload`)."""
@@ -213,7 +213,7 @@ class Ingestor:
         if count == 0:
             raise UnreadableBodyError("no_events", "the request carries no events")
 
-    def _size_issues(self, raw: bytes) -> list[ValidationIssue]:
+    def _size_issues(self, raw: Json) -> list[ValidationIssue]:
         if len(raw) <= self._max_event_bytes:
             return []
         message = f"the event is {len(raw)} bytes; the limit is {self._max_event_bytes}"
@@ -225,7 +225,7 @@ class Ingestor:
         seen: set[str],
         request: _Request,
         index: int,
-        raw: bytes,
+        raw: Json,
         event_id: str | None,
         issues: list[ValidationIssue],
         record: RenderedPayload | dict[str, str] | None,
@@ -244,14 +244,14 @@ class Ingestor:
 
     def _bad(
         self,
-        raw: bytes,
+        raw: Json,
         issues: Sequence[ValidationIssue],
         request: _Request,
         *,
         index: int | None,
     ) -> Message:
         value = encode_bad_event(
-            raw,
+            raw if type(raw) is bytes else bytes(raw),
             issues,
             source=request.source,
             index=index,
@@ -308,8 +308,8 @@ def _claimed_eid(item: TrackerItem) -> str | None:
     if item.payload is not None:
         return item.payload.get("eid", "")[:64] or None
     try:
-        document = orjson.loads(item.raw)
-    except orjson.JSONDecodeError:  # pragma: no cover - the raw bytes were parsed before
+        document = loads(item.raw)
+    except UnreadableBodyError:  # pragma: no cover - the raw bytes were parsed before
         return None
     eid = document.get("eid") if isinstance(document, dict) else None
     return eid[:64] if isinstance(eid, str) else None
