@@ -113,7 +113,7 @@ class Ingestor:
             raw, event = item.raw, item.event
             if event is None:
                 issues = [*item.issues, *self._size_issues(raw)]
-                self._settle(batch, seen, request, index, raw, item.event_id, issues, None, None)
+                self._settle(accept, seen, index, raw, item.event_id, issues, None, None)
                 continue
             record = render_payload(event, event_id=ids[index])
             event_id = record.eid
@@ -121,7 +121,7 @@ class Ingestor:
             issues = schemas.issues(event)
             if issues or len(raw) > max_bytes or event_id in seen:
                 issues = self._size_issues(raw) + issues
-                self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)
+                self._settle(accept, seen, index, raw, event_id, issues, record, sent)
                 continue
             # The common case, inline: an event with no issue is accepted (_settle's accept).
             seen.add(event_id)
@@ -196,6 +196,7 @@ class Ingestor:
             self._resolver, (event for event, _ in read), allow_unknown=self._allow_unknown
         )
         batch = Batch()
+        accept = _Accept(self._events_topic, request, batch)
         seen: set[str] = set()
         for index, (item, (event, read_issues)) in enumerate(zip(items, read, strict=True)):
             issues = self._size_issues(item.raw) + read_issues
@@ -204,7 +205,7 @@ class Ingestor:
                 issues += payload_issues(schemas.issues(event), item.payload)
                 record, sent = record_payload(item.payload, event, facts)
             event_id = record["eid"] if record is not None else _claimed_eid(item)
-            self._settle(batch, seen, request, index, item.raw, event_id, issues, record, sent)
+            self._settle(accept, seen, index, item.raw, event_id, issues, record, sent)
         return batch
 
     def _check_count(self, count: int) -> None:
@@ -221,9 +222,8 @@ class Ingestor:
 
     def _settle(  # noqa: PLR0917 - one item's every finding, in request order
         self,
-        batch: Batch,
+        accept: _Accept,
         seen: set[str],
-        request: _Request,
         index: int,
         raw: Json,
         event_id: str | None,
@@ -235,12 +235,12 @@ class Ingestor:
         if event_id is not None and event_id in seen:
             issues.append(_duplicate(event_id))
         if record is None or issues:
-            batch.rejections.append(Rejection(index, event_id, issues))
-            batch.messages.append(self._bad(raw, issues, request, index=index))
+            accept.batch.rejections.append(Rejection(index, event_id, issues))
+            accept.batch.messages.append(self._bad(raw, issues, accept.request, index=index))
             return
         assert event_id is not None  # noqa: S101 - a record's own eid, as both callers pass it
         seen.add(event_id)
-        _Accept(self._events_topic, request, batch)(record, event_id, sent)
+        accept(record, event_id, sent)
 
     def _bad(
         self,
@@ -272,29 +272,43 @@ class _Request:
 
 
 class _Accept:
-    """Adds an accepted event's record to a request's batch (called once per event)."""
+    """Adds an accepted event's record to a request's batch (called once per event, so what
+    every record of the request shares is looked up here, once)."""
 
-    __slots__ = ("_batch", "_request", "_topic")
+    __slots__ = (
+        "_add_id",
+        "_add_message",
+        "_now_ms",
+        "_source",
+        "_topic",
+        "_trace",
+        "batch",
+        "request",
+    )
 
     def __init__(self, topic: str, request: _Request, batch: Batch) -> None:
+        self.request = request
+        self.batch = batch
         self._topic = topic
-        self._request = request
-        self._batch = batch
+        self._now_ms = request.now_ms
+        self._source = request.source
+        self._trace = request.trace
+        self._add_message = batch.messages.append
+        self._add_id = batch.accepted_ids.append
 
     def __call__(
         self, record: RenderedPayload | dict[str, str], event_id: str, sent: int | None
     ) -> None:
-        request = self._request
         value = encode_record(
-            record, collector_tstamp=request.now_ms, source=request.source, device_sent_tstamp=sent
+            record, collector_tstamp=self._now_ms, source=self._source, device_sent_tstamp=sent
         )
         encoded_id = event_id.encode()
         key = partition_key(record)
         # With no user, the key is the event's own id: it never comes back. Positional
         # arguments: a named tuple built with a keyword costs twice as much.
-        headers = record_headers(encoded_id, request.trace)
-        self._batch.messages.append(Message(self._topic, value, key, headers, key != encoded_id))
-        self._batch.accepted_ids.append(event_id)
+        headers = record_headers(encoded_id, self._trace)
+        self._add_message(Message(self._topic, value, key, headers, key != encoded_id))
+        self._add_id(event_id)
 
 
 def _duplicate(event_id: str) -> ValidationIssue:
