@@ -113,7 +113,7 @@ async def v1_stages(ingestor: Ingestor, body: bytes, rounds: int) -> Stages:
     resolver = build_resolver(None)
     stages = Stages()
     for _ in range(rounds):
-        raws, level = stages.time("envelope", lambda: v1_events(body, DEPTH))
+        raws, level, _ = stages.time("envelope", lambda: v1_events(body, DEPTH))
         decoded = stages.time(
             "decode + model checks",
             lambda: [decode_event(raw, level=level, max_depth=DEPTH) for raw in raws],  # noqa: B023

@@ -177,7 +177,7 @@ class EventProducer:
             if checked.rejections:
                 self._reject(checked.rejections)
             await self.produce(checked)
-            return [event_id for event_id in checked.event_ids if event_id is not None]
+            return checked.valid_ids
 
     async def send_payloads(self, payloads: Sequence[Mapping[str, str]]) -> list[str]:
         """Produce Snowplow tracker-protocol payloads (``payload_data`` items), checked as
@@ -187,7 +187,7 @@ class EventProducer:
             if checked.rejections:
                 self._reject(checked.rejections)
             await self.produce(checked)
-            return [event_id for event_id in checked.event_ids if event_id is not None]
+            return checked.valid_ids
 
     async def send_valid(self, events: Sequence[Any], *, tracker_protocol: bool = False) -> Checked:
         """Produce the valid ones of ``events`` and return what was found: the ids of those
@@ -277,7 +277,7 @@ class EventProducer:
         self._instruments.count("produced", produced)
 
     def _fail(self, checked: Checked, exc: Exception) -> None:
-        ids = [event_id for event_id in checked.event_ids if event_id is not None]
+        ids = checked.valid_ids
         self._instruments.count("failed", len(ids))
         kind = exc.kind if isinstance(exc, PublishError) else "timeout"
         logger.warning("%d events not acknowledged by Kafka (%s): %s", len(ids), kind, exc)

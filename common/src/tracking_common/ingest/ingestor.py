@@ -28,7 +28,7 @@ from tracking_common.events import ms_from_datetime
 from tracking_common.iglu import IgluRepository
 from tracking_common.iglu.resolver import IgluResolver
 from tracking_common.ingest.batch import Batch, Rejection
-from tracking_common.ingest.decoding import decode_events, v1_events
+from tracking_common.ingest.decoding import Json, decode_events, loads, v1_events
 from tracking_common.ingest.errors import TooManyEventsError, UnreadableBodyError
 from tracking_common.ingest.schema_checks import resolve_schemas
 from tracking_common.ingest.tracker import (
@@ -94,9 +94,9 @@ class Ingestor:
         ``{"events": [...]}``; parsed once, here. ``source`` is what the records carry: the
         internal producer library (``tracking_producer``) checks its events here too, as
         ``internal``."""
-        raws, level = v1_events(body, self._max_depth)
-        self._check_count(len(raws))
-        decoded = decode_events(raws, level=level, max_depth=self._max_depth)
+        events = v1_events(body, self._max_depth)
+        self._check_count(len(events.raws))
+        decoded = decode_events(events, max_depth=self._max_depth)
         schemas = await resolve_schemas(
             self._resolver, (item.event for item in decoded), allow_unknown=self._allow_unknown
         )
@@ -113,7 +113,7 @@ class Ingestor:
             raw, event = item.raw, item.event
             if event is None:
                 issues = [*item.issues, *self._size_issues(raw)]
-                self._settle(batch, seen, request, index, raw, item.event_id, issues, None, None)
+                self._settle(accept, seen, index, raw, item.event_id, issues, None, None)
                 continue
             record = render_payload(event, event_id=ids[index])
             event_id = record.eid
@@ -121,7 +121,7 @@ class Ingestor:
             issues = schemas.issues(event)
             if issues or len(raw) > max_bytes or event_id in seen:
                 issues = self._size_issues(raw) + issues
-                self._settle(batch, seen, request, index, raw, event_id, issues, record, sent)
+                self._settle(accept, seen, index, raw, event_id, issues, record, sent)
                 continue
             # The common case, inline: an event with no issue is accepted (_settle's accept).
             seen.add(event_id)
@@ -180,7 +180,7 @@ class Ingestor:
     # -- shared -------------------------------------------------------------------------------
 
     async def _track(
-        self, raws: list[bytes], level: int, *, request: _Request, facts: RequestFacts
+        self, raws: Sequence[Json], level: int, *, request: _Request, facts: RequestFacts
     ) -> Batch:
         """Check tracker-protocol items (their JSON bytes, at ``level`` in the body); the record
         keeps the tracker's payload (:func:`~tracking_common.ingest.tracker.record_payload`)."""
@@ -196,6 +196,7 @@ class Ingestor:
             self._resolver, (event for event, _ in read), allow_unknown=self._allow_unknown
         )
         batch = Batch()
+        accept = _Accept(self._events_topic, request, batch)
         seen: set[str] = set()
         for index, (item, (event, read_issues)) in enumerate(zip(items, read, strict=True)):
             issues = self._size_issues(item.raw) + read_issues
@@ -204,7 +205,7 @@ class Ingestor:
                 issues += payload_issues(schemas.issues(event), item.payload)
                 record, sent = record_payload(item.payload, event, facts)
             event_id = record["eid"] if record is not None else _claimed_eid(item)
-            self._settle(batch, seen, request, index, item.raw, event_id, issues, record, sent)
+            self._settle(accept, seen, index, item.raw, event_id, issues, record, sent)
         return batch
 
     def _check_count(self, count: int) -> None:
@@ -213,7 +214,7 @@ class Ingestor:
         if count == 0:
             raise UnreadableBodyError("no_events", "the request carries no events")
 
-    def _size_issues(self, raw: bytes) -> list[ValidationIssue]:
+    def _size_issues(self, raw: Json) -> list[ValidationIssue]:
         if len(raw) <= self._max_event_bytes:
             return []
         message = f"the event is {len(raw)} bytes; the limit is {self._max_event_bytes}"
@@ -221,11 +222,10 @@ class Ingestor:
 
     def _settle(  # noqa: PLR0917 - one item's every finding, in request order
         self,
-        batch: Batch,
+        accept: _Accept,
         seen: set[str],
-        request: _Request,
         index: int,
-        raw: bytes,
+        raw: Json,
         event_id: str | None,
         issues: list[ValidationIssue],
         record: RenderedPayload | dict[str, str] | None,
@@ -235,23 +235,23 @@ class Ingestor:
         if event_id is not None and event_id in seen:
             issues.append(_duplicate(event_id))
         if record is None or issues:
-            batch.rejections.append(Rejection(index, event_id, issues))
-            batch.messages.append(self._bad(raw, issues, request, index=index))
+            accept.batch.rejections.append(Rejection(index, event_id, issues))
+            accept.batch.messages.append(self._bad(raw, issues, accept.request, index=index))
             return
         assert event_id is not None  # noqa: S101 - a record's own eid, as both callers pass it
         seen.add(event_id)
-        _Accept(self._events_topic, request, batch)(record, event_id, sent)
+        accept(record, event_id, sent)
 
     def _bad(
         self,
-        raw: bytes,
+        raw: Json,
         issues: Sequence[ValidationIssue],
         request: _Request,
         *,
         index: int | None,
     ) -> Message:
         value = encode_bad_event(
-            raw,
+            raw if type(raw) is bytes else bytes(raw),
             issues,
             source=request.source,
             index=index,
@@ -272,29 +272,43 @@ class _Request:
 
 
 class _Accept:
-    """Adds an accepted event's record to a request's batch (called once per event)."""
+    """Adds an accepted event's record to a request's batch (called once per event, so what
+    every record of the request shares is looked up here, once)."""
 
-    __slots__ = ("_batch", "_request", "_topic")
+    __slots__ = (
+        "_add_id",
+        "_add_message",
+        "_now_ms",
+        "_source",
+        "_topic",
+        "_trace",
+        "batch",
+        "request",
+    )
 
     def __init__(self, topic: str, request: _Request, batch: Batch) -> None:
+        self.request = request
+        self.batch = batch
         self._topic = topic
-        self._request = request
-        self._batch = batch
+        self._now_ms = request.now_ms
+        self._source = request.source
+        self._trace = request.trace
+        self._add_message = batch.messages.append
+        self._add_id = batch.accepted_ids.append
 
     def __call__(
         self, record: RenderedPayload | dict[str, str], event_id: str, sent: int | None
     ) -> None:
-        request = self._request
         value = encode_record(
-            record, collector_tstamp=request.now_ms, source=request.source, device_sent_tstamp=sent
+            record, collector_tstamp=self._now_ms, source=self._source, device_sent_tstamp=sent
         )
         encoded_id = event_id.encode()
         key = partition_key(record)
         # With no user, the key is the event's own id: it never comes back. Positional
         # arguments: a named tuple built with a keyword costs twice as much.
-        headers = record_headers(encoded_id, request.trace)
-        self._batch.messages.append(Message(self._topic, value, key, headers, key != encoded_id))
-        self._batch.accepted_ids.append(event_id)
+        headers = record_headers(encoded_id, self._trace)
+        self._add_message(Message(self._topic, value, key, headers, key != encoded_id))
+        self._add_id(event_id)
 
 
 def _duplicate(event_id: str) -> ValidationIssue:
@@ -308,8 +322,8 @@ def _claimed_eid(item: TrackerItem) -> str | None:
     if item.payload is not None:
         return item.payload.get("eid", "")[:64] or None
     try:
-        document = orjson.loads(item.raw)
-    except orjson.JSONDecodeError:  # pragma: no cover - the raw bytes were parsed before
+        document = loads(item.raw)
+    except UnreadableBodyError:  # pragma: no cover - the raw bytes were parsed before
         return None
     eid = document.get("eid") if isinstance(document, dict) else None
     return eid[:64] if isinstance(eid, str) else None

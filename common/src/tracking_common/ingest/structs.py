@@ -20,8 +20,9 @@ from tracking_common.events import MAX_ENTITIES, EventType, Platform
 from tracking_common.iglu import IGLU_URI_PATTERN
 
 __all__ = [
-    "EVENTS_DECODER",
+    "BATCH_DECODER",
     "EVENT_DECODER",
+    "BatchStruct",
     "EventStruct",
     "PagePingStruct",
     "PageStruct",
@@ -138,5 +139,12 @@ EventStruct = PageViewStruct | PagePingStruct | StructEventStruct | SelfDescribi
 EVENT_DECODER: Final = msgspec.json.Decoder(EventStruct)
 """Decodes one event's JSON bytes; raises msgspec.ValidationError on the first problem."""
 
-EVENTS_DECODER: Final = msgspec.json.Decoder(list[EventStruct])
-"""Decodes a JSON array of events in one call; raises on the first problem of any of them."""
+
+class BatchStruct(_Closed):
+    """A batch body: ``{"events": [...]}`` and nothing else."""
+
+    events: list[EventStruct]
+
+
+BATCH_DECODER: Final = msgspec.json.Decoder(BatchStruct)
+"""Decodes a batch body's events in one call; raises on the first problem of any of them."""

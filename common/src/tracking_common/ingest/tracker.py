@@ -24,7 +24,13 @@ from pydantic import ValidationError
 from tracking_common.errors import PayloadError, ValidationIssue
 from tracking_common.events import event_adapter, ms_from_datetime
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, IgluRepository, SchemaValidationError
-from tracking_common.ingest.decoding import check_document, loads, struct_from_model, too_deep
+from tracking_common.ingest.decoding import (
+    Json,
+    check_document,
+    loads,
+    struct_from_model,
+    too_deep,
+)
 from tracking_common.ingest.depth import nests_deeper
 from tracking_common.ingest.errors import UnreadableBodyError
 from tracking_common.ingest.structs import EVENT_DECODER, EventStruct
@@ -62,8 +68,8 @@ class _PayloadDataIn(msgspec.Struct):
 _PAYLOAD_DATA: Final = msgspec.json.Decoder(_PayloadDataIn)
 
 
-def payload_data_items(body: bytes, max_depth: int) -> list[bytes]:
-    """The JSON bytes of each item of a ``payload_data`` body. Raises UnreadableBodyError."""
+def payload_data_items(body: bytes, max_depth: int) -> list[msgspec.Raw]:
+    """Each item of a ``payload_data`` body, as a slice of it. Raises UnreadableBodyError."""
     try:
         document = _PAYLOAD_DATA.decode(body) if body else None
     except (msgspec.DecodeError, RecursionError):
@@ -74,14 +80,14 @@ def payload_data_items(body: bytes, max_depth: int) -> list[bytes]:
             "invalid_payload_data",
             'the body must be a payload_data self-describing JSON: {"schema": ..., "data": [...]}',
         )
-    return [bytes(raw) for raw in document.data]
+    return document.data
 
 
 class TrackerItem(NamedTuple):
     """One tracker-protocol item: its JSON bytes, its payload if it is one, and the issues
     found so far."""
 
-    raw: bytes
+    raw: Json
     payload: dict[str, str] | None
     issues: list[ValidationIssue]
 
@@ -91,7 +97,7 @@ _ALLOWED_KEYS: Final = PAYLOAD_KEYS | {"stm"}
 
 
 def decode_payload(
-    raw: bytes, *, envelopes: IgluRepository, level: int, max_depth: int
+    raw: Json, *, envelopes: IgluRepository, level: int, max_depth: int
 ) -> TrackerItem:
     """Decode one ``payload_data`` item. Raises UnreadableBodyError(too_deep)."""
     try:
@@ -107,7 +113,7 @@ def _has_required(payload: dict[str, str]) -> bool:
     return "e" in payload and "p" in payload and "tv" in payload
 
 
-def _explain(raw: bytes, *, envelopes: IgluRepository, level: int, max_depth: int) -> TrackerItem:
+def _explain(raw: Json, *, envelopes: IgluRepository, level: int, max_depth: int) -> TrackerItem:
     """The slow path for an item msgspec refused: the Iglu schema names the problem."""
     item = loads(raw)
     if nests_deeper(item, max_depth - level + 1):

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from tracking_common import events
 from tracking_common.events import event_adapter
 from tracking_common.ingest import structs
-from tracking_common.ingest.decoding import decode_event
+from tracking_common.ingest.decoding import decode_event, decode_events, v1_events
 from tracking_common.ingest.structs import EVENT_DECODER
 from tracking_common.protocol import render_payload, to_payload
 from tracking_common.record import EVENT_RECORD_SCHEMA, encode_record, partition_key
@@ -141,6 +141,25 @@ def test_on_mutated_events_the_structs_never_accept_what_the_model_refuses(
         assert _rendered(decoded.event, document) == _rendered(model, document)
     else:
         assert decoded.issues
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(documents=st.lists(event_documents | _mutated(), min_size=2, max_size=4))
+def test_a_batch_decodes_as_its_events_one_by_one(documents: list[Any]) -> None:
+    # The batch path decodes the whole body in one call (and falls back to one event at a
+    # time when any is refused): each event comes out as it does alone, with its own bytes.
+    together = decode_events(v1_events(orjson.dumps({"events": documents}), 32), max_depth=32)
+    alone = [decode_event(orjson.dumps(d), level=3, max_depth=32) for d in documents]
+
+    assert len(together) == len(alone)
+    for document, batched, single in zip(documents, together, alone, strict=True):
+        assert bytes(batched.raw) == bytes(single.raw)
+        assert (batched.event is None) == (single.event is None)
+        if batched.event is not None and single.event is not None:
+            assert _rendered(batched.event, document) == _rendered(single.event, document)
+        else:
+            assert batched.issues == single.issues
+            assert batched.event_id == single.event_id
 
 
 _PAIRS = [
