@@ -144,7 +144,10 @@ class Http1Client:
             self._busy.discard(connection)
         if not connection.closed and not self._closed:
             connection.idle_since = time.monotonic()
-            self._idle.setdefault(key, deque()).append(connection)
+            idle = self._idle.get(key)
+            if idle is None:
+                idle = self._idle[key] = deque()
+            idle.append(connection)
         return response
 
     def _reuse(self, key: tuple[str, int, bool]) -> Http1Connection | None:
