@@ -12,7 +12,7 @@ swings. Snowplow's contenders deliver ``--snowplow-events`` (60,000) instead of 
 (200,000), so three rounds take 40-80 s: their rate is steady after a few thousand events
 (a run still lasts 3-9 s), and the events are the same kind, built the same way, at the
 same batch size, to the same collector. The peak RSS recorded is each contender's highest
-over its rounds (Snowplow's ``AsyncEmitter`` holds more at 200,000 events than at 60,000).
+over its rounds.
 
     uv run python -m bench.bench_emitter [--events 200000] [--snowplow-events 60000]
         [--batch-size 50] [--rounds 3]
