@@ -194,6 +194,7 @@ class AsyncEmitter:
         self._state = EmitterState.NEW
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -247,10 +248,8 @@ class AsyncEmitter:
         acc.add(PendingEvent(data[1:], size, tag))
         settler.pending_events += 1
         settler.pending_bytes += size
-        if self._timer is None and acc.open_count and self._flush_interval_s is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._flush_interval_s, self.flush_nowait
-            )
+        if self._timer is None and acc.open_count:
+            self._arm_timer()
 
     def _take_json(self, data: bytes, size: int, tag: Any) -> None:
         """``add_json`` when it must start, refuse or go through ``add`` (GET)."""
@@ -330,10 +329,7 @@ class AsyncEmitter:
             acc.extend(events)
         taken, size_taken = len(events), sum(sizes)
         settler.hold(taken, size_taken)
-        if acc.open_count and self._timer is None and self._flush_interval_s is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._flush_interval_s, self.flush_nowait
-            )
+        self._arm_timer()
         return taken
 
     async def wait_for_room(self, events: int = 1) -> None:
@@ -381,10 +377,14 @@ class AsyncEmitter:
             return
         self._acc.add(event)
         self._settler.hold(1, event.size)
-        if self._acc.open_count and self._timer is None and self._flush_interval_s is not None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._flush_interval_s, self.flush_nowait
-            )
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """Cut the open batch ``flush_interval_s`` after its first event."""
+        if self._timer is None and self._acc.open_count and self._flush_interval_s is not None:
+            # The loop kept at start: get_running_loop() is a getpid() system call on 3.11.
+            loop = self._loop or asyncio.get_running_loop()
+            self._timer = loop.call_later(self._flush_interval_s, self.flush_nowait)
 
     def _refuse_oversize(self, event: PendingEvent) -> None:
         cut = Cut(1)
@@ -427,6 +427,7 @@ class AsyncEmitter:
             self._start_workers()
 
     def _start_workers(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._state = EmitterState.RUNNING
         restored = self._acc.restore()
         self._settler.hold(restored, 0)

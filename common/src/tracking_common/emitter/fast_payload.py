@@ -155,22 +155,25 @@ class PayloadBuilder:
         return eid, ttm, subject
 
     def page_view(
-        self, url: object, title: object, referrer: object, options: Mapping[str, Any]
+        self,
+        url: object,
+        title: object,
+        referrer: object,
+        entities: object,
+        options: Mapping[str, Any],
     ) -> tuple[bytes, str]:
         """``build`` for a page view, in one frame for the usual case.
 
-        The usual case: the tracker's fields vouched for, no tracker subject, and no option
-        but ``entities``; anything else goes through :meth:`build`.
+        The usual case: the tracker's fields vouched for, no tracker subject, and no options
+        (``entities`` comes as its own argument); anything else goes through :meth:`build`.
         """
         head = self._head
         fields = page_fields(url, title, referrer)
-        if (
-            head is None
-            or not self._plain
-            or (options and (len(options) != 1 or "entities" not in options))
-        ):
+        if head is None or not self._plain or options:
+            if entities is not None:
+                options = {**options, "entities": entities}
             return self.build(b"pv", fields, {}, options)
-        if options and (entities := options["entities"]):
+        if entities:
             fields[self._contexts_key] = self._contexts(entities)
         eid = self._event_ids()
         try:

@@ -73,6 +73,7 @@ class Http1Client:
         self._keepalive_s = keepalive_s
         self._ssl_context = ssl_context
         self._origins: dict[str, _Origin] = {}
+        self._post_heads: dict[str, tuple[dict[str, str], bytes]] = {}
         self._idle: dict[tuple[str, int, bool], deque[Http1Connection]] = {}
         self._slots: dict[tuple[str, int, bool], asyncio.Semaphore] = {}
         self._busy: set[Http1Connection] = set()
@@ -81,12 +82,17 @@ class Http1Client:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
         """POST ``body``; raise TransportError when no answer comes."""
         origin = self._origin(url)
-        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        head = (
-            f"POST {origin.target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
-            f"User-Agent: {_USER_AGENT}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
-        )
-        return await self._request(origin, [head.encode("latin-1"), body])
+        # The head up to Content-Length is the same for every request to a URL with the same
+        # headers: written once (a copy of the headers kept to tell), not joined per request.
+        cached = self._post_heads.get(url)
+        if cached is None or cached[0] != headers:
+            extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            head = (
+                f"POST {origin.target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
+                f"User-Agent: {_USER_AGENT}\r\n{extra}Content-Length: "
+            )
+            cached = self._post_heads[url] = (dict(headers), head.encode("latin-1"))
+        return await self._request(origin, [b"%b%d\r\n\r\n" % (cached[1], len(body)), body])
 
     async def get(self, url: str, query: str) -> HttpResponse:
         """GET ``url?query``; raise TransportError when no answer comes."""
@@ -127,11 +133,10 @@ class Http1Client:
     async def _exchange(
         self, key: tuple[str, int, bool], origin: _Origin, parts: list[bytes]
     ) -> HttpResponse:
-        loop = asyncio.get_running_loop()
-        connection = self._reuse(key) or await self._connect(origin, loop)
+        connection = self._reuse(key) or await self._connect(origin)
         self._busy.add(connection)
         try:
-            response = await connection.send(parts, self._read_timeout_s, loop)
+            response = await connection.send(parts, self._read_timeout_s)
         except BaseException:
             connection.abort()
             raise
@@ -139,7 +144,10 @@ class Http1Client:
             self._busy.discard(connection)
         if not connection.closed and not self._closed:
             connection.idle_since = time.monotonic()
-            self._idle.setdefault(key, deque()).append(connection)
+            idle = self._idle.get(key)
+            if idle is None:
+                idle = self._idle[key] = deque()
+            idle.append(connection)
         return response
 
     def _reuse(self, key: tuple[str, int, bool]) -> Http1Connection | None:
@@ -154,7 +162,8 @@ class Http1Client:
             connection.abort()
         return None
 
-    async def _connect(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> Http1Connection:
+    async def _connect(self, origin: _Origin) -> Http1Connection:
+        loop = asyncio.get_running_loop()
         tls: ssl.SSLContext | None = None
         if origin.tls:
             tls = self._ssl_context = self._ssl_context or ssl.create_default_context()

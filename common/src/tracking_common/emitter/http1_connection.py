@@ -36,6 +36,7 @@ class Http1Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.idle_since = 0.0
         self._buffer = bytearray()
@@ -45,6 +46,8 @@ class Http1Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream connection's transport (uvloop's does not subclass asyncio.Transport).
         self.transport = cast("asyncio.Transport", transport)
+        # Kept for send: get_running_loop() costs a getpid() system call on Python 3.11.
+        self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -75,10 +78,9 @@ class Http1Connection(asyncio.Protocol):
         elif answer.end >= 0:
             self._finish(answer)
 
-    def send(
-        self, parts: list[bytes], timeout_s: float, loop: asyncio.AbstractEventLoop
-    ) -> asyncio.Future[HttpResponse]:
+    def send(self, parts: list[bytes], timeout_s: float) -> asyncio.Future[HttpResponse]:
         """Write a request; the future resolves with its answer or a TransportError."""
+        loop = self._loop or asyncio.get_running_loop()
         waiter: asyncio.Future[HttpResponse] = loop.create_future()
         if self.closed or self.transport is None or self.transport.is_closing():
             waiter.set_exception(TransportError(TransportErrorKind.DROPPED, "connection closed"))

@@ -74,7 +74,7 @@ class Sender:
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
-        self._wakeup = asyncio.Event()
+        self._idle: deque[asyncio.Future[None]] = deque()  # one waiter per idle sender
         self._workers: list[asyncio.Task[None]] = []
         self._active: list[list[Batch]] = []  # each sender's batch and its pending halves
         self.setup_failing = False
@@ -86,8 +86,17 @@ class Sender:
         ]
 
     def wake(self) -> None:
-        """Tell idle senders that batches are ready."""
-        self._wakeup.set()
+        """Wake an idle sender for each ready batch.
+
+        One each, not all: an ``asyncio.Event`` woke every idle sender for every batch, and
+        all but one went back to sleep (3 wasted task steps a batch with 4 senders).
+        """
+        idle, waiting = self._idle, len(self._ready)
+        while idle and waiting:
+            waiter = idle.popleft()
+            if not waiter.done():  # a cancelled sender's
+                waiter.set_result(None)
+                waiting -= 1
 
     async def stop(self) -> list[Batch]:
         """Cancel the senders; return the batches they held, unsettled."""
@@ -95,16 +104,19 @@ class Sender:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        self._idle.clear()
         held = [batch for stack in self._active for batch in stack]
         self._active.clear()
         return held
 
     async def _work(self) -> None:
         ready = self._ready
+        loop = asyncio.get_running_loop()
         while True:
             while not ready:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
             stack = [ready.popleft()]
             self._active.append(stack)
             try:

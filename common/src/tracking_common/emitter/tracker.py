@@ -115,14 +115,19 @@ class Tracker:
         *,
         title: str | None = None,
         referrer: str | None = None,
+        entities: Sequence[Entity] | None = None,
         **options: Any,
     ) -> str:
-        """A page view. ``options``: entities, subject, true_timestamp, event_id."""
+        """A page view. ``options``: subject, true_timestamp, event_id."""
+        # ``entities`` is named: the usual call then builds no options dict, and the usual
+        # page view is checked and written by the builder without looking into one.
         if options and not _OPTIONS.issuperset(options):
             _refuse_options(options)
         try:
-            data, eid = self._fast.page_view(url, title, referrer, options)
+            data, eid = self._fast.page_view(url, title, referrer, entities, options)
         except NeedsModel:
+            if entities is not None:
+                options = {**options, "entities": entities}
             return self._track(PageView, {"page": _page(url, title, referrer)}, options)
         self._send_json(data)
         return eid

@@ -86,6 +86,19 @@ async def test_requests_share_one_kept_alive_connection(served: Server) -> None:
     assert f"Host: {served.url.split('/')[2]}\r\n" in head
 
 
+async def test_a_post_head_follows_the_headers_given_each_time(served: Server) -> None:
+    client = Http1Client()
+    headers = dict(HEADERS)
+    await client.post(served.url, b"{}", headers)
+    headers["X-Batch"] = "2"  # the same dict, changed
+    await client.post(served.url, b"{}", headers)
+    await client.post(served.url, b"{}", HEADERS)
+    await client.close()
+    heads = [request.head for request in served.requests]
+    assert ["X-Batch: 2" in head for head in heads] == [False, True, False]
+    assert all("Content-Type: application/json; charset=utf-8" in head for head in heads)
+
+
 async def test_chunked_and_interim_answers_and_header_names(served: Server) -> None:
     served.answer = lambda _: (
         b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -314,6 +314,28 @@ async def test_in_flight_requests_are_bounded() -> None:
     await sink.close()
 
 
+async def test_each_ready_batch_gets_an_idle_sender_and_none_waits_for_a_wake_up() -> None:
+    release = asyncio.Event()
+
+    async def slow(_: SentRequest) -> HttpResponse:
+        await release.wait()
+        return HttpResponse(200)
+
+    client = FakeHttpClient(slow)
+    sink, _, listener = make(client, batch_size=2, max_in_flight=4)
+    for batch in range(6):  # batches cut one at a time, each while senders sit idle
+        sink.add(payload(2 * batch))
+        sink.add(payload(2 * batch + 1))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert client.in_flight == min(batch + 1, 4)
+    release.set()  # the two left over go out as senders come free, with no new cut
+    await sink.flush()
+    assert len(client.requests) == 6
+    assert len(listener.delivered_list) == 12
+    await sink.close()
+
+
 async def test_retries_go_ahead_of_new_batches() -> None:
     client = FakeHttpClient.scripted(500, 500)
     sink, _, _ = make(client, batch_size=1, max_in_flight=1)
