@@ -13,7 +13,7 @@ Each runs in a process of its own, alternated (raw, library, raw, library, ...) 
 3-partition topic each, and the best round of each is kept, since the machine is shared. Then
 the cost of each stage per event, without Kafka (``perf_counter_ns`` around each):
 
-    uv run python -m bench.bench_producer [--duration 8] [--rounds 2] [--window 10]
+    uv run python -m bench.bench_producer [--duration 8] [--rounds 3] [--window 10]
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def main() -> None:
     """Alternate the raw producer and the library; record the figures and print the ratio."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of the two")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of the two")
     parser.add_argument("--window", type=int, default=10, help="send_many calls in flight")
     parser.add_argument("--raw-window", type=int, default=48, help="raw batches of 100 in flight")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
