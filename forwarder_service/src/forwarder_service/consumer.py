@@ -225,6 +225,8 @@ class ForwarderConsumer:
             # all, so what aiokafka fetched stays buffered for the resume; once paused, it
             # polls without waiting, to stay in the group (a paused partition's fetched
             # records are dropped, and fetched again after the resume).
+            if self._gate.state.paused and not self._holding():
+                self._apply_gate()  # a hold that just ended pauses before the next poll
             paused = self._gate.state.paused
             if not (paused and self._holding()):
                 try:

@@ -254,6 +254,15 @@ async def test_a_backlog_over_the_bound_for_longer_than_the_hold_pauses_and_poll
     await rig.stop(task)
 
 
+@pytest.mark.parametrize("hold_before_pause_s", [0.05])
+async def test_a_fetch_after_the_hold_is_not_taken_while_the_gate_is_closed(rig: Rig) -> None:
+    rig.kafka.queue.append({TP0: records(TP0, range(12))})
+    rig.kafka.queue.append({TP0: records(TP0, range(12, 17))})  # polled once the hold is over
+    task = await rig.run_until(lambda: rig.kafka.polled_while_all_paused >= 1)
+    assert rig.tracker.outstanding([TP0]) == 12  # the second fetch was not taken
+    await rig.stop(task)
+
+
 @pytest.mark.parametrize("hold_before_pause_s", [60.0])
 async def test_a_setup_failure_pauses_at_once_whatever_the_hold(rig: Rig) -> None:
     rig.sink.setup_failing = True
