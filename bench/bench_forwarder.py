@@ -11,14 +11,15 @@
    (the raw consumer its own; the forwarder's and the collector's by psutil), because on a
    shared machine the rate is a process's share of a core over its CPU per record; and the
    forwarder's garbage collections meanwhile (its ``/metrics``), which cost it 1.5-2 us per
-   record when its backlog triggered them.
+   record when its backlog triggered them, and its peak RSS (which grew with the run while
+   each pause of the backlog gate dropped aiokafka's fetched records).
 4. Outage: the collector answers 503 until cleared, a second topic holds a backlog of at least
    1M records, and the forwarder's RSS is sampled (psutil) for ``--outage-s`` seconds. The bound
    it is held to is the one its settings compute (``memory_bound_mb``).
 5. The forwarder's own cost per record, split by stage, measured in this process without Kafka
    or HTTP (``bench.forwarder_stages``).
 
-    uv run python -m bench.bench_forwarder [--events 200000] [--rounds 2] [--backlog 1000000]
+    uv run python -m bench.bench_forwarder [--events 200000] [--rounds 3] [--backlog 1000000]
         [--outage-s 20]
 
 ``KAFKA_BOOTSTRAP_SERVERS`` names the broker (default 127.0.0.1:9092; ``make bench`` starts it);
@@ -59,7 +60,7 @@ PARTITIONS = 3
 EVENTS = 200_000
 BACKLOG = 1_000_000
 OUTAGE_S = 20.0
-ROUNDS = 2
+ROUNDS = 3
 TARGET_RATIO = 0.5  # to resolve issue 11; 0.7 is the aim
 STAGE_RECORDS = 20_000
 STAGE_ROUNDS = 3
@@ -282,7 +283,8 @@ def forwarder_rate(
     overrides: Mapping[str, str] | None = None,
 ) -> float:
     """Events/s of the forwarder delivering ``topic`` to a count-only collector; prints the
-    CPU per record of the forwarder and of the collector over the same time (psutil)."""
+    CPU per record of the forwarder and of the collector over the same time, and the
+    forwarder's peak RSS meanwhile (psutil)."""
     with _collector() as (collector_url, collector):
         env = {**forwarder_env(bootstrap, topic, collector_url), **(overrides or {})}
         admin = f"http://127.0.0.1:{env['FORWARDER_ADMIN_PORT']}"
@@ -292,7 +294,9 @@ def forwarder_rate(
             cpu_started = [_cpu_s(each) for each in watched]
             collections = gc_collections(admin)
             deadline = started + 150
+            peak_rss = 0
             while True:
+                peak_rss = max(peak_rss, watched[0].memory_info().rss)
                 count = int(_get_json(collector_url + "/micro/good/count")["count"])
                 if count >= events:
                     elapsed = time.monotonic() - started
@@ -307,7 +311,8 @@ def forwarder_rate(
                         f"forwarder CPU: {used[0] * 1e6 / events:.1f} us per record "
                         f"({used[0] / elapsed:.2f} of a core; garbage collections by "
                         f"generation {collected}); count-only collector: "
-                        f"{used[1] * 1e6 / events:.1f} us per record",
+                        f"{used[1] * 1e6 / events:.1f} us per record; forwarder peak RSS "
+                        f"{peak_rss / (1024 * 1024):.0f} MB",
                         flush=True,
                     )
                     return events / elapsed

@@ -2,8 +2,9 @@
 
 The backlog is everything taken from Kafka and not yet settled: events buffered or in flight in
 the emitter plus records waiting for a dead-letter acknowledgement. Above the high-water mark
-(either bound: events or bytes) the consumer pauses every assigned partition; it resumes only
-once the backlog is below ``resume_ratio`` of both bounds, so it does not flap at the edge. While
+(either bound: events or bytes) the consumer stops fetching (it holds, then pauses every
+assigned partition: ``forwarder_service.consumer``); it resumes only once the backlog is below
+``resume_ratio`` of both bounds, so it does not flap at the edge. While
 the collector is in a *setup* failure (bad credentials, wrong URL, TLS/DNS), fetching stays
 paused whatever the backlog: the records would only pile up behind the broken endpoint.
 

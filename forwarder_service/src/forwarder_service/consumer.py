@@ -19,8 +19,12 @@ aiokafka traps handled here:
 - Every assignment starts from fresh partition state: positions come from the committed offsets
   (the same as ``seek_to_committed``) and pauses are forgotten, so ``on_partitions_assigned``
   re-applies the pause when the backlog gate is closed.
+- A paused partition's fetched records are dropped (and fetched and decompressed again after
+  the resume), so a closed backlog gate first *holds*: the loop stops polling and waits for the
+  backlog to drain, and what aiokafka fetched stays buffered (bounded by the fetch sizes). Only
+  a gate closed for ``HOLD_BEFORE_PAUSE_S`` (or for a setup failure) pauses the partitions.
 - ``getmany`` keeps being called while everything is paused, so ``max_poll_interval_ms`` is
-  never exceeded however long the collector is down.
+  never exceeded however long the collector is down (a hold is far shorter than it).
 - Records the sink had no room for are not skipped: the loop seeks back to the first of them.
 - ``stop()`` does not call the revoke listener: :meth:`ForwarderConsumer.commit` and
   :meth:`ForwarderConsumer.close` are run explicitly by the entrypoint's shutdown sequence.
@@ -43,7 +47,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
 from tracking_common.kafka_security import check_access
 from tracking_common.settings import parse_bootstrap_servers
 
-from forwarder_service.backpressure import FlowGate
+from forwarder_service.backpressure import FlowGate, PauseReason
 from forwarder_service.errors import ConsumerCrashedError, FatalForwarderError
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.pipeline import Pipeline
@@ -57,6 +61,8 @@ logger = logging.getLogger(__name__)
 _COMMIT_TIMEOUT_S = 10.0
 _KAFKA_CALL_TIMEOUT_S = 10.0
 _LAG_CALL_TIMEOUT_S = 5.0
+HOLD_BEFORE_PAUSE_S = 5.0
+"""How long a closed backlog gate only stops polling before it pauses the partitions."""
 
 
 def consumer_options(settings: ForwarderSettings) -> dict[str, Any]:
@@ -120,6 +126,7 @@ class ForwarderConsumer:
         metrics: ForwarderMetrics,
         options: dict[str, Any] | None = None,
         consumer_factory: Callable[..., AIOKafkaConsumer] = AIOKafkaConsumer,
+        hold_before_pause_s: float = HOLD_BEFORE_PAUSE_S,
     ) -> None:
         self._settings = settings
         self._pipeline = pipeline
@@ -127,6 +134,8 @@ class ForwarderConsumer:
         self._metrics = metrics
         self._options = options if options is not None else consumer_options(settings)
         self._consumer_factory = consumer_factory
+        self._hold_s = hold_before_pause_s
+        self._closed_at: float | None = None  # when the backlog gate last closed
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = False
         self._joined = False
@@ -211,24 +220,29 @@ class ForwarderConsumer:
         next_lag = time.monotonic()
         while not self._stop_requested():
             self._raise_if_failed()
-            # While paused, poll without waiting (to stay in the group) and wait for the
-            # backlog to drain instead: a poll would sleep through the drain, and the fetch
-            # buffers of paused partitions are dropped, so every idle moment is a refetch.
+            # While the gate is closed the loop waits for the backlog to drain instead of
+            # sleeping in a poll. Holding (the first HOLD_BEFORE_PAUSE_S), it does not poll at
+            # all, so what aiokafka fetched stays buffered for the resume; once paused, it
+            # polls without waiting, to stay in the group (a paused partition's fetched
+            # records are dropped, and fetched again after the resume).
+            if self._gate.state.paused and not self._holding():
+                self._apply_gate()  # a hold that just ended pauses before the next poll
             paused = self._gate.state.paused
-            try:
-                batches = await consumer.getmany(
-                    timeout_ms=0 if paused else poll_ms, max_records=max_records
-                )
-            except ConsumerStoppedError:
-                return
-            except KafkaError as exc:
-                if not getattr(exc, "retriable", False):
-                    raise ConsumerCrashedError(f"Kafka consumer failed: {exc!r}") from exc
-                logger.warning("transient Kafka consumer error: %r", exc)
-                continue
-            if self._stop_requested():
-                break  # taken records were not handed off; they are read again next time
-            self._take(consumer, batches)
+            if not (paused and self._holding()):
+                try:
+                    batches = await consumer.getmany(
+                        timeout_ms=0 if paused else poll_ms, max_records=max_records
+                    )
+                except ConsumerStoppedError:
+                    return
+                except KafkaError as exc:
+                    if not getattr(exc, "retriable", False):
+                        raise ConsumerCrashedError(f"Kafka consumer failed: {exc!r}") from exc
+                    logger.warning("transient Kafka consumer error: %r", exc)
+                    continue
+                if self._stop_requested():
+                    break  # taken records were not handed off; they are read again next time
+                self._take(consumer, batches)
             self._apply_gate()
             if self._gate.state.paused:
                 await self._pipeline.wait_for_progress(poll_ms / 1000)
@@ -276,9 +290,13 @@ class ForwarderConsumer:
         state = self._gate.update(
             events=events, size_bytes=size, setup_failure=self._pipeline.sink.setup_failing
         )
+        if not state.paused:
+            self._closed_at = None
+        elif self._closed_at is None:
+            self._closed_at = time.monotonic()
         assigned = consumer.assignment()
         paused = consumer.paused()
-        if state.paused or self._stopping:
+        if self._stopping or (state.paused and not self._holding()):
             to_pause = assigned - paused
             if to_pause:
                 consumer.pause(*to_pause)
@@ -293,6 +311,16 @@ class ForwarderConsumer:
                 f": {state.reason.value}" if state.reason else "",
             )
         self._metrics.gauges.paused_partitions = len(consumer.paused())
+
+    def _holding(self) -> bool:
+        """The gate is closed for the backlog, not yet for long: stop polling, keep what
+        aiokafka fetched. A setup failure pauses at once (it is rarely short)."""
+        closed_at, state = self._closed_at, self._gate.state
+        return (
+            closed_at is not None
+            and state.reason is not PauseReason.SETUP_FAILURE
+            and time.monotonic() - closed_at < self._hold_s
+        )
 
     # -- commits ---------------------------------------------------------------------------
 

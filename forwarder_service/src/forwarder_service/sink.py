@@ -22,8 +22,8 @@ _NO_STATUS = "none"  # a TLS or DNS error: no HTTP answer (the label Pipeline.se
 def build_sink(
     settings: ForwarderSettings, *, listener: EmitterListener, client: HttpClient | None = None
 ) -> EventSink:
-    """The sink that sends to ``COLLECTOR_URL`` (through ``client``, default pooled aiohttp),
-    reporting to ``listener``."""
+    """The sink that sends to ``COLLECTOR_URL`` (through ``client``, default the core's
+    keep-alive ``Http1Client``), reporting to ``listener``."""
     headroom = settings.forwarder_max_poll_records + settings.forwarder_batch_max_events
     return HttpSink(
         collector_url=settings.collector_url,

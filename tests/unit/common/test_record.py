@@ -25,6 +25,8 @@ from tracking_common.record import (
     MAX_PAYLOAD_VALUE_CHARS,
     PAYLOAD_KEYS,
     EventRecord,
+    check_record,
+    check_records,
     decode_record,
     encode_record,
     partition_key,
@@ -65,6 +67,14 @@ def _schema_accepts(document: Any) -> bool:
 def _decode_accepts(value: bytes) -> bool:
     try:
         decode_record(value)
+    except RecordContractError:
+        return False
+    return True
+
+
+def _slice_accepts(values: list[bytes]) -> bool:
+    try:
+        check_records(values)
     except RecordContractError:
         return False
     return True
@@ -150,106 +160,138 @@ def test_records_built_from_the_typed_model_follow_the_contract(
     assert _schema_accepts(orjson.loads(value))
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, ("", "null_value")),
-        (b"{not json", ("", "invalid_json")),
-        (b"", ("", "invalid_json")),
-        (b"[1, 2]", ("", "invalid_envelope")),
-        (b'"text"', ("", "invalid_envelope")),
-        (b'{"schema": "x"}', ("", "invalid_envelope")),
-        (
-            orjson.dumps({**_document(), "extra": 1}),
-            ("", "invalid_envelope"),
-        ),
-        (
-            orjson.dumps({**_document(), "schema": EVENT_RECORD_SCHEMA[:-5] + "2-0-0"}),
-            ("/schema", "unknown_schema"),
-        ),
-        (
-            orjson.dumps({**_document(), "schema": "iglu:io.trackingpipeline/bad_event/1-0-0"}),
-            ("/schema", "unknown_schema"),
-        ),
-        (orjson.dumps({"schema": EVENT_RECORD_SCHEMA, "data": []}), ("/data", "invalid_type")),
-        (orjson.dumps(_document(extra=1)), ("/data", "unknown_field")),
-        (orjson.dumps(_document(event_id=None)), ("/data/event_id", "invalid_event_id")),
-        (orjson.dumps(_document(event_id="42")), ("/data/event_id", "invalid_event_id")),
-        (orjson.dumps(_document(event_id=EID + "\n")), ("/data/event_id", "invalid_event_id")),
-        (orjson.dumps(_document(source="ftp")), ("/data/source", "invalid_source")),
-        (orjson.dumps(_document(source=None)), ("/data/source", "invalid_source")),
-        (orjson.dumps(_document(source=[])), ("/data/source", "invalid_source")),
-        (orjson.dumps(_document(source={"v1": 1})), ("/data/source", "invalid_source")),
-        (orjson.dumps(_document(event_id=[EID])), ("/data/event_id", "invalid_event_id")),
-        (orjson.dumps(_document(collector_tstamp=[1])), ("/data/collector_tstamp", "invalid_type")),
-        (
-            orjson.dumps(_document(device_sent_tstamp={"ms": 1})),
-            ("/data/device_sent_tstamp", "invalid_type"),
-        ),
-        (orjson.dumps(_document(payload=[["e", "pv"]])), ("/data/payload", "invalid_type")),
-        (
-            orjson.dumps(_document(payload={**_payload(), "url": ["https://a"]})),
-            ("/data/payload/url", "invalid_type"),
-        ),
-        (
-            orjson.dumps(_document(collector_tstamp="1")),
-            ("/data/collector_tstamp", "invalid_type"),
-        ),
-        (orjson.dumps(_document(collector_tstamp=-1)), ("/data/collector_tstamp", "invalid_type")),
-        (orjson.dumps(_document(collector_tstamp=1.5)), ("/data/collector_tstamp", "invalid_type")),
-        (
-            orjson.dumps(_document(collector_tstamp=True)),
-            ("/data/collector_tstamp", "invalid_type"),
-        ),
-        (
-            orjson.dumps(
-                {"schema": EVENT_RECORD_SCHEMA, "data": {"event_id": EID, "source": "v1"}}
-            ),
-            ("/data/collector_tstamp", "invalid_type"),
-        ),
-        (
-            orjson.dumps(_document(device_sent_tstamp=None)),
-            ("/data/device_sent_tstamp", "invalid_type"),
-        ),
-        (orjson.dumps(_document(payload="e=pv")), ("/data/payload", "invalid_type")),
-        (
-            orjson.dumps(_document(payload=_payload(stm="1"))),
-            ("/data/payload", "unknown_field"),
-        ),
-        (
-            orjson.dumps(_document(payload=_payload(color="red"))),
-            ("/data/payload", "unknown_field"),
-        ),
-        (
-            orjson.dumps(_document(payload={**_payload(), "vid": 3})),
-            ("/data/payload/vid", "invalid_type"),
-        ),
-        (
-            orjson.dumps(_document(payload={**_payload(), "aid": None})),
-            ("/data/payload/aid", "invalid_type"),
-        ),
-        (
-            orjson.dumps(_document(payload=_payload(ua="x" * (MAX_PAYLOAD_VALUE_CHARS + 1)))),
-            ("/data/payload/ua", "too_long"),
-        ),
-        (
-            orjson.dumps(_document(payload={k: v for k, v in _payload().items() if k != "eid"})),
-            ("/data/payload/eid", "missing_field"),
-        ),
-        (
-            orjson.dumps(_document(payload={k: v for k, v in _payload().items() if k != "tv"})),
-            ("/data/payload/tv", "missing_field"),
-        ),
-        (
-            orjson.dumps(_document(payload=_payload(eid=str(uuid.UUID(int=1))))),
-            ("/data/payload/eid", "event_id_mismatch"),
-        ),
-    ],
-)
+_VIOLATIONS: list[tuple[bytes | None, tuple[str, str]]] = [
+    (None, ("", "null_value")),
+    (b"{not json", ("", "invalid_json")),
+    (b"", ("", "invalid_json")),
+    (b"[1, 2]", ("", "invalid_envelope")),
+    (b'"text"', ("", "invalid_envelope")),
+    (b'{"schema": "x"}', ("", "invalid_envelope")),
+    (
+        orjson.dumps({**_document(), "extra": 1}),
+        ("", "invalid_envelope"),
+    ),
+    (
+        orjson.dumps({**_document(), "schema": EVENT_RECORD_SCHEMA[:-5] + "2-0-0"}),
+        ("/schema", "unknown_schema"),
+    ),
+    (
+        orjson.dumps({**_document(), "schema": "iglu:io.trackingpipeline/bad_event/1-0-0"}),
+        ("/schema", "unknown_schema"),
+    ),
+    (orjson.dumps({"schema": EVENT_RECORD_SCHEMA, "data": []}), ("/data", "invalid_type")),
+    (orjson.dumps(_document(extra=1)), ("/data", "unknown_field")),
+    (orjson.dumps(_document(event_id=None)), ("/data/event_id", "invalid_event_id")),
+    (orjson.dumps(_document(event_id="42")), ("/data/event_id", "invalid_event_id")),
+    (orjson.dumps(_document(event_id=EID + "\n")), ("/data/event_id", "invalid_event_id")),
+    (orjson.dumps(_document(source="ftp")), ("/data/source", "invalid_source")),
+    (orjson.dumps(_document(source=None)), ("/data/source", "invalid_source")),
+    (orjson.dumps(_document(source=[])), ("/data/source", "invalid_source")),
+    (orjson.dumps(_document(source={"v1": 1})), ("/data/source", "invalid_source")),
+    (orjson.dumps(_document(event_id=[EID])), ("/data/event_id", "invalid_event_id")),
+    (orjson.dumps(_document(collector_tstamp=[1])), ("/data/collector_tstamp", "invalid_type")),
+    (
+        orjson.dumps(_document(device_sent_tstamp={"ms": 1})),
+        ("/data/device_sent_tstamp", "invalid_type"),
+    ),
+    (orjson.dumps(_document(payload=[["e", "pv"]])), ("/data/payload", "invalid_type")),
+    (
+        orjson.dumps(_document(payload={**_payload(), "url": ["https://a"]})),
+        ("/data/payload/url", "invalid_type"),
+    ),
+    (
+        orjson.dumps(_document(collector_tstamp="1")),
+        ("/data/collector_tstamp", "invalid_type"),
+    ),
+    (orjson.dumps(_document(collector_tstamp=-1)), ("/data/collector_tstamp", "invalid_type")),
+    (orjson.dumps(_document(collector_tstamp=1.5)), ("/data/collector_tstamp", "invalid_type")),
+    (
+        orjson.dumps(_document(collector_tstamp=True)),
+        ("/data/collector_tstamp", "invalid_type"),
+    ),
+    (
+        orjson.dumps({"schema": EVENT_RECORD_SCHEMA, "data": {"event_id": EID, "source": "v1"}}),
+        ("/data/collector_tstamp", "invalid_type"),
+    ),
+    (
+        orjson.dumps(_document(device_sent_tstamp=None)),
+        ("/data/device_sent_tstamp", "invalid_type"),
+    ),
+    (orjson.dumps(_document(payload="e=pv")), ("/data/payload", "invalid_type")),
+    (
+        orjson.dumps(_document(payload=_payload(stm="1"))),
+        ("/data/payload", "unknown_field"),
+    ),
+    (
+        orjson.dumps(_document(payload=_payload(color="red"))),
+        ("/data/payload", "unknown_field"),
+    ),
+    (
+        orjson.dumps(_document(payload={**_payload(), "vid": 3})),
+        ("/data/payload/vid", "invalid_type"),
+    ),
+    (
+        orjson.dumps(_document(payload={**_payload(), "aid": None})),
+        ("/data/payload/aid", "invalid_type"),
+    ),
+    (
+        orjson.dumps(_document(payload=_payload(ua="x" * (MAX_PAYLOAD_VALUE_CHARS + 1)))),
+        ("/data/payload/ua", "too_long"),
+    ),
+    (
+        orjson.dumps(_document(payload={k: v for k, v in _payload().items() if k != "eid"})),
+        ("/data/payload/eid", "missing_field"),
+    ),
+    (
+        orjson.dumps(_document(payload={k: v for k, v in _payload().items() if k != "tv"})),
+        ("/data/payload/tv", "missing_field"),
+    ),
+    (
+        orjson.dumps(_document(payload=_payload(eid=str(uuid.UUID(int=1))))),
+        ("/data/payload/eid", "event_id_mismatch"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), _VIOLATIONS)
 def test_decode_record_rejects_each_contract_violation(
     value: bytes | None, expected: tuple[str, str]
 ) -> None:
     assert _rejection(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), _VIOLATIONS)
+def test_a_slice_holding_a_violation_is_rejected_for_it(
+    value: bytes | None, expected: tuple[str, str]
+) -> None:
+    valid = orjson.dumps(_document())
+    with pytest.raises(RecordContractError) as caught:
+        check_records([valid, value, valid])
+    (issue,) = caught.value.issues
+    assert (issue.path, issue.code) == expected
+
+
+def test_a_conforming_slice_is_checked_as_each_record_is() -> None:
+    values = [
+        orjson.dumps(_document(event_id=eid, payload=_payload(eid=eid)))
+        for eid in (EID, str(uuid.UUID(int=7)), EID.upper())
+    ]
+
+    assert check_records(values) == [check_record(value) for value in values]
+    assert check_records([]) == []
+
+
+def test_event_ids_swapped_between_two_records_of_a_slice_are_rejected() -> None:
+    # Every payload eid is one of the slice's event ids, but not its own record's.
+    other = str(uuid.UUID(int=7))
+    values = [
+        orjson.dumps(_document(event_id=EID, payload=_payload(eid=other))),
+        orjson.dumps(_document(event_id=other, payload=_payload(eid=EID))),
+    ]
+
+    with pytest.raises(RecordContractError) as caught:
+        check_records(values)
+    assert caught.value.codes == ("event_id_mismatch",)
 
 
 def test_a_payload_value_of_exactly_the_limit_is_accepted() -> None:
@@ -334,6 +376,7 @@ def test_generated_valid_records_pass_the_decoder_and_the_json_schema(
     record = decode_record(value)
 
     assert _schema_accepts(document)
+    assert check_records([value, value]) == [check_record(value)] * 2
     assert record.payload == document["data"]["payload"]
     assert (
         orjson.loads(
@@ -380,7 +423,10 @@ def test_the_decoder_and_the_json_schema_agree_on_mutated_records(
     if "eid" in payload and type(data.get("event_id")) is str:
         payload["eid"] = data["event_id"]
 
-    assert _decode_accepts(orjson.dumps(mutated)) == _schema_accepts(mutated)
+    value = orjson.dumps(mutated)
+    assert _decode_accepts(value) == _schema_accepts(mutated)
+    valid = orjson.dumps(document)
+    assert _slice_accepts([valid, value, valid]) == _schema_accepts(mutated)
 
 
 def test_partition_key_prefers_user_then_cookie_then_session_then_event_id() -> None:

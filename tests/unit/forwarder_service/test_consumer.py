@@ -78,7 +78,15 @@ def commit_interval_s() -> float:
 
 
 @pytest.fixture
-async def rig(poll_timeout_ms: int, commit_interval_s: float) -> AsyncIterator[Rig]:
+def hold_before_pause_s() -> float:
+    """How long a closed gate holds before it pauses (0: at once, for the pause tests)."""
+    return 0.0
+
+
+@pytest.fixture
+async def rig(
+    poll_timeout_ms: int, commit_interval_s: float, hold_before_pause_s: float
+) -> AsyncIterator[Rig]:
     settings = ForwarderSettings(
         forwarder_commit_interval_s=commit_interval_s,
         forwarder_poll_timeout_ms=poll_timeout_ms,
@@ -105,6 +113,7 @@ async def rig(poll_timeout_ms: int, commit_interval_s: float) -> AsyncIterator[R
         gate=gate,
         metrics=metrics.metrics,
         consumer_factory=factory,
+        hold_before_pause_s=hold_before_pause_s,
     )
     await pipeline.start()
     await consumer.start()
@@ -212,6 +221,53 @@ async def test_a_backlog_over_the_bound_pauses_until_it_drains(rig: Rig) -> None
     task = await rig.run_until(lambda: rig.kafka.paused() == {TP0, TP1})
     rig.sink.deliver_all()
     await until(lambda: not rig.kafka.paused())
+    await rig.stop(task)
+
+
+@pytest.mark.parametrize("hold_before_pause_s", [60.0])
+async def test_a_backlog_over_the_bound_stops_polling_without_pausing_until_it_drains(
+    rig: Rig,
+) -> None:
+    # Holding keeps what aiokafka fetched (a pause would drop it, to be fetched again).
+    rig.kafka.queue.append({TP0: records(TP0, range(12))})
+    task = await rig.run_until(lambda: rig.gate.state.paused)
+    polls = rig.kafka.polls
+    await asyncio.sleep(0.05)
+    assert rig.kafka.polls == polls
+    assert rig.kafka.paused() == set()
+    assert rig.kafka.seeks == []
+    rig.sink.deliver_all()
+    await until(lambda: rig.kafka.polls > polls)
+    assert not rig.gate.state.paused
+    await rig.stop(task)
+
+
+@pytest.mark.parametrize("hold_before_pause_s", [0.05])
+async def test_a_backlog_over_the_bound_for_longer_than_the_hold_pauses_and_polls(
+    rig: Rig,
+) -> None:
+    rig.kafka.queue.append({TP0: records(TP0, range(12))})
+    task = await rig.run_until(lambda: rig.kafka.polled_while_all_paused >= 5)
+    assert rig.kafka.paused() == {TP0, TP1}
+    rig.sink.deliver_all()
+    await until(lambda: not rig.kafka.paused())
+    await rig.stop(task)
+
+
+@pytest.mark.parametrize("hold_before_pause_s", [0.05])
+async def test_a_fetch_after_the_hold_is_not_taken_while_the_gate_is_closed(rig: Rig) -> None:
+    rig.kafka.queue.append({TP0: records(TP0, range(12))})
+    rig.kafka.queue.append({TP0: records(TP0, range(12, 17))})  # polled once the hold is over
+    task = await rig.run_until(lambda: rig.kafka.polled_while_all_paused >= 1)
+    assert rig.tracker.outstanding([TP0]) == 12  # the second fetch was not taken
+    await rig.stop(task)
+
+
+@pytest.mark.parametrize("hold_before_pause_s", [60.0])
+async def test_a_setup_failure_pauses_at_once_whatever_the_hold(rig: Rig) -> None:
+    rig.sink.setup_failing = True
+    task = await rig.run_until(lambda: rig.kafka.polled_while_all_paused >= 5)
+    assert rig.kafka.paused() == {TP0, TP1}
     await rig.stop(task)
 
 
