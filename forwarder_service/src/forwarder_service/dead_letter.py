@@ -172,7 +172,7 @@ class KafkaDeadLetterSink:
             "enable_idempotence": True,  # implies acks="all"
             "acks": "all",
             "linger_ms": 5,
-            "compression_type": "lz4",
+            "compression_type": "zstd",  # as the API writes (docs/decisions.md)
             "request_timeout_ms": max(1000, int(timeout_s * 1000)),
             **(producer_options or {}),
         }

@@ -195,7 +195,7 @@ async def replay(
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=5,
-                compression_type="lz4",
+                compression_type="zstd",  # as the API writes (docs/decisions.md)
                 client_id="tracking-forwarder-replay",
                 **security,
             )
