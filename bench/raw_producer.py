@@ -38,7 +38,7 @@ from tracking_producer.settings import DEFAULT_COMPRESSION
 from bench.payloads import batch_events
 from scripts.kafka.security import client_options_from_env
 
-LINGER_MS = 2  # the API's default (API_PRODUCER_LINGER_MS)
+LINGER_MS = 0  # the API's default (API_PRODUCER_LINGER_MS)
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 Routed = list[tuple[Message, int]]

@@ -85,7 +85,7 @@ class EventProducer:
         bootstrap_servers: str = "127.0.0.1:9092",
         topic: str = "events",
         produce_timeout_s: float = 10.0,
-        linger_ms: int = 2,
+        linger_ms: int = 0,
         compression: Compression = DEFAULT_COMPRESSION,
         buffer_bytes: int = 64 * 1024 * 1024,
         security: KafkaSecuritySettings | None = None,

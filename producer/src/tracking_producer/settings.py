@@ -30,7 +30,7 @@ class PublisherSettings(BaseModel):
         description="Bytes awaiting Kafka's acknowledgement; beyond it requests get 503.",
     )
     api_producer_linger_ms: int = Field(
-        default=2,
+        default=0,
         ge=0,
         le=1000,
         description="Least age of a batch (unless full) when it is handed to Kafka.",
