@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import zlib
 
+from tracking_common.deadlines import Deadlines
+
 from api_service.errors import (
     BodyTimeoutError,
     BodyTooLargeError,
@@ -32,15 +34,16 @@ async def read_capped(
     content_length: str | None,
     max_bytes: int,
     *,
-    timeout_s: float | None = None,
+    deadlines: Deadlines | None = None,
 ) -> bytes:
     """The whole body; BodyTooLargeError once it passes ``max_bytes``, BodyTimeoutError when it
-    has not all arrived within ``timeout_s``, ClientDisconnectedError if the client hangs up."""
+    has not all arrived within the ``deadlines``' length, ClientDisconnectedError if the client
+    hangs up."""
     if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
         raise BodyTooLargeError(f"the body is {content_length} bytes; the limit is {max_bytes}")
     parts: list[bytes] = []
     size = 0
-    deadline = _Deadline(timeout_s)
+    reading = None if deadlines is None else _Reading(deadlines)
     try:
         while True:
             message = await receive()
@@ -54,35 +57,36 @@ async def read_capped(
             if not message.get("more_body", False):
                 break
     except asyncio.CancelledError:
-        if not deadline.expired():
+        if reading is None or not reading.expired():
             raise
-        raise BodyTimeoutError(timeout_s or 0.0, size) from None
+        raise BodyTimeoutError(reading.timeout_s, size) from None
     finally:
-        deadline.cancel()
+        if reading is not None:
+            reading.done()
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-class _Deadline:
-    """Cancels the current task at ``timeout_s`` from now (none when ``None``).
+class _Reading:
+    """The current task, cancelled when its read passes its deadline (one of ``deadlines``,
+    which share a timer: what ``asyncio.timeout`` does, without a timer per request)."""
 
-    What ``asyncio.timeout`` does, for half its cost on every request: one timer handle, and
-    no context manager to reschedule.
-    """
+    __slots__ = ("_deadlines", "_expired", "_task")
 
-    __slots__ = ("_expired", "_handle", "_task")
-
-    def __init__(self, timeout_s: float | None) -> None:
+    def __init__(self, deadlines: Deadlines) -> None:
+        self._deadlines = deadlines
         self._expired = False
         self._task = asyncio.current_task()
-        self._handle = (
-            None
-            if timeout_s is None or self._task is None
-            else asyncio.get_running_loop().call_later(timeout_s, self._expire)
-        )
+        if self._task is not None:
+            deadlines.start(self, self._expire)
+
+    @property
+    def timeout_s(self) -> float:
+        """The deadline's length."""
+        return self._deadlines.timeout_s
 
     def _expire(self) -> None:
         self._expired = True
-        assert self._task is not None  # noqa: S101 - no timer is set without a task
+        assert self._task is not None  # noqa: S101 - no deadline is started without a task
         self._task.cancel()
 
     def expired(self) -> bool:
@@ -91,10 +95,9 @@ class _Deadline:
             self._task.uncancel()
         return self._expired
 
-    def cancel(self) -> None:
-        """Drop the timer (the body is read, or reading failed)."""
-        if self._handle is not None:
-            self._handle.cancel()
+    def done(self) -> None:
+        """Forget the deadline (the body is read, or reading failed)."""
+        self._deadlines.stop(self)
 
 
 def inflate(body: bytes, encoding: str | None, max_bytes: int) -> bytes:

@@ -24,6 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import cookie_parser
+from tracking_common.deadlines import Deadlines
 from tracking_common.errors import ValidationIssue
 from tracking_common.ingest import Batch, IngestError, Ingestor, UnreadableBodyError
 from tracking_common.protocol import RequestFacts
@@ -111,6 +112,7 @@ class RequestPipeline:
         # span does not go through the proxy tracer of a module-level get_tracer.
         self._tracer = trace.get_tracer("api_service")
         self.in_flight = 0
+        self._body_deadlines = Deadlines(settings.api_body_timeout_s)
         self._started = False
         self.draining = False
 
@@ -221,7 +223,7 @@ class RequestPipeline:
             exchange.receive,
             exchange.headers.get("content-length"),
             settings.api_max_body_bytes,
-            timeout_s=settings.api_body_timeout_s,
+            deadlines=self._body_deadlines,
         )
         encoding = exchange.headers.get("content-encoding")
         if encoding is None:

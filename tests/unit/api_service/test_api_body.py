@@ -22,6 +22,7 @@ from api_service.errors import (
 from api_service.exchange import Receive
 from hypothesis import given
 from hypothesis import strategies as st
+from tracking_common.deadlines import Deadlines
 from tracking_common.ingest import UnreadableBodyError
 from tracking_common.ingest.decoding import check_document, too_deep
 from tracking_common.ingest.depth import nests_deeper
@@ -70,7 +71,9 @@ async def test_a_body_that_stops_arriving_is_refused_at_the_deadline() -> None:
         return {"type": "http.disconnect"}
 
     with pytest.raises(BodyTimeoutError) as refused:
-        await read_capped(trickle, None, max_bytes=1024, timeout_s=0.05)
+        await read_capped(
+            trickle, None, max_bytes=1024, deadlines=Deadlines(0.05, resolution_s=0.01)
+        )
 
     assert (_status(refused.value), refused.value.code) == (408, "body_timeout")
     assert "14 bytes received" in refused.value.message
