@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -21,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from tracking_common.errors import PayloadError, ValidationIssue
+from tracking_common.event_ids import new_event_id
 from tracking_common.events import (
     EventType,
     Resolution,
@@ -499,7 +499,7 @@ def payload_document(payload: Mapping[str, str]) -> dict[str, Any]:
         raise PayloadError(reader.issues)
     document: dict[str, Any] = {
         "event_type": kind.value,
-        "event_id": reader.text("eid") or str(uuid.uuid4()),
+        "event_id": reader.text("eid") or new_event_id(),
         "platform": reader.text("p"),
         "tracker_version": reader.text("tv"),
         "app_id": reader.text("aid"),

@@ -22,7 +22,6 @@ from typing import Any, Final
 
 import orjson
 
-from tracking_common.emitter.event_ids import new_event_id
 from tracking_common.emitter.fast_fields import (
     CHECKED_SCHEMAS,
     SUBJECT_KEYS,
@@ -33,6 +32,7 @@ from tracking_common.emitter.fast_fields import (
     subject_fields,
     text,
 )
+from tracking_common.event_ids import new_event_id
 from tracking_common.events import MAX_ENTITIES, Platform, Subject, ms_from_datetime
 from tracking_common.protocol import CONTEXTS_URI, UNSTRUCT_EVENT_URI, Payload
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Final
 import msgspec
 from msgspec import Meta, Struct, field
 
+from tracking_common.event_ids import new_event_uuid
 from tracking_common.events import MAX_ENTITIES, EventType, Platform
 from tracking_common.iglu import IGLU_URI_PATTERN
 
@@ -90,7 +91,7 @@ class PageStruct(_Closed):
 
 class _EventBase(_Closed, tag_field="event_type", kw_only=True):
     event_type: ClassVar[EventType]
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=new_event_uuid)
     app_id: Text255 | None = None
     platform: Platform = Platform.WEB
     tracker_version: Text100 = "tp-api-1"

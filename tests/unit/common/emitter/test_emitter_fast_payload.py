@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from tracking_common.emitter import Tracker
-from tracking_common.emitter.event_ids import EventIds
 from tracking_common.emitter.fast_fields import NeedsModel, page_fields
 from tracking_common.emitter.fast_payload import PayloadBuilder
 from tracking_common.emitter.payload import encode_event
 from tracking_common.errors import InvalidEventError
+from tracking_common.event_ids import EventIds
 from tracking_common.events import (
     Platform,
     Resolution,

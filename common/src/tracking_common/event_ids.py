@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from itertools import chain
 from typing import Final
 
-__all__ = ["EventIds", "new_event_id"]
+import msgspec
+
+__all__ = ["EventIds", "new_event_id", "new_event_uuid"]
 
 _PER_CHUNK: Final = 256
 _VERSION_4: Final = bytes((byte & 0x0F) | 0x40 for byte in range(256))
@@ -67,3 +70,10 @@ def _chunk() -> list[str]:
 _PROCESS_IDS: Final = EventIds()
 new_event_id: Final = _PROCESS_IDS.next_id
 """The next id of a process-wide :class:`EventIds`."""
+
+
+def new_event_uuid() -> uuid.UUID:
+    """The next id as a :class:`uuid.UUID`, made by msgspec in C: 0.5 us, against 1.6-3 us
+    for ``uuid.uuid4()`` (a ``getrandom`` call and ``UUID.__init__`` in Python per id), which
+    made a third of ``Ingestor.v1``'s cost for an event without an id."""
+    return msgspec.convert(new_event_id(), uuid.UUID)
