@@ -14,7 +14,6 @@ an exception, answered by :func:`api_service.errors.answer`.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import cookie_parser
 from tracking_common.deadlines import Deadlines
 from tracking_common.errors import ValidationIssue
+from tracking_common.event_ids import new_event_id
 from tracking_common.ingest import Batch, IngestError, Ingestor, UnreadableBodyError
 from tracking_common.protocol import RequestFacts
 from tracking_common.record import Source, now_ms
@@ -135,7 +135,8 @@ class RequestPipeline:
         """Answer one request on ``route``: its span, admission, handler, refusals, metrics."""
         started = time.perf_counter()
         headers = read_headers(scope["headers"])
-        request_id = (headers.get("x-request-id") or os.urandom(16).hex())[:MAX_REQUEST_ID_CHARS]
+        # An event id's text (EventIds, 0.15 us) rather than os.urandom (a system call, 0.8).
+        request_id = (headers.get("x-request-id") or new_event_id())[:MAX_REQUEST_ID_CHARS]
         exchange = Exchange(scope, receive, route.path, headers, request_id)
         # The caller's W3C context, only looked for when sent: plain trackers pay nothing.
         caller = propagate.extract(headers) if "traceparent" in headers else None
