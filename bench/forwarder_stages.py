@@ -29,7 +29,6 @@ from collections.abc import Hashable, Sequence
 
 from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import PartitionRecords
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
@@ -42,7 +41,7 @@ from tracking_common.gc_tuning import tune_gc
 from tracking_common.record import check_records
 
 from bench.bench_forwarder import _PLACEHOLDER, _template
-from tests.support.forwarder_fakes import FakeDeadLetters, FakeRecord
+from tests.support.forwarder_fakes import FakeDeadLetters, FakeRecord, record_batch
 
 TP = TopicPartition("bench", 0)
 
@@ -114,33 +113,19 @@ async def time_pipeline(
 
 def time_consumer_records(records: Sequence[FakeRecord], *, check_crcs: bool) -> float:
     """Microseconds per record for aiokafka to turn a fetched batch into ConsumerRecords."""
-    batches = []
-    for first in range(0, len(records), 500):
-        builder = DefaultRecordBatchBuilder(
-            magic=2,
-            compression_type=0,
-            is_transactional=False,
-            producer_id=-1,
-            producer_epoch=-1,
-            base_sequence=-1,
-            batch_size=1 << 30,
-        )
-        for record in records[first : first + 500]:
-            builder.append(
-                record.offset - first,
-                timestamp=record.timestamp,
-                key=record.key,
-                value=record.value,
-                headers=list(record.headers),
-            )
-        batches.append(bytes(builder.build()))
+    # A batch per 500 records, at the records' own offsets, fetched from its first: every record
+    # becomes a ConsumerRecord (none is skipped as consumed already).
+    batches = [
+        (first, record_batch(records[first : first + 500], records[first].offset))
+        for first in range(0, len(records), 500)
+    ]
     started = time.process_time_ns()
-    for number, batch in enumerate(batches):
+    for first, batch in batches:
         partition = PartitionRecords(
             TP,
             MemoryRecords(batch),
             [],  # no aborted transactions
-            number * 500,
+            records[first].offset,
             None,  # key deserializer
             None,  # value deserializer
             check_crcs,

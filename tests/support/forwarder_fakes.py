@@ -1,7 +1,8 @@
 """In-memory fakes of the forwarder's ports, for its tests.
 
 :class:`FakeSink` buffers events until the test decides their fate; :class:`FakeDeadLetters`
-stores letters and can be made to fail or to wait; :func:`records` builds consumer records;
+stores letters and can be made to fail or to wait; :func:`records` builds consumer records and
+:func:`record_batch` the record batch a fetch returns;
 :class:`InMemoryMetrics` reads back what the instruments recorded.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from forwarder_service.dead_letter import DeadLetter
 from forwarder_service.errors import DeadLetterWriteError
 from forwarder_service.metrics import ForwarderMetrics
@@ -40,6 +42,32 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+def record_batch(records: Sequence[FakeRecord], base_offset: int) -> bytes:
+    """``records`` as one uncompressed v2 record batch at ``base_offset``, as a fetch returns it
+    (their offsets ``base_offset`` onwards, in order: the builder writes a base offset of 0,
+    which a broker sets when it appends; the batch's CRC does not cover it)."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 30,
+    )
+    for relative, record in enumerate(records):
+        builder.append(
+            relative,
+            timestamp=record.timestamp,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers),
+        )
+    batch = bytearray(builder.build())
+    batch[0:8] = base_offset.to_bytes(8, "big")
+    return bytes(batch)
 
 
 def event_payload(eid: str | None = None) -> dict[str, str]:

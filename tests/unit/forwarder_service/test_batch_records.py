@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.consumer.fetcher import PartitionRecords
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 from forwarder_service.batch_records import use_batch_records
@@ -22,6 +21,7 @@ from tests.support.forwarder_fakes import (
     FakeRecord,
     FakeSink,
     InMemoryMetrics,
+    record_batch,
     records,
 )
 
@@ -38,28 +38,9 @@ def batch_records() -> Iterator[None]:
 
 def _fetched(tp: TopicPartition, source: list[FakeRecord], **options: Any) -> list[Any]:
     """``source`` (five records) as the fetcher yields them from one batch at offset 10."""
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
-    for record in source:
-        builder.append(
-            record.offset,
-            timestamp=record.timestamp,
-            key=record.key,
-            value=record.value,
-            headers=list(record.headers),
-        )
-    batch = bytearray(builder.build())
-    batch[0:8] = (10).to_bytes(8, "big")  # the batch's base offset
     fetched = PartitionRecords(
         tp,
-        MemoryRecords(bytes(batch)),
+        MemoryRecords(record_batch(source, 10)),
         [],
         10,
         options.get("key_deserializer"),
