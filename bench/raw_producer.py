@@ -33,12 +33,12 @@ from tracking_common.iglu.resolver_config import build_resolver
 from tracking_common.ingest import Ingestor
 from tracking_common.messages import Message
 from tracking_common.record import now_ms
-from tracking_producer.settings import DEFAULT_COMPRESSION
+from tracking_producer.settings import DEFAULT_COMPRESSION, DEFAULT_LINGER_MS
 
 from bench.payloads import batch_events
 from scripts.kafka.security import client_options_from_env
 
-LINGER_MS = 0  # the API's default (API_PRODUCER_LINGER_MS)
+LINGER_MS = DEFAULT_LINGER_MS  # the API's (API_PRODUCER_LINGER_MS)
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 Routed = list[tuple[Message, int]]

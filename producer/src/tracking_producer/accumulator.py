@@ -149,9 +149,10 @@ class BatchAccumulator:
 
     async def _linger(self, partition: Partition, wait_s: float) -> None:
         """Wait ``wait_s``, or less if the open batch fills meanwhile (``append`` wakes us)."""
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._lingering[partition] = waiter
-        timer = asyncio.get_running_loop().call_later(wait_s, _wake, waiter)
+        timer = loop.call_later(wait_s, _wake, waiter)
         try:
             await waiter
         finally:

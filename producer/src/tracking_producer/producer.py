@@ -51,7 +51,7 @@ from tracking_producer.errors import (
 )
 from tracking_producer.instruments import ProducerInstruments
 from tracking_producer.publisher import KafkaPublisher, Publisher
-from tracking_producer.settings import DEFAULT_COMPRESSION, Compression
+from tracking_producer.settings import DEFAULT_COMPRESSION, DEFAULT_LINGER_MS, Compression
 
 __all__ = ["Event", "EventProducer"]
 
@@ -85,7 +85,7 @@ class EventProducer:
         bootstrap_servers: str = "127.0.0.1:9092",
         topic: str = "events",
         produce_timeout_s: float = 10.0,
-        linger_ms: int = 0,
+        linger_ms: int = DEFAULT_LINGER_MS,
         compression: Compression = DEFAULT_COMPRESSION,
         buffer_bytes: int = 64 * 1024 * 1024,
         security: KafkaSecuritySettings | None = None,

@@ -6,13 +6,16 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["DEFAULT_COMPRESSION", "Compression", "PublisherSettings"]
+__all__ = ["DEFAULT_COMPRESSION", "DEFAULT_LINGER_MS", "Compression", "PublisherSettings"]
 
 Compression = Literal["zstd", "lz4", "snappy", "gzip", "none"]
 DEFAULT_COMPRESSION: Final[Compression] = "zstd"
 """zstd (level 3, the broker's default): on the ingest records, 0.5-0.8 us of CPU a record and
 8% of their size, where aiokafka's lz4 (level 9, which it does not let one change) costs
 1.6-3.2 us and leaves 14-15%."""
+DEFAULT_LINGER_MS: Final = 0
+"""A batch goes as soon as Kafka's slot for its partition frees: on the quiet machine any linger
+cost throughput and CPU (``docs/decisions.md``)."""
 
 
 class PublisherSettings(BaseModel):
@@ -30,7 +33,7 @@ class PublisherSettings(BaseModel):
         description="Bytes awaiting Kafka's acknowledgement; beyond it requests get 503.",
     )
     api_producer_linger_ms: int = Field(
-        default=0,
+        default=DEFAULT_LINGER_MS,
         ge=0,
         le=1000,
         description="Least age of a batch (unless full) when it is handed to Kafka.",
