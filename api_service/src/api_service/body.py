@@ -77,7 +77,8 @@ class _Reading:
         self._expired = False
         self._task = asyncio.current_task()
         if self._task is not None:
-            deadlines.start(self, self._expire)
+            # The task's loop, rather than a look-up that makes a system call on Python 3.11.
+            deadlines.start(self, self._expire, self._task.get_loop())
 
     @property
     def timeout_s(self) -> float:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -44,15 +44,15 @@ SendBatch = Callable[[BatchBuilder, str, int], Awaitable["asyncio.Future[Any]"]]
 class _Batch:
     builder: BatchBuilder
     opened_at: float  # loop time
-    acknowledged: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    acknowledged: asyncio.Future[None]
 
 
 class BatchAccumulator:
     """Open batches per partition and the drain tasks that hand them to Kafka.
 
-    ``linger_s``: the least age of a batch that is not full when it is handed over.
+    ``linger_s``: the least age of a batch that is not full when it is handed over. Created on
+    the running loop it serves, which it holds: ``asyncio.get_running_loop`` makes a system
+    call on Python 3.11 (``getpid``, 0.2 us here), and a batch used it three times.
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class BatchAccumulator:
         self._new_batch = new_batch
         self._send = send
         self._linger_s = linger_s
+        self._loop = asyncio.get_running_loop()
         self._queues: dict[Partition, deque[_Batch]] = {}
         self._draining: dict[Partition, asyncio.Task[None]] = {}
         self._lingering: dict[Partition, asyncio.Future[None]] = {}
@@ -85,7 +86,7 @@ class BatchAccumulator:
         if len(futures) > 1 and (lingering := self._lingering.get(partition)) is not None:
             _wake(lingering)  # a batch filled: it goes now
         if partition not in self._draining:
-            self._draining[partition] = asyncio.create_task(
+            self._draining[partition] = self._loop.create_task(
                 self._drain(partition, queue), name=f"kafka-batches-{partition[0]}-{partition[1]}"
             )
         return futures
@@ -113,13 +114,14 @@ class BatchAccumulator:
                 queue.popleft().acknowledged.cancel()
 
     def _open(self, queue: deque[_Batch]) -> _Batch:
-        batch = _Batch(self._new_batch(), asyncio.get_running_loop().time())
+        loop = self._loop
+        batch = _Batch(self._new_batch(), loop.time(), loop.create_future())
         queue.append(batch)
         return batch
 
     async def _drain(self, partition: Partition, queue: deque[_Batch]) -> None:
         topic, number = partition
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         try:
             while queue:
                 if self._linger_s and len(queue) == 1:
@@ -149,7 +151,7 @@ class BatchAccumulator:
 
     async def _linger(self, partition: Partition, wait_s: float) -> None:
         """Wait ``wait_s``, or less if the open batch fills meanwhile (``append`` wakes us)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter = loop.create_future()
         self._lingering[partition] = waiter
         timer = loop.call_later(wait_s, _wake, waiter)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from tracking_common.messages import Message
 from tracking_producer import KafkaPublisher, PublishError
 
@@ -73,6 +74,34 @@ async def test_a_requests_records_arrive_whole_once_in_order_on_javas_partitions
         assert indices == sorted(indices)
         assert [dict(r.headers)["n"] for r in mine] == [b"%d" % i for i in indices]
     assert publisher.buffered_bytes == 0
+
+
+async def test_partitions_added_to_a_topic_are_used_once_the_metadata_is_updated(
+    publisher: KafkaPublisher, kafka_bootstrap: str
+) -> None:
+    topic = unique_name("publisher-grown")
+    await create_topic(kafka_bootstrap, topic, 2)
+    keys = list(JAVA_MURMUR2)
+    await publisher.publish([Message(topic, b"before", key, []) for key in keys])
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_partitions({topic: NewPartitions(total_count=6)})
+    finally:
+        await admin.close()
+    producer = publisher._producer  # its producer, to refresh the metadata
+    assert producer is not None
+    async with asyncio.timeout(20):  # the refresh aiokafka makes when its metadata expires
+        while len(producer.client.cluster.partitions_for_topic(topic) or ()) < 6:
+            await producer.client.force_metadata_update()
+
+    await publisher.publish([Message(topic, b"after", key, []) for key in keys])
+
+    records = await consume_all(kafka_bootstrap, topic, 2 * len(keys))
+    for record in records:
+        assert record.key is not None
+        count = 2 if record.value == b"before" else 6
+        assert record.partition == java_partition(record.key, count), record.value
 
 
 async def test_a_topic_created_after_connecting_is_waited_for(
