@@ -42,7 +42,7 @@ class PerRecordPublisher(KafkaPublisher):
         assert producer is not None  # noqa: S101 - measured only once connected
         futures: list[asyncio.Future[Any]] = []
         deadline = asyncio.get_running_loop().time() + self._timeout_s
-        groups = await self._by_partition(producer, messages, deadline)
+        groups = await self._groups_after_metadata(producer, messages, deadline)
         for (topic, partition), group in groups.items():
             for m in group:
                 future = await producer.send(

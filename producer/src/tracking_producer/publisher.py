@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -149,21 +150,22 @@ class KafkaPublisher:
         producer, batches, loop = self._producer, self._batches, self._loop
         if producer is None or batches is None or loop is None or not self._connected:
             raise PublishError("unavailable", "Kafka is not connected")
-        size = sum(len(m.value) + len(m.key or b"") for m in messages)
-        if self._buffered + size > self._budget:
-            raise PublishError("buffer_full", "the Kafka buffer is full")
-        self._buffered += size
+        size = self._reserve(messages)
         futures: list[asyncio.Future[None]] = []
-        deadline = loop.time() + self._timeout_s
+        answered: asyncio.Future[None] | None = None
+        deadline: float | None = None  # set when the metadata is waited for
         try:
-            groups = await self._by_partition(producer, messages, deadline)
+            groups = self._groups(producer.client.cluster, messages)
+            if groups is None:  # a topic not in the metadata yet: waited for, then grouped
+                deadline = loop.time() + self._timeout_s
+                groups = await self._groups_after_metadata(producer, messages, deadline)
             # Appended without a pause, so a request's records stay together and in
             # arrival order within each partition, whatever other requests do.
             for partition, group in groups.items():
                 futures += batches.append(partition, group)
-            remaining = deadline - loop.time()
-            if remaining >= self._acks.timeout_s - _RESOLUTION_S:  # nothing was awaited
-                await self._acknowledged(loop, futures)
+            if deadline is None:
+                answered = self._answered(loop, futures)
+                await answered
             else:  # a new topic's metadata was waited for: what is left of the deadline
                 async with asyncio.timeout_at(deadline):
                     await asyncio.wait(futures)  # which never cancels them
@@ -178,18 +180,29 @@ class KafkaPublisher:
                 raise  # the caller was cancelled
             raise PublishError("unavailable", "the producer closed before acknowledging") from exc
         finally:
+            if answered is not None:
+                self._acks.stop(answered)
             self._release(futures, size)
 
-    async def _acknowledged(
-        self, loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[None]]
-    ) -> None:
-        """Return once every future is done; TimeoutError past the deadline.
+    def _reserve(self, messages: Sequence[Message]) -> int:
+        """Count ``messages``' bytes against the budget (PublishError past it); their size."""
+        size = sum(len(m.value) + len(m.key or b"") for m in messages)
+        if self._buffered + size > self._budget:
+            raise PublishError("buffer_full", "the Kafka buffer is full")
+        self._buffered += size
+        return size
 
-        One future of the request's own, resolved by the last batch answered, and a deadline
-        among the publisher's (:class:`~tracking_common.deadlines.Deadlines`), rather than
+    def _answered(
+        self, loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[None]]
+    ) -> asyncio.Future[None]:
+        """A future of the request's own: done once every one of ``futures`` is, or failed
+        with TimeoutError at the deadline.
+
+        It is resolved by the last batch answered, and its deadline is one among the
+        publisher's (:class:`~tracking_common.deadlines.Deadlines`), rather than
         ``asyncio.wait``'s set, callbacks and timer per call (6 % of a single event's server
         CPU, py-spy). The batches' futures are never cancelled from here, so a late
-        acknowledgement still frees the budget (see _release).
+        acknowledgement still frees the budget (see _release). The caller stops the deadline.
         """
         answered: asyncio.Future[None] = loop.create_future()
         left = len(futures)
@@ -203,10 +216,7 @@ class KafkaPublisher:
         for future in futures:
             future.add_done_callback(one_done)
         self._acks.start(answered, functools.partial(_time_out, answered), loop)
-        try:
-            await answered
-        finally:
-            self._acks.stop(answered)
+        return answered
 
     async def _send_batch(self, batch: BatchBuilder, topic: str, partition: int) -> Any:
         producer = self._producer
@@ -214,31 +224,40 @@ class KafkaPublisher:
             raise KafkaConnectionError("the producer is closed")
         return await producer.send_batch(batch, topic, partition=partition)
 
-    async def _by_partition(
-        self, producer: AIOKafkaProducer, messages: Sequence[Message], deadline: float
-    ) -> dict[Partition, list[Message]]:
-        """``messages`` grouped by the partition a Java client would choose, in order."""
-        cluster = producer.client.cluster
+    def _groups(
+        self, cluster: ClusterMetadata, messages: Sequence[Message]
+    ) -> dict[Partition, list[Message]] | None:
+        """``messages`` grouped by the partition a Java client would choose, in order; None
+        when a topic is not in the metadata yet."""
         # A topic's partitions are looked up once per metadata update (aiokafka builds two
-        # sets per look-up, 1.5 us); a topic not in the metadata yet is waited for (until the
-        # caller's deadline, loop time).
+        # sets per look-up, 1.5 us).
         known = self._partitions
         groups: dict[Partition, list[Message]] = {}
         for message in messages:
             topic, key = message.topic, message.key
-            if topic not in known:
-                found = cluster.partitions_for_topic(topic)
-                if not found:
-                    async with asyncio.timeout_at(deadline):
-                        found = await producer.partitions_for(topic)
+            found = known.get(topic)
+            if found is None:
+                partitions = cluster.partitions_for_topic(topic)
+                if not partitions:
+                    return None
                 available = cluster.available_partitions_for_topic(topic)
-                known[topic] = (sorted(found), sorted(available or found))
-            partitions, available = known[topic]
+                found = known[topic] = (sorted(partitions), sorted(available or partitions))
+            every, with_leader = found
             if key:
-                partition = self._partitioner.keyed(key, partitions, recurs=message.key_recurs)
+                partition = self._partitioner.keyed(key, every, recurs=message.key_recurs)
             else:
-                partition = self._partitioner(None, partitions, available)
+                partition = self._partitioner(None, every, with_leader)
             groups.setdefault((topic, partition), []).append(message)
+        return groups
+
+    async def _groups_after_metadata(
+        self, producer: AIOKafkaProducer, messages: Sequence[Message], deadline: float
+    ) -> dict[Partition, list[Message]]:
+        """:meth:`_groups`, once every topic is in the metadata (until ``deadline``, loop time)."""
+        async with asyncio.timeout_at(deadline):
+            while (groups := self._groups(producer.client.cluster, messages)) is None:
+                for topic in {message.topic for message in messages}:
+                    await producer.partitions_for(topic)
         return groups
 
     def _release(self, futures: list[asyncio.Future[None]], size: int) -> None:
