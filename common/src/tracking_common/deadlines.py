@@ -29,6 +29,11 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop of the last :meth:`start` (None before the first)."""
+        return self._loop
+
+    @property
     def pending(self) -> int:
         """Deadlines started and neither stopped nor expired."""
         return len(self._pending)

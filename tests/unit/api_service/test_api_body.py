@@ -80,6 +80,27 @@ async def test_a_body_that_stops_arriving_is_refused_at_the_deadline() -> None:
     assert (b"connection", b"close") in answer(refused.value, 5).headers
 
 
+def test_deadlines_that_served_another_loop_still_refuse_a_stalled_body() -> None:
+    # The reader takes the deadlines' loop when it is the running one; a loop since closed
+    # (as between two test cases, or a restarted server) must not leave a read unguarded.
+    deadlines = Deadlines(0.05, resolution_s=0.01)
+
+    async def read_whole() -> bytes:
+        return await read_capped(_chunks([b"ab"], []), None, max_bytes=4, deadlines=deadlines)
+
+    async def read_stalled() -> bytes:
+        async def stall() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            return {"type": "http.disconnect"}
+
+        async with asyncio.timeout(5):  # a TimeoutError, not the 408, if the read is unguarded
+            return await read_capped(stall, None, max_bytes=4, deadlines=deadlines)
+
+    assert asyncio.run(read_whole()) == b"ab"
+    with pytest.raises(BodyTimeoutError):
+        asyncio.run(read_stalled())
+
+
 async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
     taken: list[bytes] = []
 
