@@ -106,6 +106,10 @@ class Accumulator:
         """Whether an event of ``size`` bytes fits in a request on its own."""
         return self._room is None or size <= self._room
 
+    def room_left(self) -> int | None:
+        """The request bytes the open batch may still take (None: no limit)."""
+        return None if self._room is None else self._room - self.open_bytes
+
     def add(self, event: PendingEvent) -> None:
         """Store ``event``, cutting first if it would push the open batch past the limit."""
         room = self._room

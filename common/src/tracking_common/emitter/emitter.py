@@ -5,8 +5,9 @@ and the :class:`Settler` (``settling``) together; this module is intake and life
 
 Contract:
 
-- ``add_json`` takes one payload already encoded as a JSON object (the tracker's fast path)
-  and is otherwise ``add``.
+- ``add_json`` takes one payload already encoded as a JSON object and is otherwise ``add``;
+  :meth:`AsyncEmitter.intake` hands out the cheapest way in, for events written as their
+  JSON object less the opening brace (the tracker's fast path; see ``staging``).
 - ``add_encoded`` takes a slice of payloads already encoded as JSON objects (the forwarder's
   intake: one call per slice of records, nothing parsed or encoded again): the longest prefix
   that fits the buffer is taken, and the count returned; the caller keeps the rest.
@@ -68,10 +69,18 @@ from tracking_common.emitter.payload import (
     PendingEvent,
     encode_event,
 )
-from tracking_common.emitter.ports import Clock, Emitter, EventStore, HttpClient, Sleep
+from tracking_common.emitter.ports import (
+    Clock,
+    Emitter,
+    EventIntake,
+    EventStore,
+    HttpClient,
+    Sleep,
+)
 from tracking_common.emitter.retry import RetryPolicy
 from tracking_common.emitter.sender import Sender
 from tracking_common.emitter.settling import Settler
+from tracking_common.emitter.staging import UNBRACED_EXTRA_BYTES, StagedIntake
 from tracking_common.emitter.status import StatusTable
 from tracking_common.emitter.store import InMemoryEventStore
 
@@ -79,6 +88,8 @@ __all__ = ["AsyncEmitter", "Emitter", "EmitterState"]
 
 # An encoded payload less its opening brace, sliced in C (the form events are held in).
 _WITHOUT_BRACE = operator.itemgetter(slice(1, None))
+# The intake's byte budget when neither byte_limit nor capacity_bytes bounds it.
+_NO_BYTE_LIMIT = 2**62
 
 
 class EmitterState(Enum):
@@ -191,6 +202,10 @@ class AsyncEmitter:
             clock=clock,
             rand=rand,
         )
+        # A run of events waits in the intake until it is committed, outside the store: only
+        # with the in-memory store, so a persistent one holds each event from its taking.
+        self._staging = type(store) is InMemoryEventStore and not self._get
+        self._intake = StagedIntake(self._acc, self._settler, slow=self._take_unbraced)
         self._state = EmitterState.NEW
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -211,7 +226,11 @@ class AsyncEmitter:
     @property
     def pending(self) -> tuple[int, int]:
         """Events and request bytes held: buffered, waiting for a sender, or in flight."""
-        return self._settler.pending_events, self._settler.pending_bytes
+        staged_events, staged_bytes = self._intake.held()
+        return (
+            self._settler.pending_events + staged_events,
+            self._settler.pending_bytes + staged_bytes,
+        )
 
     @property
     def url(self) -> str:
@@ -230,29 +249,48 @@ class AsyncEmitter:
         The bytes are sent as they are: one flat object of string values, without ``stm``
         (``Tracker`` writes them so). Raises as ``add`` does.
         """
-        acc, settler = self._acc, self._settler
-        size = len(data) + STM_BYTES
-        if (
-            self._state is not EmitterState.RUNNING
-            or self._get
-            or not acc.fits(size)
-            or settler.pending_events >= self._capacity
-            or (
-                self._capacity_bytes is not None
-                and settler.pending_bytes + size > self._capacity_bytes
-            )
-        ):
-            self._take_json(data, size, tag)
+        if tag is None:
+            self._intake.take(data[1:])
+        else:
+            self._take_json(data, len(data) + STM_BYTES, tag)
+
+    def intake(self) -> EventIntake:
+        """The cheapest way in, for a producer that writes events less their opening brace.
+
+        The callable takes what ``add_json`` takes without its first byte (``{``) and without
+        a tag, and raises as ``add`` does. The first event of each run is checked as ``add``
+        checks it; the rest of the run, up to the open batch's end or the buffer's room, is
+        staged and taken in one step (see ``staging``). ``Tracker`` uses it.
+        """
+        return self._intake.take
+
+    def _take_unbraced(self, data: bytes) -> None:
+        """The intake's way for an event its open run does not cover: ``add``'s checks, then
+        the next run opened."""
+        self._intake.commit()
+        if self._get:
+            self._take(orjson.loads(b"{" + data), None)
             return
-        # The usual case, with add's checks passed: a running emitter with room.
-        acc.add(PendingEvent(data[1:], size, tag))
-        settler.pending_events += 1
-        settler.pending_bytes += size
-        if self._timer is None and acc.open_count:
-            self._arm_timer()
+        size = len(data) + UNBRACED_EXTRA_BYTES
+        self._check_open()
+        if self._raise_oversize and not self._acc.fits(size):
+            raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
+        self._check_room(1, size)
+        self._accept(PendingEvent(data, size))
+        if self._staging:
+            acc, settler = self._acc, self._settler
+            room = acc.room_left()
+            if self._capacity_bytes is not None:
+                held = self._capacity_bytes - settler.pending_bytes
+                room = held if room is None else min(room, held)
+            self._intake.open(
+                min(acc.batch_size - acc.open_count, self._capacity - settler.pending_events),
+                _NO_BYTE_LIMIT if room is None else room,
+            )
 
     def _take_json(self, data: bytes, size: int, tag: Any) -> None:
-        """``add_json`` when it must start, refuse or go through ``add`` (GET)."""
+        """``add_json`` with a tag: ``add``'s checks, the bytes kept as they are."""
+        self._intake.commit()
         if self._get:
             self._take(orjson.loads(data), tag)
             return
@@ -279,6 +317,7 @@ class AsyncEmitter:
 
         The future resolves once every one of them is settled.
         """
+        self._intake.commit()
         self._check_open()
         if tags is not None and len(tags) != len(payloads):
             raise ValueError("tags must match payloads one to one")
@@ -304,6 +343,7 @@ class AsyncEmitter:
         to one. An event too large for a request on its own is taken and fails as
         ``oversize``. POST only. Raises EmitterClosedError once closed.
         """
+        self._intake.commit()
         self._check_open()
         if self._get:
             raise ValueError("add_encoded needs the POST method")
@@ -334,8 +374,8 @@ class AsyncEmitter:
 
     async def wait_for_room(self, events: int = 1) -> None:
         """Wait until ``events`` more events fit in the buffer (backpressure for producers)."""
-        settler = self._settler
-        while settler.pending_events + events > self._capacity:
+        settler, staged = self._settler, self._intake.staged
+        while settler.pending_events + len(staged) + events > self._capacity:
             settler.room.clear()
             await settler.room.wait()
 
@@ -361,6 +401,7 @@ class AsyncEmitter:
             )
 
     def _take(self, payload: Mapping[str, str], tag: Any) -> PendingEvent:
+        self._intake.commit()
         self._check_open()
         data, size = self._encode(payload)
         self._check_room(1, size)
@@ -457,6 +498,7 @@ class AsyncEmitter:
         if self._state in (EmitterState.CLOSING, EmitterState.CLOSED):
             await self._closed.wait()
             return
+        self._intake.commit()
         was_running = self._state is EmitterState.RUNNING
         self._state = EmitterState.CLOSING
         try:
@@ -493,6 +535,7 @@ class AsyncEmitter:
     # -- batching --------------------------------------------------------------------------
 
     def _cut(self) -> None:
+        self._intake.commit()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
