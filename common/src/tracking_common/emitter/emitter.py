@@ -36,7 +36,7 @@ import operator
 import random
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
 from itertools import accumulate
 from typing import Any, Literal
@@ -210,6 +210,7 @@ class AsyncEmitter:
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._room_now: asyncio.Future[None] | None = None  # finished, made on the loop at start
 
     # -- state -----------------------------------------------------------------------------
 
@@ -276,17 +277,23 @@ class AsyncEmitter:
         if self._raise_oversize and not self._acc.fits(size):
             raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
         self._check_room(1, size)
-        self._accept(PendingEvent(data, size))
-        if self._staging:
-            acc, settler = self._acc, self._settler
-            room = acc.room_left()
-            if self._capacity_bytes is not None:
-                held = self._capacity_bytes - settler.pending_bytes
-                room = held if room is None else min(room, held)
-            self._intake.open(
-                min(acc.batch_size - acc.open_count, self._capacity - settler.pending_events),
-                _NO_BYTE_LIMIT if room is None else room,
-            )
+        acc, settler = self._acc, self._settler
+        room = acc.room_left()
+        if not self._staging or (room is not None and size > room):
+            self._accept(PendingEvent(data, size))
+            return
+        # It fits the open batch: it opens a run, with the room the batch and buffer have.
+        if self._state is EmitterState.NEW:
+            self._start_workers()
+        if self._capacity_bytes is not None:
+            held = self._capacity_bytes - settler.pending_bytes
+            room = held if room is None else min(room, held)
+        self._intake.open(
+            min(acc.batch_size - acc.open_count, self._capacity - settler.pending_events),
+            _NO_BYTE_LIMIT if room is None else room,
+            data,
+        )
+        self._arm_timer()
 
     def _take_json(self, data: bytes, size: int, tag: Any) -> None:
         """``add_json`` with a tag: ``add``'s checks, the bytes kept as they are."""
@@ -372,8 +379,20 @@ class AsyncEmitter:
         self._arm_timer()
         return taken
 
-    async def wait_for_room(self, events: int = 1) -> None:
-        """Wait until ``events`` more events fit in the buffer (backpressure for producers)."""
+    def wait_for_room(self, events: int = 1) -> Awaitable[None]:
+        """Wait until ``events`` more events fit in the buffer (backpressure for producers).
+
+        An awaitable, not a coroutine: when there is room already it is a finished future,
+        so a producer that awaits it before each event makes no coroutine per event.
+        """
+        if (
+            self._room_now is not None
+            and self._settler.pending_events + len(self._intake.staged) + events <= self._capacity
+        ):
+            return self._room_now
+        return self._wait_for_room(events)
+
+    async def _wait_for_room(self, events: int) -> None:
         settler, staged = self._settler, self._intake.staged
         while settler.pending_events + len(staged) + events > self._capacity:
             settler.room.clear()
@@ -422,7 +441,11 @@ class AsyncEmitter:
 
     def _arm_timer(self) -> None:
         """Cut the open batch ``flush_interval_s`` after its first event."""
-        if self._timer is None and self._acc.open_count and self._flush_interval_s is not None:
+        if (
+            self._timer is None
+            and (self._acc.open_count or self._intake.staged)
+            and self._flush_interval_s is not None
+        ):
             # The loop kept at start: get_running_loop() is a getpid() system call on 3.11.
             loop = self._loop or asyncio.get_running_loop()
             self._timer = loop.call_later(self._flush_interval_s, self.flush_nowait)
@@ -469,6 +492,8 @@ class AsyncEmitter:
 
     def _start_workers(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._room_now = self._loop.create_future()
+        self._room_now.set_result(None)
         self._state = EmitterState.RUNNING
         restored = self._acc.restore()
         self._settler.hold(restored, 0)

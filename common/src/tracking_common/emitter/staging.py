@@ -3,8 +3,8 @@
 :class:`StagedIntake` takes one event as its JSON object less the opening brace (the form
 the emitter holds events in, so nothing is sliced or copied). The emitter checks the first
 event of each run the long way (state, buffer room, size, byte limit) and then opens the
-intake for a budget: ``slots`` events and ``room`` bytes that fit the open batch, the buffer
-and ``capacity_bytes`` at that moment. Within it, an event costs one comparison and one
+intake with it for a budget: ``slots`` events and ``room`` bytes that fit the open batch, the
+buffer and ``capacity_bytes`` at that moment. Within it, an event costs one comparison and one
 ``list.append``; the run becomes :class:`PendingEvent` s and enters the accumulator and the
 ledger in one step (``commit``) when the budget is spent, and before anything else reads or
 changes the emitter's state. An event the budget does not cover goes to ``slow``.
@@ -45,21 +45,25 @@ class StagedIntake:
 
     def take(self, data: bytes) -> None:
         """Take one event less its opening brace; beyond the budget, ``slow`` takes it."""
-        staged = self.staged
         room = self._room - len(data)
-        if room >= 0 and len(staged) < self._slots:
+        slots = self._slots
+        if room >= 0 and slots:
             self._room = room
-            staged.append(data)
-            if len(staged) == self._slots:
+            self._slots = slots - 1
+            self.staged.append(data)
+            if slots == 1:
                 self.commit()
             return
         self._slow(data)
 
-    def open(self, slots: int, room_bytes: int) -> None:
-        """Let the next ``slots`` events of up to ``room_bytes`` request bytes in all through."""
-        slots = max(slots, 0)
-        self._slots = slots
-        self._room = room_bytes - UNBRACED_EXTRA_BYTES * slots
+    def open(self, slots: int, room_bytes: int, first: bytes) -> None:
+        """Stage ``first`` (checked by the caller) and let the next ``slots - 1`` events
+        through, ``room_bytes`` request bytes in all."""
+        self.staged.append(first)
+        self._slots = slots - 1
+        self._room = room_bytes - len(first) - UNBRACED_EXTRA_BYTES * slots
+        if slots <= 1:
+            self.commit()
 
     def held(self) -> tuple[int, int]:
         """The events staged and their request bytes."""
@@ -75,5 +79,5 @@ class StagedIntake:
         sizes = [len(data) + UNBRACED_EXTRA_BYTES for data in staged]
         events = list(map(PendingEvent, staged, sizes))
         staged.clear()
-        self._acc.extend(events)
         self._settler.hold(len(events), sum(sizes))
+        self._acc.extend(events, buffered=True)

@@ -152,6 +152,23 @@ async def test_a_staged_run_is_counted_and_waited_for() -> None:
     await sink.close()
 
 
+async def test_wait_for_room_is_a_finished_future_while_there_is_room() -> None:
+    sink = emitter(FakeHttpClient(), buffer_capacity=2)
+    await sink.wait_for_room()  # before start: waits the long way, there is room
+    sink.intake()(encoded(0)[1:])
+    room = sink.wait_for_room()
+    assert isinstance(room, asyncio.Future)
+    assert room.done()
+    await room
+    sink.intake()(encoded(1)[1:])
+    full = asyncio.ensure_future(sink.wait_for_room())
+    await asyncio.sleep(0)
+    assert not full.done()
+    await sink.flush()
+    await asyncio.wait_for(full, 1)
+    await sink.close()
+
+
 async def test_a_staged_run_goes_out_on_the_flush_interval() -> None:
     client = FakeHttpClient()
     sink = AsyncEmitter(URL, client=client, batch_size=50, flush_interval_s=0.01)
