@@ -9,6 +9,8 @@ with a :class:`TransportError` (DROPPED or TIMEOUT).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, cast
 
 from tracking_common.emitter.errors import TransportError, TransportErrorKind
@@ -17,6 +19,10 @@ from tracking_common.emitter.ports import HttpResponse
 __all__ = ["Http1Connection"]
 
 _HEAD_END: Final = b"\r\n\r\n"
+# Heads parsed before, by their bytes: a collector answers every batch with the same head
+# (until its Date changes), and splitting it was most of the answer's Python.
+_PARSED_HEADS: Final[dict[bytes, tuple[int, Mapping[str, str], bool]]] = {}
+_MAX_PARSED_HEADS: Final = 64
 
 
 class _Answer:
@@ -24,7 +30,7 @@ class _Answer:
 
     __slots__ = ("close_after", "end", "headers", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], close_after: bool) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], close_after: bool) -> None:
         self.status = status
         self.headers = headers
         self.close_after = close_after
@@ -132,24 +138,38 @@ def _parse(buffer: bytearray, *, at_eof: bool) -> _Answer | TransportError | Non
         head_end = buffer.find(_HEAD_END, start)
         if head_end < 0:
             return None
-        lines = buffer[start:head_end].decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            return TransportError(TransportErrorKind.DROPPED, f"not an HTTP answer: {lines[0]!r}")
-        status = int(parts[1])
+        head = bytes(buffer[start:head_end])
+        parsed = _PARSED_HEADS.get(head)
+        if parsed is None:
+            fresh = _parse_head(head)
+            if isinstance(fresh, TransportError):
+                return fresh
+            if len(_PARSED_HEADS) >= _MAX_PARSED_HEADS:
+                _PARSED_HEADS.clear()
+            parsed = _PARSED_HEADS[head] = fresh
         body_start = head_end + 4
+        status, headers, close_after = parsed
         if status >= 200:
             break
         start = body_start
+    answer = _Answer(status, headers, close_after)
+    error = _find_body_end(answer, buffer, body_start, at_eof=at_eof)
+    return answer if error is None else error
+
+
+def _parse_head(head: bytes) -> tuple[int, Mapping[str, str], bool] | TransportError:
+    """The status, the headers (read-only: heads are shared) and whether to close after."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        return TransportError(TransportErrorKind.DROPPED, f"not an HTTP answer: {lines[0]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().title()] = value.strip()
     connection = headers.get("Connection", "").lower()
     close_after = connection == "close" or (parts[0] == "HTTP/1.0" and connection != "keep-alive")
-    answer = _Answer(status, headers, close_after)
-    error = _find_body_end(answer, buffer, body_start, at_eof=at_eof)
-    return answer if error is None else error
+    return int(parts[1]), MappingProxyType(headers), close_after
 
 
 def _find_body_end(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from tracking_common.emitter import Http1Client, TransportError, TransportErrorKind
+from tracking_common.emitter.http1_connection import _MAX_PARSED_HEADS, _PARSED_HEADS, _parse
 
 HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -228,3 +229,21 @@ async def test_an_idle_connection_closed_by_the_server_or_too_old_is_not_reused(
         await asyncio.sleep(0.01)
     await stale.close()
     assert served.connections - before == 2
+
+
+def test_a_head_seen_before_is_reused_read_only_and_each_body_framed_on_its_own() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nRetry-After:  5 \r\n\r\n"
+    first = _parse(bytearray(head + b"ok"), at_eof=False)
+    second = _parse(bytearray(head + b"o"), at_eof=False)
+    assert not isinstance(first, TransportError | None)
+    assert not isinstance(second, TransportError | None)
+    assert (first.status, first.end) == (200, len(head) + 2)
+    assert (second.status, second.end) == (200, -1)  # the same head, its body not all here
+    assert first.headers == {"Content-Length": "2", "Retry-After": "5"}
+    with pytest.raises(TypeError):
+        first.headers["Retry-After"] = "0"  # type: ignore[index]  # shared: read-only
+    for n in range(_MAX_PARSED_HEADS + 5):
+        _parse(bytearray(b"HTTP/1.1 204 No\r\nX-N: %d\r\n\r\n" % n), at_eof=False)
+    assert len(_PARSED_HEADS) <= _MAX_PARSED_HEADS
+    garbled = _parse(bytearray(b"HTTX 200\r\n\r\n"), at_eof=False)
+    assert isinstance(garbled, TransportError)
