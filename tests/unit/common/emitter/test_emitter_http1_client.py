@@ -247,3 +247,44 @@ def test_a_head_seen_before_is_reused_read_only_and_each_body_framed_on_its_own(
     assert len(_PARSED_HEADS) <= _MAX_PARSED_HEADS
     garbled = _parse(bytearray(b"HTTX 200\r\n\r\n"), at_eof=False)
     assert isinstance(garbled, TransportError)
+
+
+async def test_a_kept_alive_connection_times_each_request_from_its_own_start() -> None:
+    # The answer timer outlives an answered request; it must neither fail the next request
+    # at the old deadline nor let it run past its own.
+    delays = iter([0.0, 0.6, None])
+    handled = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                delay = next(delays)
+                if delay is None:
+                    continue  # never answered
+                await asyncio.sleep(delay)
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            handled.set()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/com.snowplowanalytics.snowplow/tp2"
+    client = Http1Client(read_timeout_s=1.0)
+    async with listener:
+        assert (await client.post(url, b"{}", HEADERS)).status == 200
+        await asyncio.sleep(0.6)
+        # Answered 1.2 s after the first request began, 0.6 s after its own start.
+        assert (await client.post(url, b"{}", HEADERS)).status == 200
+        with pytest.raises(TransportError) as caught:
+            await client.post(url, b"{}", HEADERS)
+        assert caught.value.kind is TransportErrorKind.TIMEOUT
+        await client.close()
+        await asyncio.wait_for(handled.wait(), 5)  # the server's side closed too
+        listener.close()
