@@ -47,6 +47,12 @@ class _Discard:
     def add_json(self, data: bytes, *, tag: Any = None) -> None:
         pass
 
+    def intake(self) -> Callable[[bytes], None]:
+        return self._take
+
+    def _take(self, data: bytes) -> None:
+        pass
+
     def flush_nowait(self) -> None:
         pass
 

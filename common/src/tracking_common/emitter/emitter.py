@@ -5,8 +5,9 @@ and the :class:`Settler` (``settling``) together; this module is intake and life
 
 Contract:
 
-- ``add_json`` takes one payload already encoded as a JSON object (the tracker's fast path)
-  and is otherwise ``add``.
+- ``add_json`` takes one payload already encoded as a JSON object and is otherwise ``add``;
+  :meth:`AsyncEmitter.intake` hands out the cheapest way in, for events written as their
+  JSON object less the opening brace (the tracker's fast path; see ``staging``).
 - ``add_encoded`` takes a slice of payloads already encoded as JSON objects (the forwarder's
   intake: one call per slice of records, nothing parsed or encoded again): the longest prefix
   that fits the buffer is taken, and the count returned; the caller keeps the rest.
@@ -35,7 +36,7 @@ import operator
 import random
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
 from itertools import accumulate
 from typing import Any, Literal
@@ -68,10 +69,18 @@ from tracking_common.emitter.payload import (
     PendingEvent,
     encode_event,
 )
-from tracking_common.emitter.ports import Clock, Emitter, EventStore, HttpClient, Sleep
+from tracking_common.emitter.ports import (
+    Clock,
+    Emitter,
+    EventIntake,
+    EventStore,
+    HttpClient,
+    Sleep,
+)
 from tracking_common.emitter.retry import RetryPolicy
 from tracking_common.emitter.sender import Sender
 from tracking_common.emitter.settling import Settler
+from tracking_common.emitter.staging import UNBRACED_EXTRA_BYTES, StagedIntake
 from tracking_common.emitter.status import StatusTable
 from tracking_common.emitter.store import InMemoryEventStore
 
@@ -79,6 +88,8 @@ __all__ = ["AsyncEmitter", "Emitter", "EmitterState"]
 
 # An encoded payload less its opening brace, sliced in C (the form events are held in).
 _WITHOUT_BRACE = operator.itemgetter(slice(1, None))
+# The intake's byte budget when neither byte_limit nor capacity_bytes bounds it.
+_NO_BYTE_LIMIT = 2**62
 
 
 class EmitterState(Enum):
@@ -191,10 +202,15 @@ class AsyncEmitter:
             clock=clock,
             rand=rand,
         )
+        # A run of events waits in the intake until it is committed, outside the store: only
+        # with the in-memory store, so a persistent one holds each event from its taking.
+        self._staging = type(store) is InMemoryEventStore and not self._get
+        self._intake = StagedIntake(self._acc, self._settler, slow=self._take_unbraced)
         self._state = EmitterState.NEW
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._room_now: asyncio.Future[None] | None = None  # finished, made on the loop at start
 
     # -- state -----------------------------------------------------------------------------
 
@@ -211,7 +227,11 @@ class AsyncEmitter:
     @property
     def pending(self) -> tuple[int, int]:
         """Events and request bytes held: buffered, waiting for a sender, or in flight."""
-        return self._settler.pending_events, self._settler.pending_bytes
+        staged_events, staged_bytes = self._intake.held()
+        return (
+            self._settler.pending_events + staged_events,
+            self._settler.pending_bytes + staged_bytes,
+        )
 
     @property
     def url(self) -> str:
@@ -230,29 +250,54 @@ class AsyncEmitter:
         The bytes are sent as they are: one flat object of string values, without ``stm``
         (``Tracker`` writes them so). Raises as ``add`` does.
         """
-        acc, settler = self._acc, self._settler
-        size = len(data) + STM_BYTES
-        if (
-            self._state is not EmitterState.RUNNING
-            or self._get
-            or not acc.fits(size)
-            or settler.pending_events >= self._capacity
-            or (
-                self._capacity_bytes is not None
-                and settler.pending_bytes + size > self._capacity_bytes
-            )
-        ):
-            self._take_json(data, size, tag)
+        if tag is None:
+            self._intake.take(data[1:])
+        else:
+            self._take_json(data, len(data) + STM_BYTES, tag)
+
+    def intake(self) -> EventIntake:
+        """The cheapest way in, for a producer that writes events less their opening brace.
+
+        The callable takes what ``add_json`` takes without its first byte (``{``) and without
+        a tag, and raises as ``add`` does. The first event of each run is checked as ``add``
+        checks it; the rest of the run, up to the open batch's end or the buffer's room, is
+        staged and taken in one step (see ``staging``). ``Tracker`` uses it.
+        """
+        return self._intake.take
+
+    def _take_unbraced(self, data: bytes) -> None:
+        """The intake's way for an event its open run does not cover: ``add``'s checks, then
+        the next run opened."""
+        self._intake.commit()
+        if self._get:
+            self._take(orjson.loads(b"{" + data), None)
             return
-        # The usual case, with add's checks passed: a running emitter with room.
-        acc.add(PendingEvent(data[1:], size, tag))
-        settler.pending_events += 1
-        settler.pending_bytes += size
-        if self._timer is None and acc.open_count:
-            self._arm_timer()
+        size = len(data) + UNBRACED_EXTRA_BYTES
+        self._check_open()
+        if self._raise_oversize and not self._acc.fits(size):
+            raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
+        self._check_room(1, size)
+        acc, settler = self._acc, self._settler
+        room = acc.room_left()
+        if not self._staging or (room is not None and size > room):
+            self._accept(PendingEvent(data, size))
+            return
+        # It fits the open batch: it opens a run, with the room the batch and buffer have.
+        if self._state is EmitterState.NEW:
+            self._start_workers()
+        if self._capacity_bytes is not None:
+            held = self._capacity_bytes - settler.pending_bytes
+            room = held if room is None else min(room, held)
+        self._intake.open(
+            min(acc.batch_size - acc.open_count, self._capacity - settler.pending_events),
+            _NO_BYTE_LIMIT if room is None else room,
+            data,
+        )
+        self._arm_timer()
 
     def _take_json(self, data: bytes, size: int, tag: Any) -> None:
-        """``add_json`` when it must start, refuse or go through ``add`` (GET)."""
+        """``add_json`` with a tag: ``add``'s checks, the bytes kept as they are."""
+        self._intake.commit()
         if self._get:
             self._take(orjson.loads(data), tag)
             return
@@ -279,6 +324,7 @@ class AsyncEmitter:
 
         The future resolves once every one of them is settled.
         """
+        self._intake.commit()
         self._check_open()
         if tags is not None and len(tags) != len(payloads):
             raise ValueError("tags must match payloads one to one")
@@ -304,6 +350,7 @@ class AsyncEmitter:
         to one. An event too large for a request on its own is taken and fails as
         ``oversize``. POST only. Raises EmitterClosedError once closed.
         """
+        self._intake.commit()
         self._check_open()
         if self._get:
             raise ValueError("add_encoded needs the POST method")
@@ -332,10 +379,22 @@ class AsyncEmitter:
         self._arm_timer()
         return taken
 
-    async def wait_for_room(self, events: int = 1) -> None:
-        """Wait until ``events`` more events fit in the buffer (backpressure for producers)."""
-        settler = self._settler
-        while settler.pending_events + events > self._capacity:
+    def wait_for_room(self, events: int = 1) -> Awaitable[None]:
+        """Wait until ``events`` more events fit in the buffer (backpressure for producers).
+
+        An awaitable, not a coroutine: when there is room already it is a finished future,
+        so a producer that awaits it before each event makes no coroutine per event.
+        """
+        if (
+            self._room_now is not None
+            and self._settler.pending_events + len(self._intake.staged) + events <= self._capacity
+        ):
+            return self._room_now
+        return self._wait_for_room(events)
+
+    async def _wait_for_room(self, events: int) -> None:
+        settler, staged = self._settler, self._intake.staged
+        while settler.pending_events + len(staged) + events > self._capacity:
             settler.room.clear()
             await settler.room.wait()
 
@@ -361,6 +420,7 @@ class AsyncEmitter:
             )
 
     def _take(self, payload: Mapping[str, str], tag: Any) -> PendingEvent:
+        self._intake.commit()
         self._check_open()
         data, size = self._encode(payload)
         self._check_room(1, size)
@@ -381,7 +441,11 @@ class AsyncEmitter:
 
     def _arm_timer(self) -> None:
         """Cut the open batch ``flush_interval_s`` after its first event."""
-        if self._timer is None and self._acc.open_count and self._flush_interval_s is not None:
+        if (
+            self._timer is None
+            and (self._acc.open_count or self._intake.staged)
+            and self._flush_interval_s is not None
+        ):
             # The loop kept at start: get_running_loop() is a getpid() system call on 3.11.
             loop = self._loop or asyncio.get_running_loop()
             self._timer = loop.call_later(self._flush_interval_s, self.flush_nowait)
@@ -428,6 +492,8 @@ class AsyncEmitter:
 
     def _start_workers(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._room_now = self._loop.create_future()
+        self._room_now.set_result(None)
         self._state = EmitterState.RUNNING
         restored = self._acc.restore()
         self._settler.hold(restored, 0)
@@ -457,6 +523,7 @@ class AsyncEmitter:
         if self._state in (EmitterState.CLOSING, EmitterState.CLOSED):
             await self._closed.wait()
             return
+        self._intake.commit()
         was_running = self._state is EmitterState.RUNNING
         self._state = EmitterState.CLOSING
         try:
@@ -493,6 +560,7 @@ class AsyncEmitter:
     # -- batching --------------------------------------------------------------------------
 
     def _cut(self) -> None:
+        self._intake.commit()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

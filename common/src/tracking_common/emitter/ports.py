@@ -14,13 +14,24 @@ from typing import Any, Protocol
 
 from tracking_common.emitter.payload import PendingEvent
 
-__all__ = ["Clock", "Emitter", "EventStore", "HttpClient", "HttpResponse", "Sleep"]
+__all__ = [
+    "Clock",
+    "Emitter",
+    "EventIntake",
+    "EventStore",
+    "HttpClient",
+    "HttpResponse",
+    "Sleep",
+]
 
 Sleep = Callable[[float], Awaitable[None]]
 """Waits (``asyncio.sleep``); injected so backoff tests take no time."""
 
 Clock = Callable[[], float]
 """Seconds since the epoch (``time.time``), for ``stm`` and failure times."""
+
+EventIntake = Callable[[bytes], None]
+"""Takes one event as its JSON object's bytes less the opening brace (``AsyncEmitter.intake``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +104,10 @@ class Emitter(Protocol):
     """What a :class:`~tracking_common.emitter.tracker.Tracker` sends events through.
 
     An emitter may also offer ``add_json(data, *, tag=None)``, taking the event as its JSON
-    object's bytes (as ``add`` otherwise): the tracker then hands it the bytes its fast path
-    writes, and decodes them for an emitter without it (``AsyncEmitter`` has it).
+    object's bytes (as ``add`` otherwise), and ``intake() -> EventIntake``, a callable taking
+    them less the opening brace: the tracker hands the bytes its fast path writes to the
+    intake, else to ``add_json`` (the brace put back), else decoded to ``add``
+    (``AsyncEmitter`` has all three).
     """
 
     def add(self, payload: Mapping[str, str], *, tag: Any = None) -> None:

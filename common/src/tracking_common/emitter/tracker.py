@@ -3,10 +3,10 @@
 Events obey the limits of the shared event model (``tracking_common.events``), as the API's
 do, and come out as ``tracking_common.protocol.to_payload`` renders them: every value a
 string, entities in ``co``/``cx``, self-describing data in ``ue_pr``/``ue_px``. The usual
-input is written directly as the event's JSON bytes by the fast path (``fast_payload``) and
-handed to each emitter's ``add_json`` (decoded for an emitter that only has ``add``); input
-it does not vouch for is built as the model and rendered by ``to_payload``, which also words
-every refusal.
+input is written directly as the event's JSON bytes, less the opening brace, by the fast
+path (``fast_payload``) and handed to each emitter's ``intake`` (to ``add_json`` with the
+brace put back, or decoded for an emitter that only has ``add``); input it does not vouch
+for is built as the model and rendered by ``to_payload``, which also words every refusal.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tracking_common.emitter.fast_fields import (
     struct_fields,
 )
 from tracking_common.emitter.fast_payload import PayloadBuilder
-from tracking_common.emitter.ports import Clock, Emitter
+from tracking_common.emitter.ports import Clock, Emitter, EventIntake
 from tracking_common.errors import InvalidEventError
 from tracking_common.events import (
     PagePing,
@@ -231,7 +231,7 @@ class Tracker:
     # -- building --------------------------------------------------------------------------
 
     def _fan_out(self, data: bytes) -> None:
-        """An event's JSON object, to every emitter (as ``track_payload``)."""
+        """An event's JSON object less its brace, to every emitter (as ``track_payload``)."""
         _offer(self._intakes, data)
 
     def _track(self, model: type[Any], fields: dict[str, Any], options: dict[str, Any]) -> str:
@@ -272,14 +272,18 @@ def _offer(intakes: Sequence[Callable[[_T], None]], event: _T) -> None:
         raise refused
 
 
-def _json_intake(emitter: Emitter) -> Callable[[bytes], None]:
-    """How ``emitter`` takes an event's JSON bytes: its ``add_json``, else decoded to ``add``."""
+def _json_intake(emitter: Emitter) -> EventIntake:
+    """How ``emitter`` takes an event's JSON bytes less the opening brace: its ``intake``,
+    else its ``add_json`` with the brace put back, else decoded to ``add``."""
+    intake: Callable[[], EventIntake] | None = getattr(emitter, "intake", None)
+    if intake is not None:
+        return intake()
     add_json: Callable[[bytes], None] | None = getattr(emitter, "add_json", None)
     if add_json is not None:
-        return add_json
+        return lambda data: add_json(b"{" + data)
 
     def add_decoded(data: bytes) -> None:
-        emitter.add(orjson.loads(data))
+        emitter.add(orjson.loads(b"{" + data))
 
     return add_decoded
 

@@ -363,7 +363,7 @@ def test_the_usual_input_takes_the_fast_path() -> None:
     data, eid = builder().build(
         b"pv", page_fields("https://example.com/", "Home", None), {}, {"entities": [entity]}
     )
-    payload = orjson.loads(data)
+    payload = orjson.loads(b"{" + data)  # written less its opening brace
     assert payload["eid"] == eid
     assert payload["url"] == "https://example.com/"
     assert payload["uid"] == "u1"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from tracking_common.emitter import Http1Client, TransportError, TransportErrorKind
+from tracking_common.emitter.http1_connection import _MAX_PARSED_HEADS, _PARSED_HEADS, _parse
 
 HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -228,3 +229,62 @@ async def test_an_idle_connection_closed_by_the_server_or_too_old_is_not_reused(
         await asyncio.sleep(0.01)
     await stale.close()
     assert served.connections - before == 2
+
+
+def test_a_head_seen_before_is_reused_read_only_and_each_body_framed_on_its_own() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nRetry-After:  5 \r\n\r\n"
+    first = _parse(bytearray(head + b"ok"), at_eof=False)
+    second = _parse(bytearray(head + b"o"), at_eof=False)
+    assert not isinstance(first, TransportError | None)
+    assert not isinstance(second, TransportError | None)
+    assert (first.status, first.end) == (200, len(head) + 2)
+    assert (second.status, second.end) == (200, -1)  # the same head, its body not all here
+    assert first.headers == {"Content-Length": "2", "Retry-After": "5"}
+    with pytest.raises(TypeError):
+        first.headers["Retry-After"] = "0"  # type: ignore[index]  # shared: read-only
+    for n in range(_MAX_PARSED_HEADS + 5):
+        _parse(bytearray(b"HTTP/1.1 204 No\r\nX-N: %d\r\n\r\n" % n), at_eof=False)
+    assert len(_PARSED_HEADS) <= _MAX_PARSED_HEADS
+    garbled = _parse(bytearray(b"HTTX 200\r\n\r\n"), at_eof=False)
+    assert isinstance(garbled, TransportError)
+
+
+async def test_a_kept_alive_connection_times_each_request_from_its_own_start() -> None:
+    # The answer timer outlives an answered request; it must neither fail the next request
+    # at the old deadline nor let it run past its own.
+    delays = iter([0.0, 0.6, None])
+    handled = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                delay = next(delays)
+                if delay is None:
+                    continue  # never answered
+                await asyncio.sleep(delay)
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            handled.set()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/com.snowplowanalytics.snowplow/tp2"
+    client = Http1Client(read_timeout_s=1.0)
+    async with listener:
+        assert (await client.post(url, b"{}", HEADERS)).status == 200
+        await asyncio.sleep(0.6)
+        # Answered 1.2 s after the first request began, 0.6 s after its own start.
+        assert (await client.post(url, b"{}", HEADERS)).status == 200
+        with pytest.raises(TransportError) as caught:
+            await client.post(url, b"{}", HEADERS)
+        assert caught.value.kind is TransportErrorKind.TIMEOUT
+        await client.close()
+        await asyncio.wait_for(handled.wait(), 5)  # the server's side closed too
+        listener.close()
