@@ -217,14 +217,7 @@ class PayloadBuilder:
             entities = [self_describing(entity) for entity in entities]
         else:
             raise NeedsModel
-        # _json written out: one frame less on every event with entities.
-        try:
-            raw = _CONTEXTS_HEAD + orjson.dumps(entities) + b"}"
-        except TypeError:
-            raise NeedsModel from None
-        if self._base64:
-            return base64.urlsafe_b64encode(raw).decode("ascii")
-        return raw.decode()
+        return self._json(_CONTEXTS_HEAD, entities)
 
     def unstruct(self, event: object) -> Payload:
         """The ``ue_pr``/``ue_px`` field of a self-describing event."""
