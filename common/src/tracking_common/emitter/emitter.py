@@ -268,15 +268,9 @@ class AsyncEmitter:
     def _take_unbraced(self, data: bytes) -> None:
         """The intake's way for an event its open run does not cover: ``add``'s checks, then
         the next run opened."""
-        self._intake.commit()
-        if self._get:
-            self._take(orjson.loads(b"{" + data), None)
-            return
         size = len(data) + UNBRACED_EXTRA_BYTES
-        self._check_open()
-        if self._raise_oversize and not self._acc.fits(size):
-            raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
-        self._check_room(1, size)
+        if not self._checked_unbraced(data, size, None):
+            return
         acc, settler = self._acc, self._settler
         room = acc.room_left()
         if not self._staging or (room is not None and size > room):
@@ -297,15 +291,22 @@ class AsyncEmitter:
 
     def _take_json(self, data: bytes, size: int, tag: Any) -> None:
         """``add_json`` with a tag: ``add``'s checks, the bytes kept as they are."""
+        unbraced = data[1:]
+        if self._checked_unbraced(unbraced, size, tag):
+            self._accept(PendingEvent(unbraced, size, tag))
+
+    def _checked_unbraced(self, data: bytes, size: int, tag: Any) -> bool:
+        """``add``'s checks for an event less its opening brace, of ``size`` request bytes,
+        after the staged run is handed over; False when a GET emitter took it as a dict."""
         self._intake.commit()
         if self._get:
-            self._take(orjson.loads(data), tag)
-            return
+            self._take(orjson.loads(b"{" + data), tag)
+            return False
         self._check_open()
         if self._raise_oversize and not self._acc.fits(size):
             raise EventTooLargeError(size + self._envelope, self._byte_limit or 0)
         self._check_room(1, size)
-        self._accept(PendingEvent(data[1:], size, tag))
+        return True
 
     def add_awaitable(
         self, payload: Mapping[str, str], *, tag: Any = None
