@@ -70,6 +70,16 @@ class FakeHttpClient:
 
         return cls(handler)
 
+    @classmethod
+    def held(cls, gate: asyncio.Event) -> FakeHttpClient:
+        """Answer every request 200 once ``gate`` is set (requests stay in flight till then)."""
+
+        async def handler(_: SentRequest) -> HttpResponse:
+            await gate.wait()
+            return HttpResponse(200)
+
+        return cls(handler)
+
     async def _answer(self, request: SentRequest) -> HttpResponse:
         self.requests.append(request)
         self.in_flight += 1

@@ -139,12 +139,7 @@ async def test_flush_interval_cuts_a_partial_batch() -> None:
 
 async def test_full_buffer_raises_and_never_drops() -> None:
     gate = asyncio.Event()
-
-    async def blocked(_: SentRequest) -> HttpResponse:
-        await gate.wait()
-        return HttpResponse(200)
-
-    client = FakeHttpClient(blocked)
+    client = FakeHttpClient.held(gate)
     sink = emitter(client, batch_size=5, buffer_capacity=12, max_in_flight=1)
     for n in range(12):
         sink.add(payload(n))
@@ -247,12 +242,7 @@ async def test_add_many_resolves_when_all_are_settled() -> None:
 
 async def test_discard_drops_waiting_events_by_tag() -> None:
     gate = asyncio.Event()
-
-    async def blocked(_: SentRequest) -> HttpResponse:
-        await gate.wait()
-        return HttpResponse(200)
-
-    client = FakeHttpClient(blocked)
+    client = FakeHttpClient.held(gate)
     sink = emitter(client, batch_size=2, max_in_flight=1)
     for n in range(6):
         sink.add(payload(n), tag=n % 2)

@@ -295,12 +295,7 @@ def test_tables() -> None:
 
 async def test_in_flight_requests_are_bounded() -> None:
     release = asyncio.Event()
-
-    async def slow(_: SentRequest) -> HttpResponse:
-        await release.wait()
-        return HttpResponse(200)
-
-    client = FakeHttpClient(slow)
+    client = FakeHttpClient.held(release)
     sink, _, listener = make(client, batch_size=2, max_in_flight=3)
     for n in range(20):
         sink.add(payload(n))
@@ -316,12 +311,7 @@ async def test_in_flight_requests_are_bounded() -> None:
 
 async def test_each_ready_batch_gets_an_idle_sender_and_none_waits_for_a_wake_up() -> None:
     release = asyncio.Event()
-
-    async def slow(_: SentRequest) -> HttpResponse:
-        await release.wait()
-        return HttpResponse(200)
-
-    client = FakeHttpClient(slow)
+    client = FakeHttpClient.held(release)
     sink, _, listener = make(client, batch_size=2, max_in_flight=4)
     for batch in range(6):  # batches cut one at a time, each while senders sit idle
         sink.add(payload(2 * batch))
