@@ -323,24 +323,72 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _REQUIRED: Final = frozenset(_REQUIRED_PAYLOAD_KEYS)
 # msgspec finds a key's field by scanning the fields from the one after the last key's, so
-# keys in the fields' order cost one comparison each and keys out of it up to 79: the fields
-# go in the order the API renders payloads (RenderedPayload), then the rest of the schema's.
+# keys in the fields' order cost one comparison each and keys out of it up to one per field:
+# the fields go in the order the API renders payloads (RenderedPayload), then the rest.
 _DECODE_ORDER: Final = (
     *RenderedPayload.__struct_fields__,
     *(key for key in _PAYLOAD_FIELDS if key not in RenderedPayload.__struct_fields__),
 )
-_PAYLOAD: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
-    msgspec.defstruct(
-        "_Payload",
-        [
-            (key, _Value) if key in _REQUIRED else (key, _Value | msgspec.UnsetType, msgspec.UNSET)
-            for key in _DECODE_ORDER
-        ],
-        forbid_unknown_fields=True,
-        kw_only=True,
-        gc=False,
+# The fields trackers send: those the API renders, and the browser tracker's cookie, charset
+# and document size. A payload of these alone is checked against them, any other key sends it
+# to the check of all 79: msgspec fills in, then frees, every absent field of each Struct it
+# decodes, and with 39 fields instead of 79 the slice check ran 22,200 instructions a record
+# instead of 27,100 (callgrind), 1.05-1.19 us instead of 1.32-1.36.
+_COMMON_ORDER: Final = (*RenderedPayload.__struct_fields__, "cookie", "cs", "ds")
+
+
+def _payload_decoder(fields: Sequence[str]) -> msgspec.json.Decoder[Any]:
+    """A decoder of a payload holding only ``fields`` (the required ones among them), each a
+    string of at most MAX_PAYLOAD_VALUE_CHARS characters."""
+    return msgspec.json.Decoder(
+        msgspec.defstruct(
+            "_Payload",
+            [
+                (key, _Value)
+                if key in _REQUIRED
+                else (key, _Value | msgspec.UnsetType, msgspec.UNSET)
+                for key in fields
+            ],
+            forbid_unknown_fields=True,
+            kw_only=True,
+            gc=False,
+        )
     )
-)
+
+
+_PAYLOAD: Final = _payload_decoder(_DECODE_ORDER)
+_COMMON_PAYLOAD: Final = _payload_decoder(_COMMON_ORDER)
+
+
+def _decode_payload(payload: msgspec.Raw) -> Any:
+    """The payload as a Struct; a payload with a key the common fields lack is checked
+    against them all (the decoder of all fields decides: the common one only goes faster)."""
+    try:
+        return _COMMON_PAYLOAD.decode(payload)
+    except msgspec.ValidationError:
+        return _PAYLOAD.decode(payload)
+
+
+def _are_uuids(ids: Sequence[str]) -> bool:
+    """Whether each of ``ids`` is a UUID in its 36-character form, as ``_UUID`` matches it.
+
+    Checked on the ids joined, in a few C calls a slice rather than a regex match a record
+    (73 against 145 ns an id): every id is 36 characters long, has its hyphens at 8, 13, 18 and
+    23 and no other, and the 32 characters left are hex digits (``bytes.fromhex`` skips
+    whitespace, so the count of bytes it returns is checked too).
+    """
+    count = len(ids)
+    joined = "".join(ids)
+    if len(joined) != 36 * count or min(map(len, ids), default=36) != 36:
+        return False
+    hyphens = "-" * count
+    if not joined[8::36] == joined[13::36] == joined[18::36] == joined[23::36] == hyphens:
+        return False
+    digits = joined.replace("-", "")
+    try:
+        return len(digits) == 32 * count and len(bytes.fromhex(digits)) == 16 * count
+    except ValueError:  # a character that is not a hex digit
+        return False
 
 
 def check_record(value: bytes | None) -> CheckedRecord:
@@ -353,7 +401,7 @@ def check_record(value: bytes | None) -> CheckedRecord:
         raise _fail("", "null_value", "record has no value")
     try:
         data = _ENVELOPE.decode(value).data
-        payload = _PAYLOAD.decode(data.payload)
+        payload = _decode_payload(data.payload)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _named_fault(value, exc) from None
     event_id = data.event_id
@@ -364,19 +412,23 @@ def check_record(value: bytes | None) -> CheckedRecord:
 
 def check_records(values: Sequence[bytes | None]) -> list[CheckedRecord]:
     """:func:`check_record` for a slice of values, with the per-record Python work done per
-    slice (the ``eid`` comparison, the UUID matches).
+    slice (the ``eid`` comparison, the UUID check).
 
     Raises RecordContractError, for the first value that breaks the contract, if any does;
     :func:`check_record` on each value then tells which ones.
     """
-    decode_envelope, decode_payload = _ENVELOPE.decode, _PAYLOAD.decode
+    decode_envelope, decode_common = _ENVELOPE.decode, _COMMON_PAYLOAD.decode
     try:
         records = [decode_envelope(value).data for value in values]  # type: ignore[arg-type]
-        eids = [decode_payload(record.payload).eid for record in records]
+        payloads = [record.payload for record in records]
+        try:
+            eids = [decode_common(payload).eid for payload in payloads]
+        except msgspec.ValidationError:  # a key the common fields lack, or a fault
+            eids = [_decode_payload(payload).eid for payload in payloads]
     except (msgspec.ValidationError, msgspec.DecodeError, TypeError):  # TypeError: None
         raise _first_fault(values) from None
     event_ids = [record.event_id for record in records]
-    if eids != event_ids or not all(map(_UUID.fullmatch, event_ids)):
+    if eids != event_ids or not _are_uuids(event_ids):
         raise _first_fault(values)
     return records
 

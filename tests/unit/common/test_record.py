@@ -294,6 +294,77 @@ def test_event_ids_swapped_between_two_records_of_a_slice_are_rejected() -> None
     assert caught.value.codes == ("event_id_mismatch",)
 
 
+def test_a_slice_mixing_common_and_other_payload_fields_is_checked_as_each_record_is() -> None:
+    # Payloads of the fields trackers send are checked against those alone; any other field
+    # (here an ecommerce and a browser-feature one) sends the slice to the check of all.
+    values = [
+        orjson.dumps(_document(payload=_payload(cookie="1", cs="UTF-8", ds="1x1"))),
+        orjson.dumps(_document(payload=_payload(tr_id="order-1"))),
+        orjson.dumps(_document(payload=_payload(f_pdf="1"))),
+    ]
+
+    assert check_records(values) == [check_record(value) for value in values]
+    assert all(_schema_accepts(orjson.loads(value)) for value in values)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tr_id", 1), ("ti_qu", None), ("f_pdf", "x" * (MAX_PAYLOAD_VALUE_CHARS + 1))],
+)
+def test_a_wrong_value_in_a_field_trackers_rarely_send_is_rejected_in_a_slice(
+    field: str, value: Any
+) -> None:
+    payload: dict[str, Any] = {**_payload(), field: value}
+    bad = orjson.dumps(_document(payload=payload))
+    valid = orjson.dumps(_document())
+
+    with pytest.raises(RecordContractError) as caught:
+        check_records([valid, bad, valid])
+    assert caught.value.codes == _rejection(bad)[1:]
+    assert not _schema_accepts(orjson.loads(bad))
+
+
+_UUID_CHARS = "0123456789abcdefABCDEF-g \u0663\n"
+
+
+@st.composite
+def _event_id_like(draw: st.DrawFn) -> str:
+    """A UUID's 36 characters, often with one character replaced, removed or added."""
+    chars = list(str(draw(st.uuids())))
+    if draw(st.booleans()):
+        chars = [char.upper() for char in chars]
+    edit = draw(st.sampled_from(["none", "replace", "remove", "add"]))
+    at = draw(st.integers(0, 35))
+    if edit == "replace":
+        chars[at] = draw(st.sampled_from(_UUID_CHARS))
+    elif edit == "remove":
+        del chars[at]
+    elif edit == "add":
+        chars.insert(at, draw(st.sampled_from(_UUID_CHARS)))
+    return "".join(chars)
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_event_id_like(), max_size=4))
+def test_a_slices_event_ids_are_uuids_exactly_when_the_json_schema_says_so(
+    event_ids: list[str],
+) -> None:
+    # A slice's ids are checked joined, not one by one: ids of 35 and 37 characters, or a
+    # space where a digit goes, must not slip through where the schema's pattern refuses.
+    documents = [_document(event_id=eid, payload=_payload(eid=eid)) for eid in event_ids]
+
+    accepted = _slice_accepts([orjson.dumps(document) for document in documents])
+
+    assert accepted == all(_schema_accepts(document) for document in documents)
+
+
+def test_ids_one_short_and_one_long_are_refused_together() -> None:
+    short, long = EID[:-1], EID + "0"
+    documents = [_document(event_id=eid, payload=_payload(eid=eid)) for eid in (short, long)]
+
+    assert not _slice_accepts([orjson.dumps(document) for document in documents])
+
+
 def test_a_payload_value_of_exactly_the_limit_is_accepted() -> None:
     value = orjson.dumps(_document(payload=_payload(ua="x" * MAX_PAYLOAD_VALUE_CHARS)))
 
