@@ -13,7 +13,7 @@ again. This relies on a payload never holding ``stm`` (which the record contract
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from urllib.parse import urlencode
 
@@ -104,10 +104,19 @@ def encode_event(payload: Mapping[str, str], *, get: bool = False) -> tuple[byte
     return data, len(data) + STM_BYTES + 1
 
 
-def post_body(events: Iterable[PendingEvent], stm_ms: int) -> bytes:
-    """The ``payload_data`` body for ``events`` with ``stm`` = ``stm_ms`` on each."""
+def post_body(events: Sequence[PendingEvent], stm_ms: int) -> bytes:
+    """The ``payload_data`` body for ``events`` (not empty) with ``stm`` = ``stm_ms`` on each.
+
+    One join writes the body: the events go at the odd places of a list of separators. A
+    join then two concatenations copied a 1,000-event body (470 kB here) three times, each
+    copy into memory no cache held.
+    """
     head = b'{"stm":"%d",' % stm_ms
-    return _PREFIX + head + (b"," + head).join([event.data for event in events]) + _SUFFIX
+    parts: list[EncodedPayload] = [b"," + head] * (2 * len(events) + 1)
+    parts[0] = _PREFIX + head
+    parts[1::2] = [event.data for event in events]
+    parts[-1] = _SUFFIX
+    return b"".join(parts)
 
 
 def encoded_size(payload: EncodedPayload) -> int:

@@ -17,7 +17,14 @@ from tracking_common.emitter import (
     EventTooLargeError,
     FailureReason,
 )
-from tracking_common.emitter.payload import ENVELOPE_BYTES, PendingEvent, encoded_size
+from tracking_common.emitter.payload import (
+    ENVELOPE_BYTES,
+    PAYLOAD_DATA_URI,
+    PendingEvent,
+    body_size,
+    encoded_size,
+    post_body,
+)
 from tracking_common.emitter.testing import FakeHttpClient, FakeSleep
 from tracking_common.iglu import PAYLOAD_DATA_SCHEMA, bundled_repository
 from tracking_common.record import PAYLOAD_KEYS, check_record, encode_record
@@ -202,3 +209,17 @@ async def test_add_json_in_get_mode_sends_the_payload_as_a_query() -> None:
     assert request.method == "GET"
     assert f"eid={uuid.UUID(int=1)}" in request.query
     await sink.close()
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_a_body_is_the_envelope_with_stm_spliced_into_each_event(count: int) -> None:
+    payloads = [encoded(n) for n in range(count)]
+    events = [PendingEvent(payload[1:], encoded_size(payload)) for payload in payloads]
+
+    body = post_body(events, 1_700_000_000_123)
+
+    assert orjson.loads(body) == {
+        "schema": PAYLOAD_DATA_URI,
+        "data": [{"stm": "1700000000123", **orjson.loads(payload)} for payload in payloads],
+    }
+    assert len(body) == body_size(events)
