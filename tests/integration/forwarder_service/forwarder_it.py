@@ -141,6 +141,15 @@ async def wait_until(
         await asyncio.sleep(interval_s)
 
 
+async def wait_for_all_committed(bootstrap: str, group: str, topic: str) -> None:
+    """Wait (30 s at most) until ``group`` committed the end of every partition of ``topic``."""
+    await wait_until(
+        lambda: all_committed(bootstrap, group, topic),
+        timeout_s=30,
+        what="commit of every partition's end",
+    )
+
+
 def fast_env(
     bootstrap: str, *, topic: str, dlq: str, group: str, collector_url: str
 ) -> dict[str, str]:

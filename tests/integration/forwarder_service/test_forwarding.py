@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tracking_common.record import encode_record, partition_key
 
 from tests.integration.forwarder_service.conftest import StartForwarder, Topics
 from tests.integration.forwarder_service.forwarder_it import (
@@ -14,7 +16,9 @@ from tests.integration.forwarder_service.forwarder_it import (
     all_committed,
     committed,
     odd_record,
+    payload,
     produce_events,
+    wait_for_all_committed,
     wait_until,
 )
 from tests.support.collector import RunningCollector
@@ -32,11 +36,7 @@ async def test_happy_path_delivers_every_event_exactly_once_and_commits(
     eids = await produce_events(kafka_bootstrap, topics.events, 300)
     forwarder = await start_forwarder()
     await collector.wait_for_count(300, timeout_s=60)
-    await wait_until(
-        lambda: all_committed(kafka_bootstrap, topics.group, topics.events),
-        timeout_s=30,
-        what="commit of every partition's end",
-    )
+    await wait_for_all_committed(kafka_bootstrap, topics.group, topics.events)
     assert await forwarder.stop() == 0, forwarder.log()
     assert Counter(await collector.eids()) == Counter(eids)
 
@@ -152,6 +152,47 @@ async def test_a_poison_record_is_dead_lettered_and_consumption_goes_on(
         )
         == 3
     )
+    assert await forwarder.stop() == 0, forwarder.log()
+
+
+async def test_records_of_an_aborted_transaction_are_never_forwarded(
+    kafka_bootstrap: str,
+    collector: RunningCollector,
+    topics: Topics,
+    start_forwarder: StartForwarder,
+) -> None:
+    # The forwarder reads committed records only (isolation_level read_committed): the records
+    # of an aborted transaction and the transaction markers are skipped, whatever batch they
+    # share a fetch with, and the committed offsets still reach each partition's end.
+    eids = await produce_events(kafka_bootstrap, topics.events, 30)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("forwarder-tx")
+    )
+    await producer.start()
+    try:
+        aborted, committed_eids = [payload() for _ in range(20)], [payload() for _ in range(20)]
+        await producer.begin_transaction()
+        for event in aborted:
+            await producer.send(
+                topics.events, encode_record(event, source="internal"), key=partition_key(event)
+            )
+        await producer.abort_transaction()
+        async with producer.transaction():
+            for event in committed_eids:
+                await producer.send(
+                    topics.events,
+                    encode_record(event, source="internal"),
+                    key=partition_key(event),
+                )
+    finally:
+        await producer.stop()
+    eids += [event["eid"] for event in committed_eids]
+    eids += await produce_events(kafka_bootstrap, topics.events, 30)
+    forwarder = await start_forwarder()
+    await collector.wait_for_count(80, timeout_s=60)
+    await wait_for_all_committed(kafka_bootstrap, topics.group, topics.events)
+    assert Counter(await collector.eids()) == Counter(eids)
+    assert await forwarder.metric("tracking_forwarder_events_dead_lettered_total") == 0
     assert await forwarder.stop() == 0, forwarder.log()
 
 
