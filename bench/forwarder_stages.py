@@ -14,7 +14,10 @@ printed in microseconds per record:
 - ``deliver``: from the last slice taken until every record is settled (bodies spliced, posted
   to the fake client, settled per slice, metrics and spans);
 - ``aiokafka record``: building aiokafka's ``ConsumerRecord`` from a fetched batch, with and
-  without CRC checks (what the fetcher does per record before the forwarder sees it).
+  without CRC checks (what the fetcher does per record for the raw consumer);
+- ``aiokafka fetch, batch records``: ``FetchResult.getall`` as the forwarder runs it
+  (:func:`~forwarder_service.batch_records.use_batch_records`: the batches' own records, a
+  batch at a time, CRC checked), in slices of ``max_poll_records``.
 
     uv run python -m bench.forwarder_stages [--records 20000] [--rounds 5]
 """
@@ -28,8 +31,9 @@ import uuid
 from collections.abc import Hashable, Sequence
 
 from aiokafka import TopicPartition
-from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.consumer.fetcher import FetchResult, PartitionRecords
 from aiokafka.record.memory_records import MemoryRecords
+from forwarder_service.batch_records import batch_records
 from forwarder_service.metrics import ForwarderMetrics
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
@@ -41,7 +45,13 @@ from tracking_common.gc_tuning import tune_gc
 from tracking_common.record import check_records
 
 from bench.bench_forwarder import _PLACEHOLDER, _template
-from tests.support.forwarder_fakes import FakeDeadLetters, FakeRecord, record_batch
+from tests.support.forwarder_fakes import (
+    FakeAssignment,
+    FakeDeadLetters,
+    FakePartitionState,
+    FakeRecord,
+    record_batch,
+)
 
 TP = TopicPartition("bench", 0)
 
@@ -136,6 +146,28 @@ def time_consumer_records(records: Sequence[FakeRecord], *, check_crcs: bool) ->
     return _per_record_us(time.process_time_ns() - started, len(records))
 
 
+def time_batch_records(records: Sequence[FakeRecord], step: int) -> float:
+    """Microseconds per record for the forwarder's fetcher to hand out a fetched partition's
+    records, ``step`` at a time (``use_batch_records`` applied, as the service applies it)."""
+    fetched = b"".join(
+        record_batch(records[first : first + 500], records[first].offset)
+        for first in range(0, len(records), 500)
+    )
+    state = FakePartitionState()
+    with batch_records():
+        partition = PartitionRecords(TP, MemoryRecords(fetched), [], 0, None, None, True, 0)
+        result = FetchResult(
+            TP, assignment=FakeAssignment(state), partition_records=partition, backoff=0
+        )
+        started = time.process_time_ns()
+        while result.has_more():
+            result.getall(step)
+        elapsed = time.process_time_ns() - started
+    if state.position != len(records):
+        raise RuntimeError(f"the fetcher stopped at {state.position} of {len(records)}")
+    return _per_record_us(elapsed, len(records))
+
+
 def measure(count: int, rounds: int) -> dict[str, float]:
     """The best of ``rounds`` timings of each stage over ``count`` records, us per record."""
     records = bench_records(count)
@@ -155,8 +187,15 @@ def measure(count: int, rounds: int) -> dict[str, float]:
         keep("deliver (splice, post, settle)", deliver)
         keep("aiokafka record, check_crcs=True", time_consumer_records(records, check_crcs=True))
         keep("aiokafka record, check_crcs=False", time_consumer_records(records, check_crcs=False))
+        keep(
+            "aiokafka fetch, batch records",
+            time_batch_records(records, settings.forwarder_max_poll_records),
+        )
     best["forwarder total (take + deliver)"] = (
         best["take (check + intake + offsets)"] + best["deliver (splice, post, settle)"]
+    )
+    best["with its fetch (total + batch records)"] = (
+        best["forwarder total (take + deliver)"] + best["aiokafka fetch, batch records"]
     )
     return best
 

@@ -70,6 +70,30 @@ def record_batch(records: Sequence[FakeRecord], base_offset: int) -> bytes:
     return bytes(batch)
 
 
+class FakePartitionState:
+    """What aiokafka's ``FetchResult`` asks of a partition's state: a position, not paused."""
+
+    paused = False
+
+    def __init__(self, position: int = 0) -> None:
+        self.position = position
+
+    def consumed_to(self, position: int) -> None:
+        self.position = position
+
+
+class FakeAssignment:
+    """An active assignment of one partition, whose state is ``state`` (for ``FetchResult``)."""
+
+    active = True
+
+    def __init__(self, state: FakePartitionState) -> None:
+        self.state = state
+
+    def state_value(self, _: TopicPartition) -> FakePartitionState:
+        return self.state
+
+
 def event_payload(eid: str | None = None) -> dict[str, str]:
     """A valid tracker-protocol page view."""
     return {

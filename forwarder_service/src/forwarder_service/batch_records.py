@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import chain, islice
 from typing import Any, Final
 
 from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult, PartitionRecords
 from aiokafka.errors import CorruptRecordException
 
-__all__ = ["use_batch_records"]
+__all__ = ["batch_records", "use_batch_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ _REQUIRED: Final = {
 }
 _as_consumer_record = getattr(PartitionRecords, _BUILD, None)
 _aiokafka_init = PartitionRecords.__init__
+_PATCHED: Final = ((PartitionRecords, ("__init__", "__next__", _BUILD)), (FetchResult, ("getall",)))
+# aiokafka's own methods, for batch_records() to put back.
+_AIOKAFKAS: Final = {
+    (owner, name): owner.__dict__[name]
+    for owner, names in _PATCHED
+    for name in names
+    if name in owner.__dict__
+}
 
 
 def _batch_record(partition_records: Any, tp: Any, record: Any) -> Any:
@@ -147,3 +156,14 @@ def use_batch_records() -> bool:
     PartitionRecords.__next__ = _next_record
     FetchResult.getall = _getall
     return True
+
+
+@contextmanager
+def batch_records() -> Iterator[bool]:
+    """:func:`use_batch_records` for the block, aiokafka's own methods again after it (for
+    tests and benchmarks that compare the two in one process); yields whether it applied."""
+    try:
+        yield use_batch_records()
+    finally:
+        for (owner, name), method in _AIOKAFKAS.items():
+            setattr(owner, name, method)

@@ -15,14 +15,16 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import ConsumerRecord
-from forwarder_service.batch_records import use_batch_records
+from forwarder_service.batch_records import batch_records
 from forwarder_service.dead_letter import ErrorClass
 from forwarder_service.offsets import OffsetTracker
 from forwarder_service.pipeline import Pipeline
 
 from tests.support.forwarder_fakes import (
     TP1,
+    FakeAssignment,
     FakeDeadLetters,
+    FakePartitionState,
     FakeRecord,
     FakeSink,
     InMemoryMetrics,
@@ -31,28 +33,13 @@ from tests.support.forwarder_fakes import (
 )
 
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
-_PATCHED = {
-    PartitionRecords: ("__init__", "__next__", "_consumer_record"),
-    FetchResult: ("getall",),
-}
-
-
-# aiokafka's own methods, before any test patches them (each test puts them back).
-_AIOKAFKAS = {
-    (owner, name): owner.__dict__[name] for owner, names in _PATCHED.items() for name in names
-}
-
-
-def _restore_aiokafka() -> None:
-    for (owner, name), method in _AIOKAFKAS.items():
-        setattr(owner, name, method)
 
 
 @pytest.fixture
-def batch_records() -> Iterator[None]:
-    assert use_batch_records()
-    yield
-    _restore_aiokafka()
+def batch_records_applied() -> Iterator[None]:
+    with batch_records() as applied:
+        assert applied
+        yield
 
 
 def _fetched(tp: TopicPartition, source: list[FakeRecord], **options: Any) -> list[Any]:
@@ -77,7 +64,7 @@ def test_without_the_patch_the_fetcher_builds_consumer_records() -> None:
     assert all(isinstance(record, ConsumerRecord) for record in fetched)
 
 
-@pytest.mark.usefixtures("batch_records")
+@pytest.mark.usefixtures("batch_records_applied")
 def test_the_batch_records_carry_what_consumer_records_carried() -> None:
     built = records(TP1, range(5))
     fetched = _fetched(TP1, built)
@@ -88,14 +75,14 @@ def test_the_batch_records_carry_what_consumer_records_carried() -> None:
     ] == [(record.timestamp, record.key, record.value, list(record.headers)) for record in built]
 
 
-@pytest.mark.usefixtures("batch_records")
+@pytest.mark.usefixtures("batch_records_applied")
 def test_a_consumer_with_a_deserializer_still_gets_consumer_records() -> None:
     fetched = _fetched(TP1, records(TP1, range(5)), value_deserializer=bytes.decode)
     assert all(isinstance(record, ConsumerRecord) for record in fetched)
     assert isinstance(fetched[0].value, str)
 
 
-@pytest.mark.usefixtures("batch_records")
+@pytest.mark.usefixtures("batch_records_applied")
 async def test_a_batch_record_is_dead_lettered_with_its_partitions_topic_and_partition() -> None:
     tracker: OffsetTracker[Hashable] = OffsetTracker()
     tracker.assign([TP1])
@@ -162,26 +149,6 @@ def _batch(
     return bytes(batch)
 
 
-class _PartitionState:
-    paused = False
-
-    def __init__(self, position: int) -> None:
-        self.position = position
-
-    def consumed_to(self, position: int) -> None:
-        self.position = position
-
-
-class _Assignment:
-    active = True
-
-    def __init__(self, state: _PartitionState) -> None:
-        self._state = state
-
-    def state_value(self, _: TopicPartition) -> _PartitionState:
-        return self._state
-
-
 def _take(
     fetched: bytes,
     *,
@@ -193,12 +160,12 @@ def _take(
 ) -> list[tuple[list[tuple[int, bytes | None]], int]]:
     """Each ``getall`` (or ``getone``) until the fetch is drained: the offsets and values it
     returned, and the partition's position after it."""
-    state = _PartitionState(fetch_offset)
+    state = FakePartitionState(fetch_offset)
     partition_records = PartitionRecords(
         TP1, MemoryRecords(fetched), aborted, fetch_offset, None, None, True, isolation
     )
     result = FetchResult(
-        TP1, assignment=_Assignment(state), partition_records=partition_records, backoff=0
+        TP1, assignment=FakeAssignment(state), partition_records=partition_records, backoff=0
     )
     steps = []
     while result.has_more():
@@ -247,11 +214,8 @@ def test_batches_are_taken_as_aiokafka_takes_them(
         )
 
     aiokafkas = taken()
-    use_batch_records()
-    try:
+    with batch_records():
         assert taken() == aiokafkas
-    finally:
-        _restore_aiokafka()
     offsets = [offset for step, _ in aiokafkas for offset, _ in step]
     if isolation == READ_COMMITTED and fetch_offset == 0:
         assert offsets == [0, 1, 2, 7, 8, 10, 11, 12, 13, 17, 18, 20, 21, 22]
@@ -260,33 +224,30 @@ def test_batches_are_taken_as_aiokafka_takes_them(
 
 def test_one_record_at_a_time_moves_the_position_past_each() -> None:
     aiokafkas = _take(_TRANSACTIONS, aborted=_ABORTED, one_at_a_time=True)
-    use_batch_records()
-    try:
+    with batch_records():
         steps = _take(_TRANSACTIONS, aborted=_ABORTED, one_at_a_time=True)
-    finally:
-        _restore_aiokafka()
     assert steps == aiokafkas
     taken = [(step[0][0], position) for step, position in steps if step]
     offsets = (0, 1, 2, 7, 8, 10, 11, 12, 13, 17, 18, 20, 21, 22)
     assert taken == [(offset, offset + 1) for offset in offsets]
 
 
-@pytest.mark.usefixtures("batch_records")
+@pytest.mark.usefixtures("batch_records_applied")
 def test_the_compacted_batchs_end_is_where_the_next_fetch_starts() -> None:
     fetched = _batch(range(12, 14), last_offset_delta=4)
     assert _take(fetched, fetch_offset=12) == [([(12, b"v12"), (13, b"v13")], 17)]
 
 
-@pytest.mark.usefixtures("batch_records")
+@pytest.mark.usefixtures("batch_records_applied")
 def test_a_corrupt_batch_raises_as_aiokafka_raises() -> None:
     good, bad = _batch(range(0, 3)), bytearray(_batch(range(3, 6)))
     bad[-1] ^= 0xFF  # in the last record's value: the CRC no longer matches
-    state = _PartitionState(0)
+    state = FakePartitionState(0)
     partition_records = PartitionRecords(
         TP1, MemoryRecords(good + bytes(bad)), [], 0, None, None, True, READ_COMMITTED
     )
     result = FetchResult(
-        TP1, assignment=_Assignment(state), partition_records=partition_records, backoff=0
+        TP1, assignment=FakeAssignment(state), partition_records=partition_records, backoff=0
     )
     assert [record.offset for record in result.getall(3)] == [0, 1, 2]
     with pytest.raises(CorruptRecordException):
