@@ -41,21 +41,13 @@ __all__ = ["batch_records", "use_batch_records"]
 
 logger = logging.getLogger(__name__)
 
-_BUILD: Final = "_consumer_record"
+# What the replacements below call or stand in for, besides the dunders every class has.
 _REQUIRED: Final = {
-    PartitionRecords: (
-        "__init__",
-        "__next__",
-        _BUILD,
-        "_unpack_records",
-        "_consume_aborted_up_to",
-        "_contains_abort_marker",
-    ),
+    PartitionRecords: ("_unpack_records", "_consume_aborted_up_to", "_contains_abort_marker"),
     FetchResult: ("getall", "check_assignment", "has_more", "_update_position"),
 }
-_as_consumer_record = getattr(PartitionRecords, _BUILD, None)
 _aiokafka_init = PartitionRecords.__init__
-_PATCHED: Final = ((PartitionRecords, ("__init__", "__next__", _BUILD)), (FetchResult, ("getall",)))
+_PATCHED: Final = ((PartitionRecords, ("__init__", "__next__")), (FetchResult, ("getall",)))
 # aiokafka's own methods, for batch_records() to put back.
 _AIOKAFKAS: Final = {
     (owner, name): owner.__dict__[name]
@@ -63,12 +55,6 @@ _AIOKAFKAS: Final = {
     for name in names
     if name in owner.__dict__
 }
-
-
-def _batch_record(partition_records: Any, tp: Any, record: Any) -> Any:
-    if partition_records._key_deserializer or partition_records._value_deserializer:
-        return _as_consumer_record(partition_records, tp, record)  # type: ignore[misc]
-    return record
 
 
 def _record_runs(partition_records: Any) -> Iterator[list[Any]]:
@@ -151,7 +137,6 @@ def use_batch_records() -> bool:
     if missing:
         logger.warning("aiokafka lacks %s: keeping its ConsumerRecords", ", ".join(missing))
         return False
-    setattr(PartitionRecords, _BUILD, _batch_record)
     PartitionRecords.__init__ = _init
     PartitionRecords.__next__ = _next_record
     FetchResult.getall = _getall
