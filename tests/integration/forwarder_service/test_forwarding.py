@@ -169,24 +169,22 @@ async def test_records_of_an_aborted_transaction_are_never_forwarded(
         bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("forwarder-tx")
     )
     await producer.start()
+
+    async def send(events: list[dict[str, str]]) -> None:
+        for event in events:
+            value, key = encode_record(event, source="internal"), partition_key(event)
+            await producer.send(topics.events, value, key=key)
+
+    aborted, committed = [payload() for _ in range(20)], [payload() for _ in range(20)]
     try:
-        aborted, committed_eids = [payload() for _ in range(20)], [payload() for _ in range(20)]
         await producer.begin_transaction()
-        for event in aborted:
-            await producer.send(
-                topics.events, encode_record(event, source="internal"), key=partition_key(event)
-            )
+        await send(aborted)
         await producer.abort_transaction()
         async with producer.transaction():
-            for event in committed_eids:
-                await producer.send(
-                    topics.events,
-                    encode_record(event, source="internal"),
-                    key=partition_key(event),
-                )
+            await send(committed)
     finally:
         await producer.stop()
-    eids += [event["eid"] for event in committed_eids]
+    eids += [event["eid"] for event in committed]
     eids += await produce_events(kafka_bootstrap, topics.events, 30)
     forwarder = await start_forwarder()
     await collector.wait_for_count(80, timeout_s=60)
